@@ -1,0 +1,160 @@
+"""Settings: config.toml, then the environment, then CLI flags, validated by pydantic.
+
+Every default here matches the documented `config.toml` at the repository root, so the
+server behaves the same with or without that file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+EngineKind = Literal["auto", "upstream", "lite", "vllm"]
+CONFIG_ENV = "OPENAI_OCR_CONFIG"
+DEFAULT_CONFIG_NAME = "config.toml"
+
+
+class ServerSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    host: str = "0.0.0.0"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    cors_origins: list[str] = []
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+
+class EngineSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    kind: EngineKind = "auto"
+    model: str = Field("deepseek-ai/DeepSeek-OCR", min_length=1)
+
+
+class UpstreamSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    url: str = ""
+    api_key: str = ""
+    timeout_s: float = Field(600.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> UpstreamSettings:
+        if self.url:
+            HttpUrl(self.url)  # raises a validation error naming the bad URL
+        return self
+
+
+class NgramGuardSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = True
+    ngram_size: int = Field(30, ge=1)
+    window_size: int = Field(90, ge=1)
+    whitelist_token_ids: list[int] = [128821, 128822]
+
+
+class OCRSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    default_mode: str = "markdown"
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    default_max_tokens: int = Field(8192, ge=1)
+    max_tokens_cap: int = Field(8192, ge=1)
+    skip_special_tokens: bool = False
+    ngram_guard: NgramGuardSettings = NgramGuardSettings()
+
+    @model_validator(mode="after")
+    def _check(self) -> OCRSettings:
+        from openai_ocr.prompts import MODES  # local import: prompts has no settings dependency
+
+        if self.default_mode not in MODES:
+            raise ValueError(f"ocr.default_mode must be one of {sorted(MODES)}")
+        if self.default_max_tokens > self.max_tokens_cap:
+            raise ValueError("ocr.default_max_tokens must not exceed ocr.max_tokens_cap")
+        return self
+
+
+class LimitSettings(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    max_batch_items: int = Field(100, ge=1)
+    batch_concurrency: int = Field(8, ge=1)
+    max_image_pixels: int = Field(64_000_000, ge=1)
+    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+
+
+class LiteSettings(BaseModel):
+    """The embedded CPU engine (rapidocr + onnxruntime)."""
+
+    model_config = {"extra": "forbid"}
+
+    # Pages recognised at the same time (each in its own worker).
+    workers: int = Field(1, ge=1, le=64)
+
+
+class Settings(BaseSettings):
+    """All settings of one server process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPENAI_OCR_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    server: ServerSettings = ServerSettings()
+    engine: EngineSettings = EngineSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    ocr: OCRSettings = OCRSettings()
+    limits: LimitSettings = LimitSettings()
+    lite: LiteSettings = LiteSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First source wins: CLI overrides (init), then the environment, then the TOML file.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The TOML file to read: --config, else $OPENAI_OCR_CONFIG, else ./config.toml if present.
+
+    An explicitly named file that does not exist is an error, not a silent fallback.
+    """
+    named = explicit or os.environ.get(CONFIG_ENV)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        return path
+    default = Path.cwd() / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build validated settings; `overrides` is a nested dict from CLI flags (highest priority)."""
+    path = resolve_config_path(config_path)
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    loaded = _FromFile(**(overrides or {}))
+    return Settings.model_validate(loaded.model_dump())
