@@ -21,7 +21,7 @@ from openai_ocr.errors import BadRequest, PayloadTooLarge
 # Formats sent on as they are; anything else Pillow reads is re-encoded as PNG.
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # Formats accepted at all: raster formats that Pillow decodes safely.
-ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "MPO"}
+ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM"}
 
 _DATA_URL_RE = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?),", re.I)
 _WHITESPACE_RE = re.compile(r"\s+")

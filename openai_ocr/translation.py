@@ -17,7 +17,7 @@ from openai_ocr.documents import ImageInput
 from openai_ocr.errors import BadRequest
 from openai_ocr.prompts import PromptError, build_prompt
 from openai_ocr.protocol import OCROptions, Usage
-from openai_ocr.settings import OCRSettings
+from openai_ocr.settings import NgramGuardSettings, OCRSettings
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,52 @@ def plan_request(options: OCROptions, config: OCRSettings) -> SamplingPlan:
     if max_tokens > config.max_tokens_cap:
         raise BadRequest(f"max_tokens {max_tokens} exceeds this server's limit of "
                          f"{config.max_tokens_cap}", param="max_tokens")
-    guard = config.ngram_guard
-    xargs: dict[str, Any] | None = None
-    if guard.enabled or options.ngram_size is not None:
-        xargs = {
-            "ngram_size": int(options.ngram_size if options.ngram_size is not None else guard.ngram_size),
-            "window_size": int(options.window_size if options.window_size is not None else guard.window_size),
-            "whitelist_token_ids": [int(t) for t in guard.whitelist_token_ids],
-        }
     return SamplingPlan(
         prompt=prompt,
         temperature=options.temperature if options.temperature is not None else config.temperature,
         max_tokens=max_tokens,
-        vllm_xargs=xargs,
+        vllm_xargs=ngram_xargs(config.ngram_guard, options.ngram_size, options.window_size),
         skip_special_tokens=config.skip_special_tokens,
     )
+
+
+def ngram_xargs(guard: NgramGuardSettings, ngram_size: int | None = None,
+                window_size: int | None = None) -> dict[str, Any] | None:
+    """`vllm_xargs` for the n-gram guard; None when it is off and the request sets no size.
+
+    Values are integers: vLLM's processor ignores the guard without an integer `ngram_size`.
+    """
+    if not guard.enabled and ngram_size is None:
+        return None
+    return {
+        "ngram_size": int(ngram_size if ngram_size is not None else guard.ngram_size),
+        "window_size": int(window_size if window_size is not None else guard.window_size),
+        "whitelist_token_ids": [int(t) for t in guard.whitelist_token_ids],
+    }
+
+
+def apply_chat_defaults(body: dict[str, Any], config: OCRSettings, model: str) -> dict[str, Any]:
+    """Fill DeepSeek-OCR's sampling defaults into a client's chat request where it set none.
+
+    Clients of the OpenAI API then get correct output without knowing vLLM's extra fields;
+    anything the client did set is kept, except a `max_tokens` above the cap (400).
+    """
+    out = dict(body)
+    if not out.get("model"):
+        out["model"] = model
+    if out.get("temperature") is None:
+        out["temperature"] = config.temperature
+    out.setdefault("skip_special_tokens", config.skip_special_tokens)
+    if "vllm_xargs" not in out and (xargs := ngram_xargs(config.ngram_guard)) is not None:
+        out["vllm_xargs"] = xargs
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = out.get(key)
+        if value is not None and value > config.max_tokens_cap:
+            raise BadRequest(f"{key} {value} exceeds this server's limit of {config.max_tokens_cap}",
+                             param=key)
+    if out.get("max_tokens") is None and out.get("max_completion_tokens") is None:
+        out["max_tokens"] = config.default_max_tokens
+    return out
 
 
 def build_chat_request(model: str, image: ImageInput, plan: SamplingPlan, *,

@@ -1,0 +1,116 @@
+"""The legacy `/ocr` routes, each translated into a chat-completion call.
+
+Thin HTTP glue in the style of vLLM's api_router: read the request, call OCRService, map the
+answer to JSON or SSE. Errors are shaped by OCRRoute.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError, field_validator
+from sse_starlette import EventSourceResponse
+
+from openai_ocr.dependencies import ServiceDep
+from openai_ocr.documents import ImageInput
+from openai_ocr.errors import PayloadTooLarge
+from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
+from openai_ocr.protocol import (
+    BatchRequest,
+    BatchResponse,
+    HealthResponse,
+    OCROptions,
+    OCRRequest,
+    OCRResponse,
+)
+from openai_ocr.serving import OCRService
+
+router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES)
+
+SSE_PING_S = 15
+
+
+class OCRFormOptions(OCROptions):
+    """OCROptions as multipart form fields; an empty field counts as not given."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+FileField = Annotated[UploadFile, File(description="The page image (PNG, JPEG, WebP, TIFF, ...).")]
+FormOptions = Annotated[OCRFormOptions, Form()]
+
+
+def merged_options(request: Request, form: OCRFormOptions) -> OCROptions:
+    """Form fields, with query parameters as fallback (the seed took its options either way)."""
+    values: dict[str, Any] = {k: v for k, v in request.query_params.items()
+                              if k in OCRFormOptions.model_fields}
+    values.update(form.model_dump(exclude_none=True))
+    try:
+        return OCRFormOptions.model_validate(values)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+async def read_upload(service: OCRService, file: UploadFile) -> ImageInput:
+    limit = service.settings.limits.max_file_bytes
+    if file.size is not None and file.size > limit:
+        raise PayloadTooLarge(f"file is larger than {limit} bytes", param="file")
+    data = await file.read(limit + 1)
+    return await service.image_from_bytes(data, param="file")
+
+
+@router.post("/ocr", response_model=OCRResponse, tags=["OCR"],
+             summary="OCR of a base64 image (JSON)")
+async def ocr(body: OCRRequest, service: ServiceDep) -> OCRResponse:
+    image = await service.image_from_base64(body.image_base64)
+    return await service.recognize(image, body)
+
+
+@router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
+             summary="OCR of an uploaded file (multipart)")
+async def ocr_file(request: Request, file: FileField, form: FormOptions,
+                   service: ServiceDep) -> OCRResponse:
+    options = merged_options(request, form)
+    image = await read_upload(service, file)
+    return await service.recognize(image, options)
+
+
+@router.post(
+    "/ocr/stream", tags=["OCR"], summary="Streamed OCR of an uploaded file (Server-Sent Events)",
+    response_class=EventSourceResponse,
+    responses={200: {"description": "`data:` events, each a JSON StreamEvent "
+                     "(`{\"text\": \"...\"}`); the last one carries `finish_reason` and `usage`; "
+                     "the stream ends with `data: [DONE]`.",
+                     "content": {"text/event-stream": {}}}})
+async def ocr_stream(request: Request, file: FileField, form: FormOptions,
+                     service: ServiceDep) -> EventSourceResponse:
+    options = merged_options(request, form)
+    image = await read_upload(service, file)
+    events = await service.open_stream(image, options)
+
+    async def sse() -> Any:
+        async for event in events:
+            yield {"data": event.model_dump_json(exclude_none=True)}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(sse(), ping=SSE_PING_S, sep="\n")
+
+
+@router.post("/ocr/batch", response_model=BatchResponse, tags=["OCR"],
+             summary="OCR of many base64 images, concurrently; one answer per item, in order")
+async def ocr_batch(body: BatchRequest, service: ServiceDep) -> BatchResponse:
+    return await service.batch(body.requests)
+
+
+@router.get("/health", response_model=HealthResponse, tags=["Monitoring"],
+            summary="Server status, engine/upstream reachability and model name",
+            responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
+async def health(service: ServiceDep) -> JSONResponse:
+    report = await service.health()
+    return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)

@@ -1,0 +1,77 @@
+"""A route class that turns every failure of a project route into a JSON error answer.
+
+The handling lives on the routes, not on the app, so the compat routes behave the same
+when the vLLM endpoint plugin mounts them on vLLM's own app (whose handlers stay vLLM's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from openai_ocr.errors import ErrorBody, OCRError
+
+logger = logging.getLogger(__name__)
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        400: "Bad input (not an image, invalid base64, unknown mode, ...)",
+        413: "Input over a configured limit",
+        422: "Request does not match the schema",
+        502: "The engine or upstream failed",
+        503: "The model is not ready",
+        504: "The engine or upstream timed out",
+    }.items()
+}
+"""OpenAPI documentation of the error answers shared by the project's routes."""
+
+
+def error_response(error: OCRError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error.as_json(), status_code=error.status_code, headers=headers)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def validation_error(exc: RequestValidationError) -> JSONResponse:
+    errors = jsonable_encoder(exc.errors())
+    err = OCRError(422, _validation_message(errors))
+    body = err.as_json()
+    body["detail"] = errors  # FastAPI's usual field, kept for clients that read it
+    return JSONResponse(body, status_code=422)
+
+
+class OCRRoute(APIRoute):
+    """APIRoute whose errors are always `{"error": {...}}` JSON with the right status."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except OCRError as exc:
+                return error_response(exc)
+            except RequestValidationError as exc:
+                return validation_error(exc)
+            except HTTPException as exc:
+                err = OCRError(exc.status_code, str(exc.detail))
+                return error_response(err, headers=dict(exc.headers or {}))
+            except Exception:  # noqa: BLE001 - never a traceback to the client
+                logger.exception("unhandled error in %s %s", request.method, request.url.path)
+                return error_response(OCRError(500, "internal server error"))
+
+        return guarded

@@ -1,0 +1,72 @@
+"""`/v1/chat/completions` and `/v1/models` for the modes that are not vLLM itself.
+
+In vllm mode these are vLLM's own routes; here the project serves the same OpenAI schema,
+forwarding to the backend with DeepSeek-OCR's sampling defaults filled in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+
+from openai_ocr.dependencies import ServiceDep
+from openai_ocr.errors import OCRError
+from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
+from openai_ocr.streams import primed
+from openai_ocr.translation import apply_chat_defaults
+
+router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES, tags=["OpenAI"])
+
+
+class ChatCompletionBody(BaseModel):
+    """An OpenAI chat-completion request. Unlisted fields (vLLM's extras too) pass through."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "model": "deepseek-ai/DeepSeek-OCR",
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo..."}},
+            {"type": "text", "text": "Free OCR."}]}]}]})
+
+    model: str | None = Field(None, description="Defaults to the served model.")
+    messages: list[dict[str, Any]] = Field(..., min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class ModelList(BaseModel):
+    object: str = "list"
+    data: list[dict[str, Any]]
+
+
+@router.post("/chat/completions", summary="OpenAI chat completion (stream and non-stream)",
+             responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
+async def chat_completions(body: ChatCompletionBody, service: ServiceDep) -> Any:
+    payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
+                                  service.backend.model)
+    if not body.stream:
+        completion = await service.backend.complete(payload)
+        return JSONResponse(completion.model_dump(exclude_unset=True, mode="json"))
+    chunks = await primed(service.backend.stream(payload))
+
+    async def sse() -> Any:
+        try:
+            async for chunk in chunks:
+                yield {"data": chunk.model_dump_json(exclude_unset=True)}
+        except OCRError as exc:  # headers are sent: report it as an event, as vLLM does
+            yield {"data": json.dumps(exc.as_json())}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(sse(), sep="\n")
+
+
+@router.get("/models", response_model=ModelList, summary="The served models")
+async def list_models(service: ServiceDep) -> ModelList:
+    models = await service.backend.list_models()
+    return ModelList(data=[m.model_dump(mode="json") for m in models])

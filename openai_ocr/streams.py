@@ -1,0 +1,39 @@
+"""Helpers for async streams of chunks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def primed(chunks: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Await the first item now, so a failing start raises here rather than mid-response.
+
+    Returns an iterator over all items (the first included) that closes `chunks` when it
+    is closed itself, so a client that leaves still cancels the work behind it.
+    """
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        return _empty()
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    return _chain(first, chunks)
+
+
+async def _empty() -> AsyncIterator[T]:  # type: ignore[misc]
+    return
+    yield
+
+
+async def _chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
+    try:
+        yield first
+        async for item in rest:
+            yield item
+    finally:
+        await rest.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,81 @@
+"""`openai-ocr serve` as a real process, in front of the fake upstream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openai_ocr.engine_choice import choose_engine
+from openai_ocr.settings import load_settings
+from tests.fake_upstream import FakeUpstream
+from tests.images import b64, png_bytes
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "openai_ocr.server", *args]
+
+
+@pytest.fixture()
+def served_gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FakeUpstream]]:
+    fake, upstream_url = fake_upstream
+    fake.reset()
+    port = free_port()
+    proc = subprocess.Popen(
+        cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.2)
+        yield url, fake
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_gateway_answers_ocr(served_gateway: tuple[str, FakeUpstream]) -> None:
+    url, fake = served_gateway
+    r = httpx.post(f"{url}/ocr", json={"image_base64": b64(png_bytes()), "mode": "free_ocr"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "Hello\nworld"
+    assert fake.requests[-1]["messages"][0]["content"][1]["text"] == "Free OCR."
+    assert httpx.get(f"{url}/health").json()["engine"] == "upstream"
+
+
+def test_unknown_flag_in_gateway_mode_is_rejected() -> None:
+    proc = subprocess.run(cli("serve", "--upstream-url", "http://127.0.0.1:9/v1", "--bogus-flag"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--bogus-flag" in proc.stderr
+
+
+def test_invalid_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    proc = subprocess.run(cli("serve", "--config", str(bad)), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ})
+    assert proc.returncode == 2 and "port" in proc.stderr
+
+
+def test_engine_choice() -> None:
+    assert choose_engine(load_settings(overrides={"upstream": {"url": "http://h:1/v1"}}), False).kind == "upstream"
+    assert choose_engine(load_settings(overrides={"engine": {"kind": "lite"}}), False).kind == "lite"
+    assert choose_engine(load_settings(), model_given=True).kind == "vllm"
