@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 import pytest
 
+from openai_ocr.app import create_app
+from openai_ocr.backends.upstream import UpstreamBackend
+from tests.conftest import gateway_settings
 from tests.fake_upstream import FakeUpstream
+from tests.servers import running_server
 from tests.images import b64, jpeg_bytes, png_bytes
 from tests.sse import parse_sse
 
@@ -206,3 +211,37 @@ def test_docs_and_schema_describe_every_route(gateway: str) -> None:
     for page in ("/docs", "/redoc"):
         r = httpx.get(f"{gateway}{page}")
         assert r.status_code == 200 and "openapi.json" in r.text
+
+
+@pytest.mark.parametrize("path, kwargs", [
+    ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
+    ("/v1/chat/completions", {"json": {"stream": True, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(png_bytes())}},
+        {"type": "text", "text": "Free OCR."}]}]}}),
+])
+def test_client_leaving_a_stream_closes_the_upstream_stream(gateway: str, upstream: FakeUpstream,
+                                                            path: str, kwargs: dict) -> None:
+    upstream.default_reply = "x" * 600  # 200 chunks
+    upstream.chunk_delay_s = 0.05
+    with httpx.stream("POST", f"{gateway}{path}", **kwargs) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                break
+    deadline = time.monotonic() + 5
+    while not upstream.disconnected.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert upstream.disconnected.is_set(), "the upstream stream kept running after the client left"
+
+
+def test_cors_origins_come_from_config(fake_upstream: tuple[FakeUpstream, str]) -> None:
+    _, upstream_url = fake_upstream
+    settings = gateway_settings(upstream_url, server={"cors_origins": ["https://app.example"]})
+    app = create_app(settings, UpstreamBackend(settings.upstream, settings.engine.model))
+    with running_server(app) as url:
+        r = httpx.options(f"{url}/ocr", headers={"Origin": "https://app.example",
+                                                 "Access-Control-Request-Method": "POST"})
+        assert r.headers.get("access-control-allow-origin") == "https://app.example"
+        r = httpx.options(f"{url}/ocr", headers={"Origin": "https://evil.example",
+                                                 "Access-Control-Request-Method": "POST"})
+        assert "access-control-allow-origin" not in r.headers
