@@ -100,8 +100,23 @@ class LiteSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    # Pages recognised at the same time (each in its own worker).
+    # Pages recognised at the same time (each in its own worker thread and engine).
     workers: int = Field(1, ge=1, le=64)
+    # onnxruntime threads per worker; 0 = the CPU cores divided by `workers`.
+    threads_per_worker: int = Field(0, ge=0, le=256)
+    # Requests allowed to wait for a worker before answering 503 (saturated).
+    max_queue: int = Field(64, ge=0)
+    # Folder holding the ONNX models; empty = the models shipped inside the rapidocr wheel.
+    model_dir: str = ""
+    det_model: str = Field("PP-OCRv6_det_small.onnx", min_length=1)
+    rec_model: str = Field("PP-OCRv6_rec_small.onnx", min_length=1)
+    # Text detection runs on the page scaled so its longer side is at most this (pixels).
+    det_max_side: int = Field(1280, ge=320, le=8192)
+    # Detector thresholds (rapidocr's Det.box_thresh and Det.unclip_ratio).
+    det_box_thresh: float = Field(0.5, gt=0.0, lt=1.0)
+    det_unclip_ratio: float = Field(1.6, gt=0.0, le=4.0)
+    # Recognised lines scoring below this are dropped.
+    text_score: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class Settings(BaseSettings):
