@@ -1,0 +1,85 @@
+"""Parse DeepSeek-OCR grounding output into blocks with pixel boxes, and into clean markdown.
+
+The model writes `<|ref|>LABEL<|/ref|><|det|>[[x1, y1, x2, y2], ...]<|/det|>` and then the
+block's text, with coordinates on a 0..999 grid (pixel = value / 999 * size). Output can be
+cut anywhere by `max_tokens`, so every part is optional: a missing closing tag ends at the
+line's end, an unfinished box is dropped, and text outside any tag is kept as a `text` block.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+GRID = 999
+
+_REF_OPEN = "<|ref|>"
+_TAG_RE = re.compile(r"<\|/?(?:ref|det|grounding)\|>")
+_BOX_RE = re.compile(r"\[\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*,"
+                     r"\s*(-?\d+(?:\.\d+)?)\s*\]")
+_HEADER_RE = re.compile(
+    r"<\|ref\|>(?P<label>[^<\n]*?)\s*(?:<\|/ref\|>|(?=<\|det\|>)|$)"
+    r"\s*(?:<\|det\|>(?P<det>.*?)(?:<\|/det\|>|(?=\n)|$))?", re.S)
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class Block:
+    label: str
+    text: str
+    boxes: list[Box] = field(default_factory=list)
+    """Boxes on the model's 0..999 grid."""
+
+    def boxes_px(self, width: int, height: int) -> list[Box]:
+        return [scale_box(b, width, height) for b in self.boxes]
+
+
+def scale_box(box: Box, width: int, height: int) -> Box:
+    x1, y1, x2, y2 = box
+    return (x1 / GRID * width, y1 / GRID * height, x2 / GRID * width, y2 / GRID * height)
+
+
+def _boxes(det: str | None) -> list[Box]:
+    if not det:
+        return []
+    return [tuple(float(v) for v in m.groups()) for m in _BOX_RE.finditer(det)]  # type: ignore[misc]
+
+
+def parse_blocks(output: str) -> list[Block]:
+    """Split model output into blocks, in order. Never raises on malformed input."""
+    blocks: list[Block] = []
+    starts = [m.start() for m in re.finditer(re.escape(_REF_OPEN), output)]
+    leading = output[: starts[0]] if starts else output
+    if leading.strip():
+        blocks.append(Block(label="text", text=_clean_text(leading)))
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(output)
+        segment = output[start:end]
+        header = _HEADER_RE.match(segment)
+        if header is None:  # cannot happen with the optional groups; kept for safety
+            blocks.append(Block(label="text", text=_clean_text(segment)))
+            continue
+        label = header.group("label").strip() or "text"
+        blocks.append(Block(label=label, text=_clean_text(segment[header.end():]),
+                            boxes=_boxes(header.group("det"))))
+    return blocks
+
+
+def _clean_text(text: str) -> str:
+    return _TAG_RE.sub("", text).strip("\n").rstrip()
+
+
+def to_markdown(blocks: list[Block], image_ref: str = "images/{index}.jpg") -> str:
+    """Clean markdown: tags removed, `image` blocks as `![](...)` references, tables kept."""
+    parts: list[str] = []
+    images = 0
+    for block in blocks:
+        if block.label == "image":
+            parts.append(f"![]({image_ref.format(index=images)})")
+            images += 1
+            if block.text:
+                parts.append(block.text)
+        elif block.text:
+            parts.append(block.text)
+    return "\n\n".join(parts)
