@@ -15,7 +15,7 @@ from pydantic import ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 
 from openai_ocr.dependencies import ServiceDep
-from openai_ocr.documents import ImageInput
+from openai_ocr.documents import Document
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.protocol import (
@@ -42,7 +42,8 @@ class OCRFormOptions(OCROptions):
         return None if value == "" else value
 
 
-FileField = Annotated[UploadFile, File(description="The page image (PNG, JPEG, WebP, TIFF, ...).")]
+FileField = Annotated[UploadFile, File(description="A page image (PNG, JPEG, WebP, TIFF, ...) "
+                                      "or a PDF.")]
 FormOptions = Annotated[OCRFormOptions, Form()]
 
 
@@ -57,42 +58,42 @@ def merged_options(request: Request, form: OCRFormOptions) -> OCROptions:
         raise RequestValidationError(exc.errors()) from None
 
 
-async def read_upload(service: OCRService, file: UploadFile) -> ImageInput:
+async def read_upload(service: OCRService, file: UploadFile, options: OCROptions) -> Document:
     limit = service.settings.limits.max_file_bytes
     if file.size is not None and file.size > limit:
         raise PayloadTooLarge(f"file is larger than {limit} bytes", param="file")
     data = await file.read(limit + 1)
-    return await service.image_from_bytes(data, param="file")
+    return await service.open_bytes(data, options, param="file")
 
 
 @router.post("/ocr", response_model=OCRResponse, tags=["OCR"],
-             summary="OCR of a base64 image (JSON)")
+             summary="OCR of a base64 image or PDF (JSON)")
 async def ocr(body: OCRRequest, service: ServiceDep) -> OCRResponse:
-    image = await service.image_from_base64(body.image_base64)
-    return await service.recognize(image, body)
+    with await service.open_request(body) as document:
+        return await service.recognize(document, body)
 
 
 @router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
-             summary="OCR of an uploaded file (multipart)")
+             summary="OCR of an uploaded image or PDF (multipart)")
 async def ocr_file(request: Request, file: FileField, form: FormOptions,
                    service: ServiceDep) -> OCRResponse:
     options = merged_options(request, form)
-    image = await read_upload(service, file)
-    return await service.recognize(image, options)
+    with await read_upload(service, file, options) as document:
+        return await service.recognize(document, options)
 
 
 @router.post(
     "/ocr/stream", tags=["OCR"], summary="Streamed OCR of an uploaded file (Server-Sent Events)",
     response_class=EventSourceResponse,
-    responses={200: {"description": "`data:` events, each a JSON StreamEvent "
-                     "(`{\"text\": \"...\"}`); the last one carries `finish_reason` and `usage`; "
-                     "the stream ends with `data: [DONE]`.",
+    responses={200: {"description": "`data:` events, each a JSON StreamEvent: per page a "
+                     "`page` event, `text` deltas and a `page_end` event; then `done` (with "
+                     "`finish_reason` and `usage`) or `error`; the stream ends with "
+                     "`data: [DONE]`. Streams carry the raw model text.",
                      "content": {"text/event-stream": {}}}})
 async def ocr_stream(request: Request, file: FileField, form: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
     options = merged_options(request, form)
-    image = await read_upload(service, file)
-    events = await service.open_stream(image, options)
+    events = await service.open_stream(await read_upload(service, file, options), options)
 
     async def sse() -> Any:
         async for event in events:

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
+from openai_ocr.chat_documents import DocumentChat, file_part_location
 from openai_ocr.dependencies import ServiceDep
 from openai_ocr.errors import OCRError
 from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
@@ -46,14 +47,19 @@ class ModelList(BaseModel):
 
 
 @router.post("/chat/completions", summary="OpenAI chat completion (stream and non-stream)",
+             description="Image parts go to the engine as they are. A `file` part holding a "
+             "PDF (`file.file_data` as a data URL) is answered page by page and joined with "
+             "the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(body: ChatCompletionBody, service: ServiceDep) -> Any:
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.backend.model)
+    where = file_part_location(payload)
+    document = DocumentChat(service, payload, where) if where is not None else None
     if not body.stream:
-        completion = await service.backend.complete(payload)
+        completion = await (document.complete() if document else service.backend.complete(payload))
         return JSONResponse(completion.model_dump(exclude_unset=True, mode="json"))
-    chunks = await primed(service.backend.stream(payload))
+    chunks = await primed(document.stream() if document else service.backend.stream(payload))
 
     async def sse() -> Any:
         try:

@@ -12,13 +12,20 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from openai.types.chat import ChatCompletionChunk
 from pydantic import ValidationError
 
 from openai_ocr import __version__
+from openai_ocr.assembly import (
+    PAGE_SPLIT,
+    PageOutcome,
+    assemble,
+    length_warning,
+    overall_finish_reason,
+    sum_usage,
+)
 from openai_ocr.backends.base import ChatBackend
-from openai_ocr.documents import ImageInput, decode_base64_payload, load_image
-from openai_ocr.errors import OCRError, PayloadTooLarge
+from openai_ocr.documents import Document, ImageInput, decode_base64_payload, open_document
+from openai_ocr.errors import OCRError
 from openai_ocr.protocol import (
     BatchItemResult,
     BatchResponse,
@@ -28,10 +35,12 @@ from openai_ocr.protocol import (
     OCRResponse,
     StreamEvent,
     UpstreamStatus,
+    Usage,
 )
 from openai_ocr.settings import Settings
-from openai_ocr.streams import primed
+from openai_ocr.streams import gather_or_cancel, primed
 from openai_ocr.translation import (
+    SamplingPlan,
     build_chat_request,
     chunk_delta,
     completion_result,
@@ -54,70 +63,117 @@ class OCRService:
         self.settings = settings
 
     # -- inputs -----------------------------------------------------------------------
-    async def image_from_base64(self, value: str, param: str = "image_base64") -> ImageInput:
+    async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file") -> Document:
+        """Validate an upload (image, multi-frame TIFF or PDF) and select its pages."""
         limits = self.settings.limits
-        data = decode_base64_payload(value, max_bytes=limits.max_file_bytes, param=param)
-        return await self.image_from_bytes(data, param=param)
+        return await asyncio.to_thread(
+            open_document, data, pages=options.pages,
+            dpi=options.dpi or self.settings.documents.dpi, max_pages=limits.max_pages,
+            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param)
 
-    async def image_from_bytes(self, data: bytes, param: str = "file") -> ImageInput:
-        limits = self.settings.limits
-        if len(data) > limits.max_file_bytes:
-            raise PayloadTooLarge(f"{param} is larger than {limits.max_file_bytes} bytes", param=param)
-        return await asyncio.to_thread(load_image, data, max_pixels=limits.max_image_pixels,
-                                       max_bytes=limits.max_file_bytes, param=param)
+    async def open_request(self, request: OCRRequest) -> Document:
+        param, value = request.payload
+        data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
+                                     param=param)
+        return await self.open_bytes(data, request, param=param)
 
-    # -- one image --------------------------------------------------------------------
-    async def recognize(self, image: ImageInput, options: OCROptions,
+    async def _page(self, document: Document, number: int) -> ImageInput:
+        return await asyncio.to_thread(document.page_image, number)
+
+    # -- whole answers ----------------------------------------------------------------
+    async def recognize(self, document: Document, options: OCROptions,
                         request_id: str | None = None) -> OCRResponse:
+        """OCR of every selected page, concurrently (bounded), answered in page order."""
         started = time.perf_counter()
         plan = plan_request(options, self.settings.ocr)
-        body = build_chat_request(self.backend.model, image, plan, stream=False)
-        result = completion_result(await self.backend.complete(body))
-        if result.finish_reason == "length":
-            logger.warning("output hit max_tokens=%d (likely a repetition loop)", plan.max_tokens)
-        return OCRResponse(
-            request_id=request_id or new_request_id(), text=result.text, model=result.model,
-            finish_reason=result.finish_reason, usage=result.usage, prompt=plan.prompt,
-            processing_time=round(time.perf_counter() - started, 4))
+        gate = asyncio.Semaphore(self.settings.documents.page_concurrency)
+        keep_pixels = options.include_images
 
-    async def open_stream(self, image: ImageInput, options: OCROptions) -> AsyncIterator[StreamEvent]:
+        async def one(number: int) -> PageOutcome:
+            async with gate:
+                image = await self._page(document, number)
+                body = build_chat_request(self.backend.model, image, plan, stream=False)
+                result = completion_result(await self.backend.complete(body))
+            if not keep_pixels:  # hold only the size: long documents stay small in memory
+                image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
+            return PageOutcome(number, image, result)
+
+        outcomes = await gather_or_cancel(one(n) for n in document.pages)
+        if keep_pixels:
+            done = await asyncio.to_thread(assemble, outcomes, options.output, True, plan.max_tokens)
+        else:
+            done = assemble(outcomes, options.output, False, plan.max_tokens)
+        for warning in done.warnings:
+            logger.warning("%s", warning)
+        return OCRResponse(
+            request_id=request_id or new_request_id(), text=done.text,
+            model=outcomes[0].result.model, finish_reason=done.finish_reason, usage=done.usage,
+            prompt=plan.prompt, processing_time=round(time.perf_counter() - started, 4),
+            page_count=len(outcomes), pages=done.pages, warnings=done.warnings)
+
+    # -- streams ----------------------------------------------------------------------
+    async def open_stream(self, document: Document, options: OCROptions) -> AsyncIterator[StreamEvent]:
         """Start a streamed recognition; raises before returning if the engine refuses it.
 
-        The first chunk is awaited here, so an unreachable engine or a rejected request is
-        answered with a proper status code instead of an error inside a 200 stream.
+        The first page's first chunk is awaited here, so an unreachable engine or a rejected
+        request is answered with a proper status code instead of an error inside a 200 stream.
+        Pages stream one after the other, in order.
         """
-        plan = plan_request(options, self.settings.ocr)
-        body = build_chat_request(self.backend.model, image, plan, stream=True)
-        chunks = await primed(self.backend.stream(body))
-        return self._stream_events(chunks, new_request_id())
-
-    async def _stream_events(self, chunks: AsyncIterator[ChatCompletionChunk],
-                             request_id: str) -> AsyncIterator[StreamEvent]:
-        finish_reason: str | None = None
-        usage = None
-        model = self.backend.model
         try:
-            async for chunk in chunks:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = usage_of(chunk.usage)
-                text, reason = chunk_delta(chunk)
-                finish_reason = reason or finish_reason
-                if text:
-                    yield StreamEvent(text=text)
+            plan = plan_request(options, self.settings.ocr)
+            image = await self._page(document, document.pages[0])
+            chunks = await primed(self.backend.stream(
+                build_chat_request(self.backend.model, image, plan, stream=True)))
+        except BaseException:
+            document.close()
+            raise
+        return self._stream_events(document, plan, image, chunks, new_request_id())
+
+    async def _stream_events(self, document: Document, plan: SamplingPlan, image: ImageInput,
+                             chunks: AsyncIterator[Any], request_id: str) -> AsyncIterator[StreamEvent]:
+        model = self.backend.model
+        usages: list[Usage] = []
+        reasons: list[str | None] = []
+        try:
+            for position, number in enumerate(document.pages):
+                if position:
+                    yield StreamEvent(text=PAGE_SPLIT)
+                    image = await self._page(document, number)
+                    chunks = self.backend.stream(
+                        build_chat_request(self.backend.model, image, plan, stream=True))
+                yield StreamEvent(type="page", page=number, width=image.width, height=image.height)
+                reason: str | None = None
+                usage = Usage()
+                try:
+                    async for chunk in chunks:
+                        model = chunk.model or model
+                        if chunk.usage is not None:
+                            usage = usage_of(chunk.usage)
+                        text, finished = chunk_delta(chunk)
+                        reason = finished or reason
+                        if text:
+                            yield StreamEvent(text=text, page=number)
+                finally:
+                    await chunks.aclose()  # type: ignore[attr-defined]
+                usages.append(usage)
+                reasons.append(reason)
+                yield StreamEvent(type="page_end", page=number, finish_reason=reason, usage=usage,
+                                  warning=length_warning(number, plan.max_tokens)
+                                  if reason == "length" else None)
         except OCRError as exc:
-            yield StreamEvent(error=exc.body().error, request_id=request_id)
+            yield StreamEvent(type="error", error=exc.body().error, request_id=request_id)
             return
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
-        yield StreamEvent(finish_reason=finish_reason, usage=usage, model=model, request_id=request_id)
+            document.close()
+        yield StreamEvent(type="done", finish_reason=overall_finish_reason(reasons),
+                          usage=sum_usage(usages), model=model, request_id=request_id)
 
     # -- batches ----------------------------------------------------------------------
     async def batch(self, items: list[dict[str, Any]]) -> BatchResponse:
         limit = self.settings.limits.max_batch_items
         if len(items) > limit:
-            raise PayloadTooLarge(f"a batch holds at most {limit} requests; got {len(items)}",
-                                  param="requests")
+            raise OCRError(413, f"a batch holds at most {limit} requests; got {len(items)}",
+                           param="requests")
         started = time.perf_counter()
         gate = asyncio.Semaphore(self.settings.limits.batch_concurrency)
 
@@ -134,8 +190,8 @@ class OCRService:
         request_id = new_request_id()
         try:
             request = OCRRequest.model_validate(item)
-            image = await self.image_from_base64(request.image_base64)
-            answer = await self.recognize(image, request, request_id)
+            with await self.open_request(request) as document:
+                answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
             error = OCRError(422, "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors()[:5]))

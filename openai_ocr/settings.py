@@ -93,6 +93,16 @@ class LimitSettings(BaseModel):
     batch_concurrency: int = Field(8, ge=1)
     max_image_pixels: int = Field(64_000_000, ge=1)
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    max_pages: int = Field(1000, ge=1)
+
+
+class DocumentSettings(BaseModel):
+    """Multi-page inputs (PDF, multi-frame TIFF)."""
+
+    model_config = {"extra": "forbid"}
+
+    dpi: int = Field(144, ge=36, le=600)
+    page_concurrency: int = Field(4, ge=1, le=256)
 
 
 class LiteSettings(BaseModel):
@@ -131,6 +141,7 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = UpstreamSettings()
     ocr: OCRSettings = OCRSettings()
     limits: LimitSettings = LimitSettings()
+    documents: DocumentSettings = DocumentSettings()
     lite: LiteSettings = LiteSettings()
 
     @classmethod

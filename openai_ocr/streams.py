@@ -1,8 +1,9 @@
-"""Helpers for async streams of chunks."""
+"""Helpers for async streams of chunks and groups of tasks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -37,3 +38,15 @@ async def _chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
             yield item
     finally:
         await rest.aclose()  # type: ignore[attr-defined]
+
+
+async def gather_or_cancel(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Like asyncio.gather, but the first failure cancels the rest (no orphaned work)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

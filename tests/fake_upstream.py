@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,7 @@ class FakeUpstream:
         self.replies: dict[str, str] = {}
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
+        self.reply_fn: Callable[[dict[str, Any]], str] | None = None
         self.disconnected = asyncio.Event()
         self.app = self._build()
 
@@ -33,9 +35,12 @@ class FakeUpstream:
         self.default_reply = "Hello\nworld"
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
+        self.reply_fn = None
         self.disconnected = asyncio.Event()
 
     def reply_for(self, body: dict[str, Any]) -> str:
+        if self.reply_fn is not None:
+            return self.reply_fn(body)
         texts = [part.get("text", "") for m in body["messages"] if isinstance(m.get("content"), list)
                  for part in m["content"] if part.get("type") == "text"]
         prompt = texts[-1] if texts else ""

@@ -1,0 +1,34 @@
+"""Page selections such as "1-3,7" or "5-" (1-based, inclusive, in the order given)."""
+
+from __future__ import annotations
+
+import re
+
+from openai_ocr.errors import BadRequest
+
+_PART_RE = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d+)?\s*)?$")
+
+
+def parse_pages(spec: str | None, page_count: int) -> list[int]:
+    """The selected page numbers (1-based), duplicates removed, order kept.
+
+    `None`, "" and "all" select every page. A page beyond the document is a 400, not a
+    silent skip: the caller asked for something that is not there.
+    """
+    if spec is None or spec.strip().lower() in ("", "all"):
+        return list(range(1, page_count + 1))
+    pages: list[int] = []
+    for part in spec.split(","):
+        match = _PART_RE.match(part)
+        if match is None:
+            raise BadRequest(f"pages: cannot read {part.strip()!r}; use e.g. \"1-3,7\" or \"5-\"",
+                             param="pages")
+        first = int(match.group(1))
+        last = first if match.group(2) is None else int(match.group(3) or page_count)
+        if first < 1 or last < first:
+            raise BadRequest(f"pages: {part.strip()!r} is not a valid range", param="pages")
+        if last > page_count:
+            raise BadRequest(f"pages: {part.strip()!r} is beyond the document's {page_count} "
+                             "page(s)", param="pages")
+        pages.extend(range(first, last + 1))
+    return list(dict.fromkeys(pages))
