@@ -1,46 +1,18 @@
-"""The `openai-ocr` command line: `openai-ocr serve ...`."""
+"""`openai-ocr serve`: resolve settings and engine, then run the matching server."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import sys
 from typing import Any
 
 from pydantic import ValidationError
 
-from openai_ocr import __version__
 from openai_ocr.engine_choice import choose_engine
 from openai_ocr.settings import Settings, load_settings
 
 logger = logging.getLogger("openai_ocr")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="openai-ocr", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"openai-ocr {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve", help="run the server",
-        description="Run the OCR server. Engines: an OpenAI-compatible upstream (gateway), "
-        "vLLM in-process (MODEL given, or a GPU present), or the embedded CPU engine. "
-        "Flags not listed here are passed to vLLM in vllm mode.")
-    serve.add_argument("model", nargs="?", help="model to serve with vLLM "
-                       "(default deepseek-ai/DeepSeek-OCR); implies --engine vllm")
-    serve.add_argument("--config", help="TOML settings file (default ./config.toml if present)")
-    serve.add_argument("--engine", choices=["auto", "vllm", "upstream", "lite"])
-    serve.add_argument("--upstream-url", help="OpenAI-compatible base URL, e.g. http://gpu1:8000/v1")
-    serve.add_argument("--upstream-api-key", help="API key sent to the upstream")
-    serve.add_argument("--model", dest="served_model", metavar="NAME",
-                       help="model name sent upstream and shown in /v1/models")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="worker processes (gateway and lite modes)")
-    serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
-                       help="allowed CORS origin (repeatable)")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
-    return parser
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,16 +63,3 @@ def run_app(settings: Settings) -> None:
     uvicorn.run("openai_ocr.app:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, passthrough = parser.parse_known_args(argv)
-    if args.command == "serve":
-        return serve(args, passthrough, parser)
-    parser.error(f"unknown command {args.command}")
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

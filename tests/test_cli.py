@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "openai_ocr.server", *args]
+    return [sys.executable, "-m", "openai_ocr.cli", *args]
 
 
 @pytest.fixture()
