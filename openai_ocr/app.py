@@ -7,13 +7,20 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from openai_ocr import __version__
 from openai_ocr.backends.base import ChatBackend
+from openai_ocr.compat_routes import health_router
 from openai_ocr.compat_routes import router as compat_router
-from openai_ocr.dependencies import STATE_KEY
+from openai_ocr.backends.gated import gated
+from openai_ocr.dependencies import STATE_KEY, ApiKeyDep
+from openai_ocr.http_errors import OCRRoute
+from openai_ocr.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.openai_routes import router as openai_router
 from openai_ocr.serving import OCRService
 from openai_ocr.settings import Settings
@@ -34,6 +41,35 @@ DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
 def attach_compat_routes(app: FastAPI) -> None:
     """Mount the legacy routes on an app (ours, or vLLM's through the endpoint plugin)."""
     app.include_router(compat_router)
+    app.include_router(health_router)
+
+
+metrics_router = APIRouter(tags=["Monitoring"])
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics", include_in_schema=True,
+                    response_class=Response)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def protected_docs_router(app: FastAPI) -> APIRouter:
+    """/openapi.json, /docs and /redoc behind the API key (auth.protect_docs)."""
+    router = APIRouter(dependencies=[ApiKeyDep], include_in_schema=False, route_class=OCRRoute)
+
+    @router.get("/openapi.json")
+    async def openapi() -> dict:
+        return app.openapi()
+
+    @router.get("/docs")
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="openai-ocr")
+
+    @router.get("/redoc")
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="openai-ocr")
+
+    return router
 
 
 def build_backend(settings: Settings, kind: str) -> ChatBackend:
@@ -51,6 +87,7 @@ def build_backend(settings: Settings, kind: str) -> ChatBackend:
 
 def create_app(settings: Settings, backend: ChatBackend) -> FastAPI:
     """The FastAPI app of the upstream and lite modes."""
+    backend = gated(backend, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,15 +98,24 @@ def create_app(settings: Settings, backend: ChatBackend) -> FastAPI:
         finally:
             await backend.close()
 
+    protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url="/docs", redoc_url="/redoc")
+                  lifespan=lifespan, docs_url=None if protect_docs else "/docs",
+                  redoc_url=None if protect_docs else "/redoc",
+                  openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(backend, settings))
+    # Outermost first: request ids and logs see every answer, 413s included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            allow_credentials="*" not in settings.server.cors_origins)
+    app.add_middleware(RequestObserverMiddleware)
     attach_compat_routes(app)
     app.include_router(openai_router)
+    app.include_router(metrics_router)
+    if protect_docs:
+        app.include_router(protected_docs_router(app))
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, str]:

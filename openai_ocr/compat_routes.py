@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 
-from openai_ocr.dependencies import ServiceDep
+from openai_ocr.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.disconnect import cancel_on_disconnect
 from openai_ocr.documents import Document
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
@@ -28,7 +29,9 @@ from openai_ocr.protocol import (
 )
 from openai_ocr.serving import OCRService
 
-router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES)
+router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep])
+health_router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
+"""Open routes (no API key): probes must work without credentials."""
 
 SSE_PING_S = 15
 
@@ -58,6 +61,11 @@ def merged_options(request: Request, form: OCRFormOptions) -> OCROptions:
         raise RequestValidationError(exc.errors()) from None
 
 
+def request_id_of(request: Request) -> str | None:
+    """The X-Request-ID of this request (set by the request middleware, where present)."""
+    return getattr(request.state, "request_id", None)
+
+
 async def read_upload(service: OCRService, file: UploadFile, options: OCROptions) -> Document:
     limit = service.settings.limits.max_file_bytes
     if file.size is not None and file.size > limit:
@@ -68,18 +76,20 @@ async def read_upload(service: OCRService, file: UploadFile, options: OCROptions
 
 @router.post("/ocr", response_model=OCRResponse, tags=["OCR"],
              summary="OCR of a base64 image or PDF (JSON)")
-async def ocr(body: OCRRequest, service: ServiceDep) -> OCRResponse:
+@cancel_on_disconnect
+async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRResponse:
     with await service.open_request(body) as document:
-        return await service.recognize(document, body)
+        return await service.recognize(document, body, request_id_of(request))
 
 
 @router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
              summary="OCR of an uploaded image or PDF (multipart)")
+@cancel_on_disconnect
 async def ocr_file(request: Request, file: FileField, form: FormOptions,
                    service: ServiceDep) -> OCRResponse:
     options = merged_options(request, form)
     with await read_upload(service, file, options) as document:
-        return await service.recognize(document, options)
+        return await service.recognize(document, options, request_id_of(request))
 
 
 @router.post(
@@ -105,13 +115,26 @@ async def ocr_stream(request: Request, file: FileField, form: FormOptions,
 
 @router.post("/ocr/batch", response_model=BatchResponse, tags=["OCR"],
              summary="OCR of many base64 images, concurrently; one answer per item, in order")
-async def ocr_batch(body: BatchRequest, service: ServiceDep) -> BatchResponse:
+@cancel_on_disconnect
+async def ocr_batch(request: Request, body: BatchRequest, service: ServiceDep) -> BatchResponse:
     return await service.batch(body.requests)
 
 
-@router.get("/health", response_model=HealthResponse, tags=["Monitoring"],
-            summary="Server status, engine/upstream reachability and model name",
-            responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
+@health_router.get("/health", response_model=HealthResponse,
+                   summary="Server status, engine/upstream reachability and model name",
+                   responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
 async def health(service: ServiceDep) -> JSONResponse:
     report = await service.health()
     return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)
+
+
+@health_router.get("/ready", response_model=HealthResponse,
+                   summary="Readiness probe: 200 when requests can be served, else 503",
+                   responses={503: {"model": HealthResponse, "description": "Not ready"}})
+async def ready(service: ServiceDep) -> JSONResponse:
+    return await health(service)
+
+
+@health_router.get("/live", summary="Liveness probe: 200 while the process serves HTTP")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}

@@ -96,7 +96,9 @@ def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "im
             image.load()
     except PayloadTooLarge:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PayloadTooLarge(f"{param} has too many pixels ({_short(exc)})", param=param) from None
+    except UnidentifiedImageError as exc:
         raise BadRequest(f"{param} is not a supported image ({_short(exc)}); "
                          f"accepted formats: {', '.join(sorted(ACCEPTED_FORMATS))}", param=param) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -41,12 +41,13 @@ class OCRError(Exception):
     """An error with the HTTP status the client should see."""
 
     def __init__(self, status_code: int, message: str, *, param: str | None = None,
-                 error_type: str | None = None) -> None:
+                 error_type: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
         self.param = param
         self.error_type = error_type or _TYPE_BY_STATUS.get(status_code, "server_error")
+        self.headers = headers or {}
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=ErrorDetail(message=self.message, type=self.error_type,
@@ -69,3 +70,15 @@ class PayloadTooLarge(OCRError):
 class BackendUnavailable(OCRError):
     def __init__(self, message: str) -> None:
         super().__init__(503, message)
+
+
+class Unauthorized(OCRError):
+    def __init__(self, message: str = "missing or invalid API key") -> None:
+        super().__init__(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Saturated(OCRError):
+    """Too much work in flight: come back later (429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(429, message, headers={"Retry-After": str(retry_after_s)})

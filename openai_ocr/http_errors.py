@@ -24,9 +24,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in {
         400: "Bad input (not an image, invalid base64, unknown mode, ...)",
+        401: "Missing or invalid API key",
         413: "Input over a configured limit",
         422: "Request does not match the schema",
         502: "The engine or upstream failed",
+        429: "Too many requests in flight or over the rate limit (see Retry-After)",
         503: "The model is not ready",
         504: "The engine or upstream timed out",
     }.items()
@@ -35,7 +37,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(error: OCRError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error.as_json(), status_code=error.status_code, headers=headers)
+    return JSONResponse(error.as_json(), status_code=error.status_code,
+                        headers={**error.headers, **(headers or {})})
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> str:

@@ -9,19 +9,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
 from openai_ocr.chat_documents import DocumentChat, file_part_location
-from openai_ocr.dependencies import ServiceDep
+from openai_ocr.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.disconnect import cancel_on_disconnect
 from openai_ocr.errors import OCRError
 from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
+from openai_ocr.serving import OCRService
 from openai_ocr.streams import primed
 from openai_ocr.translation import apply_chat_defaults
 
-router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES, tags=["OpenAI"])
+router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES, tags=["OpenAI"],
+                   dependencies=[ApiKeyDep])
 
 
 class ChatCompletionBody(BaseModel):
@@ -51,14 +54,13 @@ class ModelList(BaseModel):
              "PDF (`file.file_data` as a data URL) is answered page by page and joined with "
              "the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
-async def chat_completions(body: ChatCompletionBody, service: ServiceDep) -> Any:
+async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.backend.model)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None
     if not body.stream:
-        completion = await (document.complete() if document else service.backend.complete(payload))
-        return JSONResponse(completion.model_dump(exclude_unset=True, mode="json"))
+        return await complete(request=request, service=service, payload=payload, document=document)
     chunks = await primed(document.stream() if document else service.backend.stream(payload))
 
     async def sse() -> Any:
@@ -70,6 +72,13 @@ async def chat_completions(body: ChatCompletionBody, service: ServiceDep) -> Any
         yield {"data": "[DONE]"}
 
     return EventSourceResponse(sse(), sep="\n")
+
+
+@cancel_on_disconnect
+async def complete(request: Request, service: OCRService, payload: dict[str, Any],
+                   document: DocumentChat | None) -> JSONResponse:
+    completion = await (document.complete() if document else service.backend.complete(payload))
+    return JSONResponse(completion.model_dump(exclude_unset=True, mode="json"))
 
 
 @router.get("/models", response_model=ModelList, summary="The served models")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from openai_ocr.engine_choice import choose_engine
-from openai_ocr.settings import Settings, load_settings
+from openai_ocr.settings import Settings, load_settings, reveal_secrets
 
 logger = logging.getLogger("openai_ocr")
 
@@ -23,6 +23,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ("server", "log_level"): args.log_level, ("engine", "kind"): args.engine,
         ("engine", "model"): args.served_model or args.model,
         ("upstream", "url"): args.upstream_url, ("upstream", "api_key"): args.upstream_api_key,
+        ("auth", "api_keys"): args.api_keys,
     }
     out: dict[str, dict[str, Any]] = {}
     for (section, key), value in pairs.items():
@@ -59,7 +60,7 @@ def run_app(settings: Settings) -> None:
 
     from openai_ocr.app import SETTINGS_ENV
 
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = reveal_secrets(settings)
     uvicorn.run("openai_ocr.app:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30)

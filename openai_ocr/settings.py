@@ -10,7 +10,15 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,10 +52,17 @@ class UpstreamSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     url: str = ""
-    api_key: str = ""
+    api_key: SecretStr = SecretStr("")
     timeout_s: float = Field(600.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
+
+    @field_serializer("api_key", when_used="json")
+    def _dump_secret(self, value: Any, info: Any) -> Any:
+        reveal = bool(info.context and info.context.get("reveal_secrets"))
+        if isinstance(value, list):
+            return [v.get_secret_value() if reveal else str(v) for v in value]
+        return value.get_secret_value() if reveal else str(value)
 
     @model_validator(mode="after")
     def _url_is_http(self) -> UpstreamSettings:
@@ -94,6 +109,34 @@ class LimitSettings(BaseModel):
     max_image_pixels: int = Field(64_000_000, ge=1)
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_pages: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    request_timeout_s: float = Field(600.0, gt=0)
+    max_in_flight: int = Field(64, ge=1)
+    max_queue: int = Field(256, ge=0)
+    rate_limit_per_minute: int = Field(0, ge=0)
+
+
+class AuthSettings(BaseModel):
+    """API keys. Empty means the server is open."""
+
+    model_config = {"extra": "forbid"}
+
+    api_keys: list[SecretStr] = []
+    protect_docs: bool = False
+
+    @field_serializer("api_keys", when_used="json")
+    def _dump_secret(self, value: Any, info: Any) -> Any:
+        reveal = bool(info.context and info.context.get("reveal_secrets"))
+        if isinstance(value, list):
+            return [v.get_secret_value() if reveal else str(v) for v in value]
+        return value.get_secret_value() if reveal else str(value)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "k1,k2" from the environment
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
 
 
 class DocumentSettings(BaseModel):
@@ -141,6 +184,7 @@ class Settings(BaseSettings):
     upstream: UpstreamSettings = UpstreamSettings()
     ocr: OCRSettings = OCRSettings()
     limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
     documents: DocumentSettings = DocumentSettings()
     lite: LiteSettings = LiteSettings()
 
@@ -155,6 +199,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First source wins: CLI overrides (init), then the environment, then the TOML file.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
+"""Comma-separated API keys; above the config file, below --api-key."""
+
+
+def reveal_secrets(settings: Settings) -> str:
+    """Settings as JSON with secrets in clear: only for handing them to worker processes."""
+    return settings.model_dump_json(context={"reveal_secrets": True})
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -182,5 +235,9 @@ def load_settings(
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=path)
 
-    loaded = _FromFile(**(overrides or {}))
-    return Settings.model_validate(loaded.model_dump())
+    overrides = dict(overrides or {})
+    env_keys = os.environ.get(API_KEYS_ENV)
+    if env_keys is not None and "api_keys" not in overrides.get("auth", {}):
+        overrides["auth"] = {**overrides.get("auth", {}), "api_keys": env_keys}
+    loaded = _FromFile(**overrides)
+    return Settings.model_validate_json(reveal_secrets(loaded))

@@ -25,6 +25,7 @@ class FakeUpstream:
         self.replies: dict[str, str] = {}
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
+        self.delay_s = 0.0
         self.reply_fn: Callable[[dict[str, Any]], str] | None = None
         self.disconnected = asyncio.Event()
         self.app = self._build()
@@ -35,6 +36,7 @@ class FakeUpstream:
         self.default_reply = "Hello\nworld"
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
+        self.delay_s = 0.0
         self.reply_fn = None
         self.disconnected = asyncio.Event()
 
@@ -62,6 +64,8 @@ class FakeUpstream:
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
+                if self.delay_s and not await self._sleep_unless_gone(request, self.delay_s):
+                    return JSONResponse({}, status_code=499)
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
@@ -72,6 +76,16 @@ class FakeUpstream:
                                      media_type="text/event-stream")
 
         return app
+
+    async def _sleep_unless_gone(self, request: Request, seconds: float) -> bool:
+        """Sleep like a slow engine; False (and `disconnected` set) if the client left."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            if await request.is_disconnected():
+                self.disconnected.set()
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def _stream(self, body: dict[str, Any], text: str, usage: dict[str, int],
                       request: Request) -> Any:

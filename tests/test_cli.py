@@ -79,3 +79,12 @@ def test_engine_choice() -> None:
     assert choose_engine(load_settings(overrides={"upstream": {"url": "http://h:1/v1"}}), False).kind == "upstream"
     assert choose_engine(load_settings(overrides={"engine": {"kind": "lite"}}), False).kind == "lite"
     assert choose_engine(load_settings(), model_given=True).kind == "vllm"
+
+
+def test_api_key_flags_reach_the_settings() -> None:
+    from openai_ocr.cli import build_parser
+    from openai_ocr.server import overrides_from_args
+
+    args, _ = build_parser().parse_known_args(["serve", "--api-key", "a", "--api-key", "b"])
+    settings = load_settings(overrides=overrides_from_args(args))
+    assert [k.get_secret_value() for k in settings.auth.api_keys] == ["a", "b"]

@@ -68,7 +68,7 @@ class UpstreamBackend(ChatBackend):
         self._probe: AsyncOpenAI | None = None
 
     async def start(self) -> None:
-        key = self.config.api_key or "EMPTY"
+        key = self.config.api_key.get_secret_value() or "EMPTY"
         timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
         self._client = AsyncOpenAI(base_url=self.config.url, api_key=key, timeout=timeout,
                                    max_retries=self.config.max_retries)
