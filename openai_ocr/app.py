@@ -20,6 +20,7 @@ from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.backends.gated import gated
 from openai_ocr.dependencies import STATE_KEY, ApiKeyDep
 from openai_ocr.http_errors import OCRRoute
+from openai_ocr.mistral_routes import router as mistral_router
 from openai_ocr.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.openai_routes import router as openai_router
 from openai_ocr.serving import OCRService
@@ -41,6 +42,7 @@ DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
 def attach_compat_routes(app: FastAPI) -> None:
     """Mount the legacy routes on an app (ours, or vLLM's through the endpoint plugin)."""
     app.include_router(compat_router)
+    app.include_router(mistral_router)
     app.include_router(health_router)
 
 
