@@ -157,8 +157,6 @@ class LiteSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64)
     # onnxruntime threads per worker; 0 = the CPU cores divided by `workers`.
     threads_per_worker: int = Field(0, ge=0, le=256)
-    # Requests allowed to wait for a worker before answering 503 (saturated).
-    max_queue: int = Field(64, ge=0)
     # Folder holding the ONNX models; empty = the models shipped inside the rapidocr wheel.
     model_dir: str = ""
     det_model: str = Field("PP-OCRv6_det_small.onnx", min_length=1)
