@@ -6,9 +6,11 @@ answer to JSON or SSE. Errors are shaped by OCRRoute.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError, field_validator
@@ -37,7 +39,7 @@ SSE_PING_S = 15
 
 
 class OCRFormOptions(OCROptions):
-    """OCROptions as multipart form fields; an empty field counts as not given."""
+    """OCROptions from multipart form fields; an empty field counts as not given."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -47,18 +49,36 @@ class OCRFormOptions(OCROptions):
 
 FileField = Annotated[UploadFile, File(description="A page image (PNG, JPEG, WebP, TIFF, ...) "
                                       "or a PDF.")]
-FormOptions = Annotated[OCRFormOptions, Form()]
 
 
-def merged_options(request: Request, form: OCRFormOptions) -> OCROptions:
-    """Form fields, with query parameters as fallback (the seed took its options either way)."""
-    values: dict[str, Any] = {k: v for k, v in request.query_params.items()
-                              if k in OCRFormOptions.model_fields}
-    values.update(form.model_dump(exclude_none=True))
-    try:
-        return OCRFormOptions.model_validate(values)
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
+def _form_options_dependency() -> Callable[..., Any]:
+    """A dependency taking every OCROptions field as its own multipart form field.
+
+    Built from the model, so the form and the JSON body never drift apart. Plain `Form()`
+    parameters (rather than a form model) work on every FastAPI version vLLM may pin.
+    Query parameters are the fallback: the seed server took its options there.
+    """
+    parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
+    for name, field in OCROptions.model_fields.items():
+        annotation = Annotated[field.annotation | None,  # type: ignore[operator]
+                               Form(description=field.description)]
+        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                            annotation=annotation))
+
+    async def form_options(request: Request, **fields: Any) -> OCROptions:
+        values: dict[str, Any] = {k: v for k, v in request.query_params.items()
+                                  if k in OCROptions.model_fields}
+        values.update({k: v for k, v in fields.items() if v is not None})
+        try:
+            return OCRFormOptions.model_validate(values)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+
+    form_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return form_options
+
+
+FormOptions = Annotated[OCROptions, Depends(_form_options_dependency())]
 
 
 def request_id_of(request: Request) -> str | None:
@@ -85,9 +105,8 @@ async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRRes
 @router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
              summary="OCR of an uploaded image or PDF (multipart)")
 @cancel_on_disconnect
-async def ocr_file(request: Request, file: FileField, form: FormOptions,
+async def ocr_file(request: Request, file: FileField, options: FormOptions,
                    service: ServiceDep) -> OCRResponse:
-    options = merged_options(request, form)
     with await read_upload(service, file, options) as document:
         return await service.recognize(document, options, request_id_of(request))
 
@@ -100,9 +119,8 @@ async def ocr_file(request: Request, file: FileField, form: FormOptions,
                      "`finish_reason` and `usage`) or `error`; the stream ends with "
                      "`data: [DONE]`. Streams carry the raw model text.",
                      "content": {"text/event-stream": {}}}})
-async def ocr_stream(request: Request, file: FileField, form: FormOptions,
+async def ocr_stream(file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
-    options = merged_options(request, form)
     events = await service.open_stream(await read_upload(service, file, options), options)
 
     async def sse() -> Any:

@@ -42,7 +42,7 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
     choice = choose_engine(settings, model_given=args.model is not None)
     logger.info("engine: %s (%s)", choice.kind, choice.reason)
     if choice.kind == "vllm":
-        from openai_ocr.vllm_launcher import main as run_vllm
+        from openai_ocr.vllm_launcher import run as run_vllm
 
         return run_vllm(settings, args.model, passthrough)
     if passthrough:

