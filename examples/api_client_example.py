@@ -6,7 +6,8 @@ import base64
 import json
 import os
 import sys
-from typing import Any, AsyncIterator, Optional
+from typing import Any, Optional
+from collections.abc import AsyncIterator
 
 import aiohttp
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     Field,
     HttpUrl,
+    PlainSerializer,
     SecretStr,
-    field_serializer,
+    SerializationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,15 @@ from pydantic_settings import (
 )
 
 EngineKind = Literal["auto", "upstream", "lite", "vllm"]
+
+
+def _dump_secret(value: SecretStr, info: SerializationInfo) -> str:
+    """Masked in JSON, unless dumped with context {"reveal_secrets": True} (worker hand-over)."""
+    reveal = bool(info.context and info.context.get("reveal_secrets"))
+    return value.get_secret_value() if reveal else str(value)
+
+
+Secret = Annotated[SecretStr, PlainSerializer(_dump_secret, when_used="json")]
 CONFIG_ENV = "OPENAI_OCR_CONFIG"
 DEFAULT_CONFIG_NAME = "config.toml"
 
@@ -52,17 +62,10 @@ class UpstreamSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     url: str = ""
-    api_key: SecretStr = SecretStr("")
+    api_key: Secret = SecretStr("")
     timeout_s: float = Field(600.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
-
-    @field_serializer("api_key", when_used="json")
-    def _dump_secret(self, value: Any, info: Any) -> Any:
-        reveal = bool(info.context and info.context.get("reveal_secrets"))
-        if isinstance(value, list):
-            return [v.get_secret_value() if reveal else str(v) for v in value]
-        return value.get_secret_value() if reveal else str(value)
 
     @model_validator(mode="after")
     def _url_is_http(self) -> UpstreamSettings:
@@ -121,15 +124,8 @@ class AuthSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    api_keys: list[SecretStr] = []
+    api_keys: list[Secret] = []
     protect_docs: bool = False
-
-    @field_serializer("api_keys", when_used="json")
-    def _dump_secret(self, value: Any, info: Any) -> Any:
-        reveal = bool(info.context and info.context.get("reveal_secrets"))
-        if isinstance(value, list):
-            return [v.get_secret_value() if reveal else str(v) for v in value]
-        return value.get_secret_value() if reveal else str(value)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -33,7 +33,7 @@ CORPUS: list[tuple[str, str, dict, int]] = [
     ("truncated jpeg", "/ocr/file", files("t.jpg", jpeg_bytes(400, 300)[:300], "image/jpeg"), 400),
     ("20000x20000 png", "/ocr/file", files("big.png", png_header_only(20000, 20000)), 413),
     ("empty file", "/ocr/file", files("e.png", b""), 400),
-    ("text file", "/ocr/file", files("notes.txt", "hello\n".encode(), "text/plain"), 400),
+    ("text file", "/ocr/file", files("notes.txt", b"hello\n", "text/plain"), 400),
     ("svg", "/ocr/file", files("x.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>"), 400),
     ("zip", "/ocr/file", files("x.zip", b"PK\x03\x04" + b"\0" * 100), 400),
     ("json to multipart route", "/ocr/file", {"json": {"image_base64": b64(PNG)}}, 422),
