@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser(
-        "serve", help="run the server",
+        "serve", help="run the server", allow_abbrev=False,  # never swallow a vLLM flag
         description="Run the OCR server. Engines: an OpenAI-compatible upstream (gateway), "
         "vLLM in-process (MODEL given, or a GPU present), or the embedded CPU engine. "
         "Flags not listed here are passed to vLLM in vllm mode.")

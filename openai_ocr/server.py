@@ -21,7 +21,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         ("server", "host"): args.host, ("server", "port"): args.port,
         ("server", "workers"): args.workers, ("server", "cors_origins"): args.cors_origins,
         ("server", "log_level"): args.log_level, ("engine", "kind"): args.engine,
-        ("engine", "model"): args.served_model or args.model,
+        ("engine", "model"): args.served_model,
         ("upstream", "url"): args.upstream_url, ("upstream", "api_key"): args.upstream_api_key,
         ("auth", "api_keys"): args.api_keys,
     }
@@ -44,7 +44,10 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
     if choice.kind == "vllm":
         from openai_ocr.vllm_launcher import run as run_vllm
 
-        return run_vllm(settings, args.model, passthrough)
+        if settings.server.workers > 1:
+            logger.warning("--workers is ignored by the vllm engine; use vLLM's "
+                           "--api-server-count")
+        return run_vllm(settings, args.model, passthrough, served_name=args.served_model)
     if passthrough:
         parser.error(f"unrecognized arguments for the {choice.kind} engine: {' '.join(passthrough)}")
     if choice.kind == "upstream" and not settings.upstream.url:

@@ -160,7 +160,8 @@ def _prepare_process() -> None:
     cli_env_setup()
 
 
-def run(settings: Any, model: str | None, passthrough: Sequence[str]) -> int:
+def run(settings: Any, model: str | None, passthrough: Sequence[str],
+        served_name: str | None = None) -> int:
     """`openai-ocr serve --engine vllm` from `openai_ocr.server`: settings give the defaults.
 
     `model`: the MODEL argument (None: `settings.engine.model`); `passthrough`: the vLLM
@@ -180,8 +181,11 @@ def run(settings: Any, model: str | None, passthrough: Sequence[str]) -> int:
         defaults["allowed_origins"] = list(server.cors_origins)
     if settings.auth.api_keys:  # vLLM's own /v1 routes take the same keys as ours
         defaults["api_key"] = [k.get_secret_value() for k in settings.auth.api_keys]
+    # The served name: --model NAME; else MODEL as given (a local checkpoint: its directory
+    # name); else the configured engine.model.
     args = build_args(passthrough, model=model or settings.engine.model,
-                      served_model_name=settings.engine.model, defaults=defaults)
+                      served_model_name=served_name or (None if model else settings.engine.model),
+                      defaults=defaults)
     return _serve(args)
 
 
