@@ -211,3 +211,18 @@ def test_metrics_count_routes_pages_and_length(gateway: str, upstream: FakeUpstr
     assert value(after, "openai_ocr_finish_length_total") == value(before, "openai_ocr_finish_length_total") + 1
     assert "openai_ocr_request_duration_seconds_bucket" in after
     assert "openai_ocr_engine_in_flight" in after and "openai_ocr_engine_queue_length" in after
+
+
+def test_batch_whose_client_leaves_stops_its_items(fake_upstream: tuple[FakeUpstream, str],
+                                                   upstream: FakeUpstream) -> None:
+    for url in serve(fake_upstream[1], limits={"batch_concurrency": 2}):
+        upstream.delay_s = 2
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/ocr/batch", json={"requests": [{"image_base64": IMAGE}] * 10},
+                       timeout=0.5)
+        deadline = time.monotonic() + 3
+        while not upstream.disconnected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.disconnected.is_set(), "running items were not cancelled"
+        time.sleep(2.5)  # had the batch gone on, items 3..10 would have started by now
+        assert len(upstream.requests) == 2, len(upstream.requests)
