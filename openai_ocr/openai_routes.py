@@ -57,6 +57,7 @@ class ModelList(BaseModel):
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.backend.model)
+    await service.check_chat_images(payload)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None
     if not body.stream:

@@ -24,7 +24,13 @@ from openai_ocr.assembly import (
     sum_usage,
 )
 from openai_ocr.backends.base import ChatBackend
-from openai_ocr.documents import Document, ImageInput, decode_base64_payload, open_document
+from openai_ocr.documents import (
+    Document,
+    ImageInput,
+    decode_base64_payload,
+    load_image,
+    open_document,
+)
 from openai_ocr.errors import OCRError
 from openai_ocr.protocol import (
     BatchItemResult,
@@ -76,6 +82,24 @@ class OCRService:
         data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
                                      param=param)
         return await self.open_bytes(data, request, param=param)
+
+    async def check_chat_images(self, body: dict[str, Any]) -> None:
+        """Apply the image limits to the `data:` image parts of a client's chat request.
+
+        The same 400/413 answers as the legacy routes, before anything reaches the engine;
+        remote image URLs are left to the engine (vLLM fetches them itself).
+        """
+        limits = self.settings.limits
+        for message in body.get("messages", []):
+            content = message.get("content") if isinstance(message, dict) else None
+            for part in content if isinstance(content, list) else []:
+                ref = part.get("image_url") if isinstance(part, dict) else None
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                if isinstance(url, str) and url[:5].lower() == "data:":
+                    data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
+                                                 param="image_url")
+                    await asyncio.to_thread(load_image, data, max_pixels=limits.max_image_pixels,
+                                            max_bytes=limits.max_file_bytes, param="image_url")
 
     async def _page(self, document: Document, number: int) -> ImageInput:
         return await asyncio.to_thread(document.page_image, number)

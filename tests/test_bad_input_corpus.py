@@ -62,6 +62,12 @@ CORPUS: list[tuple[str, str, dict, int]] = [
     ("chat two files", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
         {"type": "file", "file": {"file_data": b64(blank_pdf(1))}},
         {"type": "file", "file": {"file_data": b64(blank_pdf(1))}}]}]}}, 400),
+    ("chat image not an image", "/v1/chat/completions", {"json": {"messages": [{"role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(b"no")}},
+                    {"type": "text", "text": "Free OCR."}]}]}}, 400),
+    ("chat image bomb", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,"
+                                            + b64(png_header_only(20000, 20000))}}]}]}}, 413),
     ("chat huge max_tokens", "/v1/chat/completions", {"json": {"messages": [{"role": "user",
         "content": "hi"}], "max_tokens": 10**9}}, 400),
 ]
