@@ -6,8 +6,8 @@ import base64
 import json
 import os
 import sys
-from typing import Any, Optional
 from collections.abc import AsyncIterator
+from typing import Any, Optional
 
 import aiohttp
 

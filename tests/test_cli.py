@@ -88,3 +88,38 @@ def test_api_key_flags_reach_the_settings() -> None:
     args, _ = build_parser().parse_known_args(["serve", "--api-key", "a", "--api-key", "b"])
     settings = load_settings(overrides=overrides_from_args(args))
     assert [k.get_secret_value() for k in settings.auth.api_keys] == ["a", "b"]
+
+
+def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstream, str]) -> None:
+    import signal
+    import threading
+
+    fake, upstream_url = fake_upstream
+    fake.reset()
+    fake.delay_s = 2
+    port = free_port()
+    proc = subprocess.Popen(cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1",
+                                "--port", str(port)), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+        answers: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)))
+        worker.start()
+        time.sleep(0.8)  # the request is now waiting on the slow upstream
+        proc.send_signal(signal.SIGTERM)
+        worker.join(timeout=30)
+        assert answers and answers[0].status_code == 200, answers
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        if proc.poll() is None:
+            proc.kill()

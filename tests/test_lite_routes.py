@@ -107,3 +107,36 @@ def test_legacy_stream_and_batch(lite_server: str) -> None:
 def test_health_names_the_lite_engine(lite_server: str) -> None:
     body = httpx.get(f"{lite_server}/health").json()
     assert body["engine"] == "lite" and body["model_loaded"] is True
+
+
+def test_abuse_in_lite_mode_gets_designed_answers() -> None:
+    """Keys, bombs and broken input in lite mode: the designed 4xx, then normal service."""
+    from openai_ocr.backends.lite import LiteBackend
+    from tests.images import png_header_only
+
+    settings = load_settings(overrides={"engine": {"kind": "lite"}, "auth": {"api_keys": ["k"]},
+                                        "limits": {"max_body_bytes": 2_000_000}})
+    with running_server(create_app(settings, LiteBackend(settings))) as url:
+        key = {"X-API-Key": "k"}
+        cases = [
+            ({}, "/ocr", {"json": {"image_base64": b64(PAGE)}}, 401),
+            ({"X-API-Key": "nope"}, "/v1/models", {}, 401),
+            (key, "/ocr/file", {"files": {"file": ("b.png", png_header_only(20000, 20000))}}, 413),
+            (key, "/ocr/file", {"files": {"file": ("t.png", PAGE[:200])}}, 400),
+            (key, "/ocr", {"json": {"image_base64": "@@"}}, 400),
+            (key, "/ocr", {"content": b"x" * 2_100_000,
+                           "headers": {"content-type": "application/json", **key}}, 413),
+            (key, "/ocr/batch", {"json": {"requests": [{"image_base64": b64(PAGE)}] * 101}}, 413),
+            (key, "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "text", "text": "Free OCR."}]}]}}, 400),
+        ]
+        for headers, path, kwargs, status in cases:
+            method = "GET" if path == "/v1/models" else "POST"
+            kwargs.setdefault("headers", headers)
+            r = httpx.request(method, f"{url}{path}", timeout=60, **kwargs)
+            assert r.status_code == status, (path, r.text)
+            assert r.json()["error"]["code"] == status
+        r = httpx.post(f"{url}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
+                       headers=key, timeout=120)
+        assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()
