@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.images import b64, png_bytes  # noqa: E402
-from tests.servers import free_port, running_server  # noqa: E402
+from tests.servers import free_port, running_server, wait_for_process_server  # noqa: E402
 
 log = logging.getLogger("load_test")
 
@@ -120,12 +120,7 @@ def main() -> int:
             cwd=ROOT, env={**os.environ, **env_limits})
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+            wait_for_process_server(url, server)
             base = rss_mib(server.pid)
             # warm-up so imports and first-use allocations are not counted as growth
             asyncio.run(load(url, 20, 20))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -37,3 +39,19 @@ def running_server(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float = 60,
+                            path: str = "/health") -> None:
+    """Poll `url + path` until it answers 200; fail with the process output if it dies."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"server at {url} did not start:\n{output}")
+        time.sleep(0.2)

@@ -16,7 +16,7 @@ from openai_ocr.engine_choice import choose_engine
 from openai_ocr.settings import load_settings
 from tests.fake_upstream import FakeUpstream
 from tests.images import b64, png_bytes
-from tests.servers import free_port
+from tests.servers import free_port, wait_for_process_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,16 +36,7 @@ def served_gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[st
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start:\n{proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
+        wait_for_process_server(url, proc)
         yield url, fake
     finally:
         proc.terminate()
@@ -103,14 +94,7 @@ def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstrea
                             stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-            assert time.monotonic() < deadline and proc.poll() is None, "server did not start"
+        wait_for_process_server(url, proc, path="/live")
         answers: list[httpx.Response] = []
         worker = threading.Thread(target=lambda: answers.append(httpx.post(
             f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)))
