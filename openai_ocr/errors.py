@@ -37,6 +37,18 @@ _TYPE_BY_STATUS = {
 }
 
 
+def validation_message(errors: list[dict[str, Any]], whole: str = "request") -> str:
+    """A readable line from pydantic errors: `field.path: message; ...` (the first five).
+
+    `whole` names the thing when an error concerns no single field.
+    """
+    parts = []
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
+        parts.append(f"{where or whole}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or f"invalid {whole}"
+
+
 class OCRError(Exception):
     """An error with the HTTP status the client should see."""
 

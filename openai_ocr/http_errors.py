@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from openai_ocr.errors import ErrorBody, OCRError
+from openai_ocr.errors import ErrorBody, OCRError, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +41,9 @@ def error_response(error: OCRError, headers: dict[str, str] | None = None) -> JS
                         headers={**error.headers, **(headers or {})})
 
 
-def _validation_message(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for err in errors[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
-        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
 def validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = jsonable_encoder(exc.errors())
-    err = OCRError(422, _validation_message(errors))
+    err = OCRError(422, validation_message(errors))
     body = err.as_json()
     body["detail"] = errors  # FastAPI's usual field, kept for clients that read it
     return JSONResponse(body, status_code=422)

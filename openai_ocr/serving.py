@@ -31,7 +31,7 @@ from openai_ocr.documents import (
     load_image,
     open_document,
 )
-from openai_ocr.errors import OCRError
+from openai_ocr.errors import OCRError, validation_message
 from openai_ocr.protocol import (
     BatchItemResult,
     BatchResponse,
@@ -217,8 +217,7 @@ class OCRService:
             with await self.open_request(request) as document:
                 answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
-            error = OCRError(422, "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'item'}: {e['msg']}" for e in exc.errors()[:5]))
+            error = OCRError(422, validation_message(exc.errors(), whole="item"))
         except OCRError as exc:
             error = exc
         except Exception:  # noqa: BLE001 - one item's bug must not lose the others' answers
