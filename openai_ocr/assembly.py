@@ -106,13 +106,15 @@ def overall_finish_reason(reasons: list[str | None]) -> str | None:
 
 def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: bool,
              max_tokens: int | None = None) -> Assembled:
-    if output == "markdown":
-        texts = [page_markdown(o.number, parse_blocks(o.result.text)) for o in outcomes]
-    else:
-        texts = [o.result.text for o in outcomes]
     pages = None
     if output == "json" or include_images:
         pages = [page_result(o, include_images, max_tokens) for o in outcomes]
+    if output != "markdown":
+        texts = [o.result.text for o in outcomes]
+    elif pages is not None:  # each page already parsed once
+        texts = [p.markdown for p in pages]
+    else:
+        texts = [page_markdown(o.number, parse_blocks(o.result.text)) for o in outcomes]
     reasons = [o.result.finish_reason for o in outcomes]
     return Assembled(
         text=PAGE_SPLIT.join(texts), pages=pages,
