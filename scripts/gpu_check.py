@@ -31,6 +31,8 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.servers import wait_for_process_server  # noqa: E402
+
 log = logging.getLogger("gpu_check")
 SERVED = "deepseek-ai/DeepSeek-OCR"
 
@@ -55,20 +57,6 @@ def start_server(model: str, dummy: bool, port: int, extra: list[str]) -> subpro
         cmd += ["--load-format", "dummy"]
     log.info("starting: %s", " ".join(cmd))
     return subprocess.Popen(cmd, cwd=tempfile.gettempdir())
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(2)
-    raise SystemExit(f"the server was not ready within {timeout_s:.0f} s")
 
 
 async def run_batch(url: str, pages: list[str], max_tokens: int) -> tuple[float, int]:
@@ -138,7 +126,10 @@ def main() -> int:
     url = f"http://127.0.0.1:{args.port}"
     proc = start_server(model, dummy, args.port, extra)
     try:
-        wait_ready(url, proc, args.start_timeout)
+        try:
+            wait_for_process_server(url, proc, args.start_timeout, poll_s=2)
+        except AssertionError as exc:
+            raise SystemExit(str(exc)) from None
         asyncio.run(run_chat(url, pages[:2], 16))  # warm-up (compilation, caches)
         chat_s, chat_tokens = asyncio.run(run_chat(url, pages, args.max_tokens))
         batch_s, batch_tokens = asyncio.run(run_batch(url, pages, args.max_tokens))

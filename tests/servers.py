@@ -6,7 +6,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,16 +42,22 @@ def running_server(app: Any, port: int | None = None) -> Iterator[str]:
 
 
 def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float = 60,
-                            path: str = "/health") -> None:
-    """Poll `url + path` until it answers 200; fail with the process output if it dies."""
+                            path: str = "/health", poll_s: float = 0.2,
+                            output: Callable[[], str] | None = None) -> None:
+    """Poll `url + path` until it answers 200; fail with the process output if it dies.
+
+    `output` gives that output where the process does not write to a pipe (a log file).
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            output = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"server at {url} did not start:\n{output}")
-        time.sleep(0.2)
+            why = (f"exited with {proc.returncode}" if proc.poll() is not None
+                   else f"did not start in {timeout_s:.0f} s")
+            text = output() if output else (proc.stdout.read() if proc.stdout else "")
+            raise AssertionError(f"server at {url} {why}:\n{text}")
+        time.sleep(poll_s)

@@ -17,15 +17,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.engine.tiny_checkpoint import make_tiny_checkpoint
-from tests.servers import free_port
+from tests.servers import free_port, wait_for_process_server
 
 SERVED_NAME = "deepseek-ai/DeepSeek-OCR"
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
@@ -70,18 +68,8 @@ def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
                                 cwd=log_path.parent, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM exited with {proc.returncode}:\n{_tail(log_path)}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM did not start in {START_TIMEOUT_S:.0f} s:\n{_tail(log_path)}")
-            try:
-                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
+        wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
+                                output=lambda: _tail(log_path))
         yield url
     finally:
         if proc.poll() is None:
