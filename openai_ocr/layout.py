@@ -9,6 +9,7 @@ backend answers: plain text, DeepSeek-OCR's grounding format, and `Locate` boxes
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import statistics
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,11 @@ GRID = 999
 
 @dataclass(frozen=True)
 class TextLine:
-    """One recognised line: an axis-aligned box in pixels, its text and the engine's score."""
+    """One recognised line: an axis-aligned box in pixels, its text and the engine's score.
+
+    `angle` is the tilt of the line's baseline in degrees (positive: falling to the right),
+    which a scanned page shares across its lines; reading order straightens the page by it.
+    """
 
     x1: float
     y1: float
@@ -28,6 +33,7 @@ class TextLine:
     y2: float
     text: str
     score: float = 1.0
+    angle: float = 0.0
 
     @property
     def height(self) -> float:
@@ -60,9 +66,47 @@ def reading_order(lines: Sequence[TextLine], page_width: float, page_height: flo
     the lines crossing it (titles, full-width paragraphs) split the page into horizontal
     bands and stay where they are; inside each band the left side is read before the right.
     Without a gutter, lines are read by rows (pieces of one row left to right).
+    A tilted scan is straightened first (see `deskewed`), so its gutters and rows line up.
     """
     min_gap = max(page_width * 0.012, 4.0)
-    return _order(list(lines), min_gap)
+    straight = deskewed(lines, page_width, page_height)
+    original = {id(s): ln for s, ln in zip(straight, lines, strict=True)}
+    return [original[id(s)] for s in _order(straight, min_gap)]
+
+
+MIN_SKEW = 0.2
+"""Degrees below which a page is taken as straight."""
+
+
+def page_skew(lines: Sequence[TextLine]) -> float:
+    """The page's tilt in degrees: the median angle of its long lines (short ones are noisy)."""
+    angles = [ln.angle for ln in lines if ln.x2 - ln.x1 > 3 * ln.height]
+    return statistics.median(angles) if angles else 0.0
+
+
+def deskewed(lines: Sequence[TextLine], page_width: float, page_height: float) -> list[TextLine]:
+    """The lines as they would lie on the page rotated straight (about its centre).
+
+    Each box becomes the straight box of its line: the centre rotated back, the width the
+    line's length, the height its thickness. A page tilted by 2 degrees moves text 50 px
+    sideways over an A4 column at 150 dpi: enough to close a gutter and merge rows.
+    """
+    skew = page_skew(lines)
+    if abs(skew) < MIN_SKEW:
+        return list(lines)
+    theta = math.radians(skew)
+    cos, sin = math.cos(theta), math.sin(theta)
+    ox, oy = page_width / 2, page_height / 2
+    out = []
+    for ln in lines:
+        width, height = ln.x2 - ln.x1, ln.y2 - ln.y1
+        length = width / cos
+        thickness = max(height - width * abs(math.tan(theta)), min(height, 1.0))
+        dx, dy = (ln.x1 + ln.x2) / 2 - ox, (ln.y1 + ln.y2) / 2 - oy
+        cx, cy = ox + dx * cos + dy * sin, oy - dx * sin + dy * cos
+        out.append(TextLine(cx - length / 2, cy - thickness / 2, cx + length / 2, cy + thickness / 2,
+                            ln.text, ln.score))
+    return out
 
 
 def _order(lines: list[TextLine], min_gap: float) -> list[TextLine]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import re
+
+import pytest
 
 from openai_ocr.layout import (
     TextLine,
+    deskewed,
     grid_box,
     locate_boxes,
+    page_skew,
     reading_order,
     to_blocks,
     to_grounding,
@@ -133,3 +138,34 @@ def test_sparse_notes_to_the_right_are_not_a_column() -> None:
     ordered = texts(reading_order(lines[::-1], W, H))
     assert ordered.index("note one") == ordered.index("code line 3") + 1
     assert ordered.index("note two") == ordered.index("code line 13") + 1
+
+
+def tilted(lines: list[TextLine], degrees: float) -> list[TextLine]:
+    """The lines of a page scanned `degrees` askew: rotated about the page centre, boxed again."""
+    theta = math.radians(degrees)
+    out = []
+    for ln in lines:
+        corners = [(ln.x1, ln.y1), (ln.x2, ln.y1), (ln.x2, ln.y2), (ln.x1, ln.y2)]
+        turned = [(W / 2 + (x - W / 2) * math.cos(theta) - (y - H / 2) * math.sin(theta),
+                   H / 2 + (x - W / 2) * math.sin(theta) + (y - H / 2) * math.cos(theta)) for x, y in corners]
+        xs, ys = [p[0] for p in turned], [p[1] for p in turned]
+        out.append(TextLine(min(xs), min(ys), max(xs), max(ys), ln.text, angle=degrees))
+    return out
+
+
+@pytest.mark.parametrize("degrees", [-2.5, 2.5])
+def test_a_tilted_scan_is_straightened_before_its_columns_are_found(degrees: float) -> None:
+    left = column(60, 480, 200, [f"L{i:02}" for i in range(24)], step=36)
+    right = column(520, 940, 200, [f"R{i:02}" for i in range(24)], step=36)
+    page = tilted([TextLine(150, 80, 850, 130, "Title"), *left, *right], degrees)
+    expected = ["Title", *texts(left), *texts(right)]
+    assert abs(page_skew(page) - degrees) < 1e-9
+    assert texts(reading_order(page, W, H)) == expected
+    # the same boxes without their angle: the gutter is closed and rows merge
+    unaware = [TextLine(ln.x1, ln.y1, ln.x2, ln.y2, ln.text) for ln in page]
+    assert texts(reading_order(unaware, W, H)) != expected
+
+
+def test_a_straight_page_is_left_as_it_is() -> None:
+    page = [TextLine(ln.x1, ln.y1, ln.x2, ln.y2, ln.text, angle=0.1) for ln in two_column_page(title=True)]
+    assert deskewed(page, W, H) == page
