@@ -145,14 +145,25 @@ class DocumentSettings(BaseModel):
 
 
 class LiteSettings(BaseModel):
-    """The embedded CPU engine (rapidocr + onnxruntime)."""
+    """The embedded CPU engine: the PP-OCRv6 detector, lines read by Tesseract 5 or PP-OCRv6."""
 
     model_config = {"extra": "forbid"}
 
-    # Pages recognised at the same time (each in its own worker thread and engine).
+    # Pages recognised at the same time (each in its own worker thread and engines).
     workers: int = Field(1, ge=1, le=64)
-    # onnxruntime threads per worker; 0 = the CPU cores divided by `workers`.
+    # Threads of the neural-network runtime per worker; 0 = the CPU cores divided by `workers`.
     threads_per_worker: int = Field(0, ge=0, le=256)
+    # Who reads the lines the detector finds: "tesseract" (fast on print; unsure lines are
+    # read again by PP-OCR), "ppocr" (the PP-OCRv6 recogniser for every line: multilingual,
+    # about 3x slower), or "auto" (tesseract when it and its language data are installed).
+    recognizer: Literal["auto", "tesseract", "ppocr"] = "auto"
+    # Lines Tesseract reads with a confidence below this (0..1), or cannot read, go to PP-OCR.
+    fallback_confidence: float = Field(0.8, ge=0.0, le=1.0)
+    # Tesseract languages ("eng", "eng+deu") and their folder; empty = the tessdata package's.
+    tesseract_lang: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
+    tessdata_dir: str = ""
+    # Runtime of the ONNX networks; "auto" = openvino when installed (faster on x86), else onnxruntime.
+    runtime: Literal["auto", "openvino", "onnxruntime"] = "auto"
     # Folder holding the ONNX models; empty = the models shipped inside the rapidocr wheel.
     model_dir: str = ""
     det_model: str = Field("PP-OCRv6_det_small.onnx", min_length=1)
@@ -162,7 +173,7 @@ class LiteSettings(BaseModel):
     # Detector thresholds (rapidocr's Det.box_thresh and Det.unclip_ratio).
     det_box_thresh: float = Field(0.5, gt=0.0, lt=1.0)
     det_unclip_ratio: float = Field(1.6, gt=0.0, le=4.0)
-    # Recognised lines scoring below this are dropped.
+    # Lines PP-OCR reads with a score below this are dropped.
     text_score: float = Field(0.5, ge=0.0, le=1.0)
 
 

@@ -1,4 +1,4 @@
-"""The lite backend with the real rapidocr engine, on small pages rendered with Pillow.
+"""The lite backend with its real engines (detector, Tesseract, PP-OCR), on pages rendered with Pillow.
 
 Pillow's default font (>= 10.1) is a real TrueType font, so no system font is needed.
 The backend is started once for the module; each page takes well under a second.
@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 
 pytest.importorskip("rapidocr")
-pytest.importorskip("onnxruntime")
+pytest.importorskip("tesserocr")
 
 from PIL import Image, ImageDraw, ImageFont
 
-from openai_ocr.backends.lite import LITE_MODEL_ID, LiteBackend
+from openai_ocr.backends.lite import LiteBackend
+from openai_ocr.backends.lite_reader import LineReader, plan_reader
 from openai_ocr.errors import OCRError
 from openai_ocr.settings import LiteSettings, Settings
 
@@ -59,7 +60,7 @@ def request(url: str, prompt: str | None = "Free OCR.", **extra: Any) -> dict[st
     content: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}}]
     if prompt is not None:
         content.append({"type": "text", "text": prompt})
-    return {"model": LITE_MODEL_ID, "messages": [{"role": "user", "content": content}], **extra}
+    return {"model": "lite", "messages": [{"role": "user", "content": content}], **extra}
 
 
 def cer(truth: str, text: str) -> float:
@@ -90,7 +91,7 @@ async def test_free_ocr_reads_the_rendered_text(backend: LiteBackend, page_url: 
     answer = await backend.complete(request(page_url))
     text = answer.choices[0].message.content or ""
     assert cer("\n".join(LINES), text) <= 0.02, text
-    assert answer.model == LITE_MODEL_ID
+    assert answer.model == backend.model == "rapidocr-ppocrv6-tesseract5"
     assert answer.object == "chat.completion" and answer.id.startswith("chatcmpl-")
     assert answer.choices[0].finish_reason == "stop"
     assert answer.usage is not None and answer.usage.completion_tokens > 0
@@ -171,7 +172,7 @@ async def test_bad_requests_are_400(backend: LiteBackend, page_url: str, body: d
 @pytest.mark.asyncio
 async def test_models_and_status(backend: LiteBackend) -> None:
     models = await backend.list_models()
-    assert [m.id for m in models] == [LITE_MODEL_ID] and models[0].owned_by == "openai-ocr"
+    assert [m.id for m in models] == [backend.model] and models[0].owned_by == "openai-ocr"
     assert (await backend.status()).ready
 
 
@@ -181,3 +182,29 @@ async def test_missing_model_is_a_clear_start_error(tmp_path: Any) -> None:
     assert not (await lite.status()).ready
     with pytest.raises(RuntimeError, match=r"model files not found.*never downloads"):
         await lite.start()
+
+
+def test_auto_reads_with_tesseract_and_falls_back_to_ppocr_where_it_is_missing(tmp_path: Any) -> None:
+    plan = plan_reader(LiteSettings())
+    assert (plan.recognizer, plan.model_id) == ("tesseract", "rapidocr-ppocrv6-tesseract5")
+    assert plan.runtime == "openvino"  # installed by the lite extra on this platform
+    no_data = plan_reader(LiteSettings(tessdata_dir=str(tmp_path)))
+    assert no_data.recognizer == "ppocr" and str(tmp_path / "eng.traineddata") in no_data.reason
+    assert plan_reader(LiteSettings(recognizer="ppocr", runtime="onnxruntime")).model_id == "rapidocr-ppocrv6-small"
+    with pytest.raises(RuntimeError, match=r"recognizer = tesseract.*eng\.traineddata.*nothing is downloaded"):
+        plan_reader(LiteSettings(recognizer="tesseract", tessdata_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("config", [
+    LiteSettings(recognizer="ppocr", runtime="onnxruntime"),
+    LiteSettings(recognizer="tesseract", runtime="onnxruntime", fallback_confidence=1.0),
+    LiteSettings(recognizer="tesseract", fallback_confidence=0.0),
+], ids=["ppocr-onnxruntime", "tesseract-every-line-reread", "tesseract-never-reread"])
+def test_every_reader_configuration_reads_the_page(config: LiteSettings) -> None:
+    reader = LineReader(config, plan_reader(config), workers=1)
+    lines = reader.read(text_image())
+    assert cer("\n".join(LINES), "\n".join(line.text for line in lines)) <= 0.02, lines
+    read, reread = reader.counts()
+    assert read == len(LINES)
+    expected = {"ppocr": 0, "tesseract": read if config.fallback_confidence == 1.0 else 0}
+    assert reread == expected[reader.plan.recognizer]

@@ -1,12 +1,13 @@
-"""The embedded CPU engine: rapidocr (PP-OCRv6 small, ONNX, shipped in its wheel) + onnxruntime.
+"""The embedded CPU engine as a chat backend; `lite_reader` finds and reads the lines.
 
 It answers the same OpenAI chat-completion requests as the DeepSeek-OCR backends, mapping
 the official prompts to what a line OCR engine can do: plain text (Free OCR.), DeepSeek-OCR's
 grounding format (<|grounding|> prompts) and Locate. Prompts it cannot serve (describe,
 parse figure) are a 400 that says so, never a made-up answer.
 
-Work runs in a thread pool of `lite.workers` threads, each with its own engine; onnxruntime
-releases the GIL, so threads scale with cores without copying pages between processes.
+Work runs in a thread pool of `lite.workers` threads, each with its own engines; the
+runtimes and Tesseract release the GIL, so threads scale with cores without copying pages
+between processes.
 """
 
 from __future__ import annotations
@@ -15,15 +16,12 @@ import asyncio
 import io
 import logging
 import math
-import os
-import queue
 import re
 import time
 import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from openai.types import CompletionUsage, Model
@@ -31,19 +29,17 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from openai_ocr import layout
 from openai_ocr.backends.base import BackendStatus, ChatBackend
+from openai_ocr.backends.lite_reader import LineReader, plan_reader
 from openai_ocr.documents import decode_base64_payload, load_image
 from openai_ocr.errors import BackendUnavailable, BadRequest
 from openai_ocr.prompts import MODES, strip_image_placeholder
-from openai_ocr.settings import LimitSettings, LiteSettings, Settings
+from openai_ocr.settings import LimitSettings, Settings
 
 log = logging.getLogger(__name__)
-
-LITE_MODEL_ID = "rapidocr-ppocrv6-small"
-"""The model id answered by the lite backend: the engine and the model it really runs."""
 
 Action = Literal["markdown", "ocr", "free", "locate"]
 
@@ -89,7 +85,7 @@ def parse_prompt(prompt: str) -> Task:
     if _FREE_RE.fullmatch(text.strip()):
         return Task("free")
     raise BadRequest(
-        f"the lite engine ({LITE_MODEL_ID}) only reads text and cannot serve the prompt "
+        f"the lite engine only reads text and cannot serve the prompt "
         f"{text[:80]!r}; it serves: " + " | ".join(repr(p) for p in SUPPORTED_PROMPTS),
         param="messages")
 
@@ -166,90 +162,6 @@ def render(task: Task, lines: list[layout.TextLine], width: int, height: int) ->
     return layout.to_grounding(ordered, width, height, markdown=task.action == "markdown")
 
 
-# ---------------------------------------------------------------- the engine (sync, in threads)
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _model_paths(config: LiteSettings) -> tuple[Path, Path]:
-    """The detector and recogniser files; an error naming the missing file, never a download."""
-    try:
-        import onnxruntime  # noqa: F401
-        import rapidocr
-    except ImportError as exc:
-        raise RuntimeError(f"the lite engine needs rapidocr and onnxruntime ({exc}); "
-                           f"install them with: pip install rapidocr onnxruntime") from exc
-    folder = Path(config.model_dir) if config.model_dir else Path(rapidocr.__file__).parent / "models"
-    paths = (folder / config.det_model, folder / config.rec_model)
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise RuntimeError(f"lite engine model files not found: {', '.join(missing)}; set "
-                           f"[lite] model_dir/det_model/rec_model to files on this machine "
-                           f"(the lite engine never downloads models)")
-    return paths
-
-
-class LineEngine:
-    """A pool of rapidocr engines, one per worker thread, returning `TextLine`s."""
-
-    def __init__(self, config: LiteSettings, workers: int) -> None:
-        from rapidocr import RapidOCR
-
-        det, rec = _model_paths(config)
-        threads = config.threads_per_worker or max(1, _cpu_count() // workers)
-        params = {
-            "Global.use_cls": False,  # the angle classifier flips long upright lines
-            "Global.log_level": "warning",
-            "Global.model_root_dir": str(det.parent),
-            "Global.text_score": config.text_score,
-            "Det.model_path": str(det),
-            "Rec.model_path": str(rec),
-            "Det.limit_type": "max",
-            "Det.limit_side_len": config.det_max_side,
-            "Det.box_thresh": config.det_box_thresh,
-            "Det.unclip_ratio": config.det_unclip_ratio,
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
-        }
-        self.threads = threads
-        self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for _ in range(workers):
-            self._idle.put(RapidOCR(params=params))
-
-    def warm_up(self) -> None:
-        """Run every engine once: rapidocr loads models lazily, so this is where a bad file fails."""
-        sample = Image.new("RGB", (320, 64), "white")
-        ImageDraw.Draw(sample).text((8, 12), "Lite 123", fill="black",
-                                    font=ImageFont.load_default(size=32))
-        engines = [self._idle.get() for _ in range(self._idle.qsize())]
-        try:
-            for engine in engines:
-                engine(sample)
-        finally:
-            for engine in engines:
-                self._idle.put(engine)
-
-    def read(self, image: Image.Image) -> list[layout.TextLine]:
-        """Recognised lines with axis-aligned pixel boxes, in the engine's order."""
-        engine = self._idle.get()
-        try:
-            result = engine(image)
-        finally:
-            self._idle.put(engine)
-        if result is None or getattr(result, "boxes", None) is None or getattr(result, "txts", None) is None:
-            return []
-        lines = []
-        for quad, text, score in zip(result.boxes, result.txts, result.scores, strict=False):
-            xs = [float(p[0]) for p in quad]
-            ys = [float(p[1]) for p in quad]
-            lines.append(layout.TextLine(min(xs), min(ys), max(xs), max(ys), str(text), float(score)))
-        return lines
-
-
 def decode_page(url: str, limits: LimitSettings) -> Image.Image:
     """A validated RGB page from a data URL (transparent areas on white)."""
     data = decode_base64_payload(url, max_bytes=limits.max_file_bytes, param="image_url")
@@ -269,42 +181,43 @@ class LiteBackend(ChatBackend):
     """Real OCR on CPU with no GPU and no download. Usage counts are estimates (4 chars/token)."""
 
     kind = "lite"
-    model = LITE_MODEL_ID
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._engine: LineEngine | None = None
+        self.plan = plan_reader(settings.lite)
+        self.model = self.plan.model_id
+        self.reader: LineReader | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         workers = self.settings.lite.workers
-        engine = await asyncio.to_thread(LineEngine, self.settings.lite, workers)
-        await asyncio.to_thread(engine.warm_up)
+        reader = await asyncio.to_thread(LineReader, self.settings.lite, self.plan, workers)
+        await asyncio.to_thread(reader.warm_up)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
-        self._engine = engine
-        log.info("lite engine ready: %s, %d worker(s) x %d onnxruntime thread(s)",
-                 LITE_MODEL_ID, workers, engine.threads)
+        self.reader = reader
+        log.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
+                 self.model, reader.describe(), workers, reader.threads)
 
     async def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
-        self._engine = None
+        self.reader = None
 
     async def _run(self, request: LiteRequest) -> str:
         """Decode and recognise in a worker thread.
 
         How many requests wait is bounded by the server's backpressure (GatedBackend).
         Cancelling (client gone) drops a request that has not started; one already running
-        finishes in its thread, since onnxruntime cannot be interrupted.
+        finishes in its thread, since the engines cannot be interrupted.
         """
-        engine, pool = self._engine, self._pool
-        if engine is None or pool is None:
+        reader, pool = self.reader, self._pool
+        if reader is None or pool is None:
             raise BackendUnavailable("the lite engine is not started")
 
         def work() -> str:
             page = decode_page(request.image_url, self.settings.limits)
-            lines = engine.read(page)
+            lines = reader.read(page)
             return render(request.task, lines, page.width, page.height)
 
         return await asyncio.wrap_future(pool.submit(work))
@@ -317,7 +230,7 @@ class LiteBackend(ChatBackend):
         text, finish = truncate(await self._run(request), request.max_tokens)
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
-            model=LITE_MODEL_ID,
+            model=self.model,
             choices=[Choice(index=0, finish_reason=finish,  # type: ignore[arg-type]
                             message=ChatCompletionMessage(role="assistant", content=text))],
             usage=_usage(request.prompt, text))
@@ -330,7 +243,7 @@ class LiteBackend(ChatBackend):
 
         def chunk(delta: ChoiceDelta, reason: str | None = None) -> ChatCompletionChunk:
             return ChatCompletionChunk(
-                id=chunk_id, object="chat.completion.chunk", created=created, model=LITE_MODEL_ID,
+                id=chunk_id, object="chat.completion.chunk", created=created, model=self.model,
                 choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])  # type: ignore[arg-type]
 
         yield chunk(ChoiceDelta(role="assistant", content=""))
@@ -340,17 +253,17 @@ class LiteBackend(ChatBackend):
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             yield ChatCompletionChunk(id=chunk_id, object="chat.completion.chunk", created=created,
-                                      model=LITE_MODEL_ID, choices=[],
+                                      model=self.model, choices=[],
                                       usage=_usage(request.prompt, text))
 
     async def list_models(self) -> list[Model]:
-        return [Model(id=LITE_MODEL_ID, created=_CREATED, object="model", owned_by="openai-ocr")]
+        return [Model(id=self.model, created=_CREATED, object="model", owned_by="openai-ocr")]
 
     async def status(self) -> BackendStatus:
-        if self._engine is None:
+        if self.reader is None:
             return BackendStatus(ready=False, detail="the lite engine is not started")
-        return BackendStatus(ready=True, detail=f"{LITE_MODEL_ID}, {self.settings.lite.workers} "
-                                                f"worker(s) x {self._engine.threads} thread(s)")
+        return BackendStatus(ready=True, detail=f"{self.model}, {self.settings.lite.workers} "
+                                                f"worker(s) x {self.reader.threads} thread(s)")
 
 
 def _usage(prompt: str, text: str) -> CompletionUsage:
