@@ -26,6 +26,9 @@ from openai_ocr.settings import LiteSettings
 
 log = logging.getLogger(__name__)
 
+MIN_TESSERACT_PX = 8
+"""Crops thinner than this go straight to PP-OCR (Tesseract only complains on stderr about them)."""
+
 Recognizer = Literal["tesseract", "ppocr"]
 Runtime = Literal["openvino", "onnxruntime"]
 
@@ -59,10 +62,14 @@ def tessdata_dir(config: LiteSettings) -> Path:
     return Path(tessdata.data_path())
 
 
-def missing_languages(config: LiteSettings) -> list[str]:
+def _tesseract_problem(config: LiteSettings) -> str:
+    """Why Tesseract cannot read lines here, or "" when it can."""
+    if not _installed("tesserocr"):
+        return "tesserocr is not installed"
     folder = tessdata_dir(config)
-    return [str(folder / f"{lang}.traineddata") for lang in config.tesseract_lang.split("+")
-            if not (folder / f"{lang}.traineddata").is_file()]
+    missing = [str(folder / f"{lang}.traineddata") for lang in config.tesseract_lang.split("+")
+               if not (folder / f"{lang}.traineddata").is_file()]
+    return f"Tesseract language data not found: {', '.join(missing)}" if missing else ""
 
 
 def plan_reader(config: LiteSettings) -> ReaderPlan:
@@ -77,9 +84,7 @@ def plan_reader(config: LiteSettings) -> ReaderPlan:
                            f"pip install 'openai-ocr[lite]' or set [lite] runtime")
     if config.recognizer == "ppocr":
         return ReaderPlan("ppocr", runtime, "[lite] recognizer = ppocr")
-    problem = ("tesserocr is not installed" if not _installed("tesserocr")
-               else f"Tesseract language data not found: {', '.join(missing_languages(config))}"
-               if missing_languages(config) else "")
+    problem = _tesseract_problem(config)
     if not problem:
         return ReaderPlan("tesseract", runtime, "Tesseract is installed")
     if config.recognizer == "tesseract":
@@ -178,8 +183,8 @@ class _Worker:
     def _read_line(self, crop: np.ndarray) -> tuple[str, float]:
         """Tesseract first; PP-OCR where Tesseract is unsure or finds nothing."""
         self.lines_read += 1
-        if self.tesseract is not None:
-            self.tesseract.SetImage(Image.fromarray(crop).convert("L"))
+        if self.tesseract is not None and min(crop.shape[:2]) >= MIN_TESSERACT_PX:
+            self.tesseract.SetImage(Image.fromarray(np.ascontiguousarray(crop[:, :, ::-1])).convert("L"))
             text = self.tesseract.GetUTF8Text().strip()
             confidence = self.tesseract.MeanTextConf()
             if text and confidence >= self.fallback_below:
