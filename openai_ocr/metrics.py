@@ -6,7 +6,7 @@ Kept in prometheus_client's default registry, so in vllm mode they appear on vLL
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 REQUESTS = Counter("openai_ocr_requests_total", "HTTP requests by route, method and status",
                    ["route", "method", "status"])
@@ -19,3 +19,11 @@ LENGTH_STOPS = Counter("openai_ocr_finish_length_total",
                        "Engine answers cut by max_tokens (finish_reason=length)")
 REJECTED = Counter("openai_ocr_engine_rejected_total", "Engine requests refused by backpressure")
 TIMEOUTS = Counter("openai_ocr_engine_timeouts_total", "Engine requests over the request timeout")
+LITE_LINES = Counter("openai_ocr_lite_lines_total",
+                     "Text lines the lite engine read, by the reader whose answer was kept "
+                     "(ppocr in tesseract mode: lines Tesseract was unsure of)", ["reader"])
+
+
+def lite_lines(reader: str) -> float:
+    """The count so far for one reader (0 before the first line): for benchmarks and tests."""
+    return REGISTRY.get_sample_value("openai_ocr_lite_lines_total", {"reader": reader}) or 0.0

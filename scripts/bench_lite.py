@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from openai_ocr.backends.lite import LiteBackend
+from openai_ocr.metrics import lite_lines
 from openai_ocr.settings import LiteSettings, Settings
 
 log = logging.getLogger("bench_lite")
@@ -291,6 +292,7 @@ async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
     try:
         assert backend.reader is not None
         log.info("engine: %s: %s", backend.model, backend.reader.describe())
+        before = {name: lite_lines(name) for name in ("tesseract", "ppocr")}
         started, cpu_started = time.perf_counter(), time.process_time()
         done = 0
 
@@ -303,8 +305,9 @@ async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
 
         texts = await asyncio.gather(*(one(u) for u in urls))
         timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
-        read, reread = backend.reader.counts()
-        return Run(list(texts), timing, backend.model, reread / max(read, 1))
+        tesseract, ppocr = (lite_lines(name) - before[name] for name in ("tesseract", "ppocr"))
+        reread = ppocr / max(tesseract + ppocr, 1) if backend.plan.recognizer == "tesseract" else 0.0
+        return Run(list(texts), timing, backend.model, reread)
     finally:
         await backend.close()
 

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from openai_ocr import layout
+from openai_ocr.metrics import LITE_LINES
 from openai_ocr.settings import LiteSettings
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,6 @@ class _Worker:
 
             self.tesseract = PyTessBaseAPI(path=str(tessdata_dir(config)), lang=config.tesseract_lang,
                                            psm=PSM.SINGLE_LINE, oem=OEM.LSTM_ONLY)
-        self.lines_read = self.lines_reread = 0
 
     def read(self, image: Image.Image) -> list[layout.TextLine]:
         page = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])  # BGR, as rapidocr
@@ -182,14 +182,14 @@ class _Worker:
 
     def _read_line(self, crop: np.ndarray) -> tuple[str, float]:
         """Tesseract first; PP-OCR where Tesseract is unsure or finds nothing."""
-        self.lines_read += 1
         if self.tesseract is not None and min(crop.shape[:2]) >= MIN_TESSERACT_PX:
             self.tesseract.SetImage(Image.fromarray(np.ascontiguousarray(crop[:, :, ::-1])).convert("L"))
             text = self.tesseract.GetUTF8Text().strip()
             confidence = self.tesseract.MeanTextConf()
             if text and confidence >= self.fallback_below:
+                LITE_LINES.labels("tesseract").inc()
                 return text, confidence / 100
-            self.lines_reread += 1
+        LITE_LINES.labels("ppocr").inc()
         result = self.ocr(crop, use_det=False, use_cls=False, use_rec=True)
         texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
         if not texts or not scores or float(scores[0]) < self.text_score:
@@ -207,10 +207,6 @@ class LineReader:
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         for worker in self._workers:
             self._idle.put(worker)
-
-    def counts(self) -> tuple[int, int]:
-        """Lines read so far, and how many of them PP-OCR read again (approximate while busy)."""
-        return (sum(w.lines_read for w in self._workers), sum(w.lines_reread for w in self._workers))
 
     def describe(self) -> str:
         reader = ("Tesseract 5 LSTM, PP-OCRv6 re-reads unsure lines"
