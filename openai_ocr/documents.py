@@ -46,12 +46,17 @@ class ImageInput:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
+def is_data_url(value: str) -> bool:
+    """`data:...` (any case, surrounding whitespace ignored): inline content, never fetched."""
+    return value.strip()[:5].lower() == "data:"
+
+
 def decode_base64_payload(value: str, *, max_bytes: int, param: str = "image_base64") -> bytes:
     """Decode plain base64 or a `data:...;base64,` URL, checking the size before decoding."""
     text = value.strip()
     if not text:
         raise BadRequest(f"{param} is empty", param=param)
-    if text[:5].lower() == "data:":
+    if is_data_url(text):
         match = _DATA_URL_RE.match(text)
         if match is None:
             raise BadRequest(f"{param} is a malformed data URL", param=param)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openai_ocr.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.disconnect import cancel_on_disconnect
-from openai_ocr.documents import decode_base64_payload
+from openai_ocr.documents import decode_base64_payload, is_data_url
 from openai_ocr.errors import BadRequest
 from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.protocol import OCROptions, PageResult
@@ -104,7 +104,7 @@ def document_data_url(document: DocumentURLChunk | ImageURLChunk) -> str:
         url = document.document_url
     else:
         url = document.image_url if isinstance(document.image_url, str) else document.image_url.url
-    if not url.lower().startswith("data:"):
+    if not is_data_url(url):
         raise BadRequest("only data: URLs are accepted; this server does not fetch remote "
                          "documents", param="document")
     return url

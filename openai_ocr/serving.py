@@ -28,6 +28,7 @@ from openai_ocr.documents import (
     Document,
     ImageInput,
     decode_base64_payload,
+    is_data_url,
     load_image,
     open_document,
 )
@@ -95,7 +96,7 @@ class OCRService:
             for part in content if isinstance(content, list) else []:
                 ref = part.get("image_url") if isinstance(part, dict) else None
                 url = ref.get("url") if isinstance(ref, dict) else ref
-                if isinstance(url, str) and url[:5].lower() == "data:":
+                if isinstance(url, str) and is_data_url(url):
                     data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
                                                  param="image_url")
                     await asyncio.to_thread(load_image, data, max_pixels=limits.max_image_pixels,

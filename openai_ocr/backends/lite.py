@@ -34,7 +34,7 @@ from PIL import Image
 from openai_ocr import layout
 from openai_ocr.backends.base import BackendStatus, ChatBackend
 from openai_ocr.backends.lite_reader import LineReader, plan_reader
-from openai_ocr.documents import decode_base64_payload, load_image
+from openai_ocr.documents import decode_base64_payload, is_data_url, load_image
 from openai_ocr.errors import BackendUnavailable, BadRequest
 from openai_ocr.prompts import MODES, strip_image_placeholder
 from openai_ocr.settings import LimitSettings, Settings
@@ -121,7 +121,7 @@ def parse_request(body: dict[str, Any], default_prompt: str) -> LiteRequest:
     if len(images) != 1:
         raise BadRequest(f"the last user message must carry exactly one image_url part "
                          f"(found {len(images)})", param="messages")
-    if not images[0].strip()[:5].lower() == "data:":
+    if not is_data_url(images[0]):
         raise BadRequest("only data: URLs are accepted for images: the lite engine works "
                          "offline and fetches nothing", param="messages")
     prompt = strip_image_placeholder("\n".join(texts)) or default_prompt
