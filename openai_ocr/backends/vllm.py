@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import ValidationError
 
 from openai_ocr.backends.base import BackendStatus, ChatBackend
-from openai_ocr.errors import OCRError
+from openai_ocr.errors import OCRError, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +107,8 @@ class VLLMBackend(ChatBackend):
         try:
             return ChatCompletionRequest(**payload)
         except ValidationError as exc:
-            details = "; ".join(
-                f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}"
-                for err in exc.errors())
-            raise OCRError(400, f"invalid chat completion request: {details}") from None
+            raise OCRError(400, "invalid chat completion request: "
+                           + validation_message(exc.errors())) from None
 
     async def _call(self, request: Any) -> Any:
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse

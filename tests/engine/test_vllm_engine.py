@@ -195,3 +195,15 @@ def test_legacy_stream_concatenates_to_the_plain_answer(client: httpx.Client) ->
     assert "".join(p["text"] for p in payloads) == plain.json()["text"]
     assert payloads[-1]["type"] == "done"
     assert payloads[-1]["usage"] == plain.json()["usage"]
+
+
+def test_in_process_backend_answers_a_malformed_chat_request_with_400() -> None:
+    """vLLM's ChatCompletionRequest refuses the body: a 400 naming the field, not a 500."""
+    from openai_ocr.backends.vllm import VLLMBackend
+    from openai_ocr.errors import OCRError
+
+    backend = VLLMBackend(serving_chat=object(), model=SERVED_NAME)
+    with pytest.raises(OCRError) as error:
+        backend._request({"messages": "not a list", "max_tokens": -1}, stream=False)
+    assert error.value.status_code == 400
+    assert error.value.message.startswith("invalid chat completion request: messages")
