@@ -43,12 +43,12 @@ def length_warning(number: int, max_tokens: int | None = None) -> str:
             "truncated, most likely by a repetition loop")
 
 
-def image_name(page: int, index: int) -> str:
-    return f"images/{page}_{index}.png"
+IMAGE_REF = "images/{page}_{index}.png"
+"""Name of a figure crop, and its reference in the page's markdown: the two must agree."""
 
 
 def page_markdown(number: int, blocks: list[Block]) -> str:
-    return to_markdown(blocks, image_ref=f"images/{number}_{{index}}.png")
+    return to_markdown(blocks, image_ref=IMAGE_REF.format(page=number, index="{index}"))
 
 
 def crop_figures(outcome: PageOutcome, blocks: list[Block]) -> list[ImageCrop]:
@@ -72,7 +72,7 @@ def crop_figures(outcome: PageOutcome, blocks: list[Block]) -> list[ImageCrop]:
                 continue
             out = io.BytesIO()
             page.crop((left, top, right, bottom)).save(out, format="PNG")
-            crops.append(ImageCrop(name=image_name(outcome.number, index), box_px=box,
+            crops.append(ImageCrop(name=IMAGE_REF.format(page=outcome.number, index=index), box_px=box,
                                    image_base64=base64.b64encode(out.getvalue()).decode("ascii")))
     return crops
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 GRID = 999
+"""DeepSeek-OCR's coordinate grid: 0..999 on both axes (pixel = value / 999 * size)."""
 
 _REF_OPEN = "<|ref|>"
 _TAG_RE = re.compile(r"<\|/?(?:ref|det|grounding)\|>")

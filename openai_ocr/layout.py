@@ -15,8 +15,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-GRID = 999
-"""DeepSeek-OCR's coordinate grid: 0..999 on both axes."""
+from openai_ocr.grounding import GRID
 
 
 @dataclass(frozen=True)
