@@ -15,12 +15,13 @@ from typing import Any
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
-from openai_ocr.assembly import PAGE_SPLIT, overall_finish_reason
+from openai_ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
 from openai_ocr.documents import Document, decode_base64_payload
 from openai_ocr.errors import BadRequest
-from openai_ocr.protocol import OCROptions
+from openai_ocr.protocol import OCROptions, Usage
 from openai_ocr.serving import OCRService
 from openai_ocr.streams import gather_or_cancel
+from openai_ocr.translation import usage_of
 
 PAGES_FIELD = "pages"
 """Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
@@ -89,12 +90,9 @@ class DocumentChat:
             merged.choices[0].message.content = PAGE_SPLIT.join(texts)
             merged.choices[0].finish_reason = overall_finish_reason(  # type: ignore[assignment]
                 [a.choices[0].finish_reason if a.choices else None for a in answers])
-        usages = [a.usage for a in answers if a.usage is not None]
+        usages = [usage_of(a.usage) for a in answers if a.usage is not None]
         if usages:
-            merged.usage = CompletionUsage(
-                prompt_tokens=sum(u.prompt_tokens for u in usages),
-                completion_tokens=sum(u.completion_tokens for u in usages),
-                total_tokens=sum(u.total_tokens for u in usages))
+            merged.usage = CompletionUsage(**sum_usage(usages).model_dump())
         return merged
 
     async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -102,7 +100,7 @@ class DocumentChat:
         backend = self.service.backend
         include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
         reasons: list[str | None] = []
-        totals = [0, 0, 0]
+        usages: list[Usage] = []
         last: ChatCompletionChunk | None = None
         with await self.open() as document:
             for position, number in enumerate(document.pages):
@@ -112,9 +110,7 @@ class DocumentChat:
                     async for chunk in chunks:
                         last = chunk
                         if chunk.usage is not None:
-                            u = chunk.usage
-                            totals = [totals[0] + u.prompt_tokens, totals[1] + u.completion_tokens,
-                                      totals[2] + u.total_tokens]
+                            usages.append(usage_of(chunk.usage))
                         if not chunk.choices:
                             continue
                         choice = chunk.choices[0]
@@ -138,8 +134,7 @@ class DocumentChat:
         if include_usage:
             final = last.model_copy(deep=True)
             final.choices = []
-            final.usage = CompletionUsage(prompt_tokens=totals[0], completion_tokens=totals[1],
-                                          total_tokens=totals[2])
+            final.usage = CompletionUsage(**sum_usage(usages).model_dump())
             yield final
 
 
