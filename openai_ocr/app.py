@@ -15,13 +15,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from openai_ocr import __version__
 from openai_ocr.backends.base import ChatBackend
+from openai_ocr.backends.gated import gated
 from openai_ocr.compat_routes import health_router
 from openai_ocr.compat_routes import router as compat_router
-from openai_ocr.backends.gated import gated
 from openai_ocr.dependencies import STATE_KEY, ApiKeyDep
 from openai_ocr.http_errors import OCRRoute
-from openai_ocr.mistral_routes import router as mistral_router
 from openai_ocr.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
+from openai_ocr.mistral_routes import router as mistral_router
 from openai_ocr.openai_routes import router as openai_router
 from openai_ocr.serving import OCRService
 from openai_ocr.settings import Settings
