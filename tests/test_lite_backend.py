@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rapidocr")
@@ -209,3 +210,13 @@ def test_every_reader_configuration_reads_the_page(config: LiteSettings) -> None
     counted = {name: lite_lines(name) - before[name] for name in before}
     by_ppocr = reader.plan.recognizer == "ppocr" or config.fallback_confidence == 1.0
     assert counted == ({"tesseract": 0, "ppocr": len(LINES)} if by_ppocr else {"tesseract": len(LINES), "ppocr": 0})
+
+
+def test_a_crop_too_thin_for_tesseract_is_left_to_ppocr() -> None:
+    """Even when no line goes back to PP-OCR for low confidence, Tesseract never sees a thin
+    crop: it reads a blank 6 px strip as "Be" (confidence 0), PP-OCR as nothing."""
+    config = LiteSettings(recognizer="tesseract", fallback_confidence=0.0)
+    worker = LineReader(config, plan_reader(config), workers=1)._workers[0]
+    before = lite_lines("ppocr")
+    assert worker._read_line(np.full((6, 60, 3), 255, np.uint8)) == ("", 0.0)
+    assert lite_lines("ppocr") == before + 1

@@ -28,7 +28,8 @@ from openai_ocr.settings import LiteSettings
 log = logging.getLogger(__name__)
 
 MIN_TESSERACT_PX = 8
-"""Crops thinner than this go straight to PP-OCR (Tesseract only complains on stderr about them)."""
+"""Crops thinner than this go straight to PP-OCR: Tesseract reads noise there (a blank
+6 px strip comes back as "Be"), whatever the confidence threshold."""
 
 Recognizer = Literal["tesseract", "ppocr"]
 Runtime = Literal["openvino", "onnxruntime"]
