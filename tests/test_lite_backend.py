@@ -220,3 +220,19 @@ def test_a_crop_too_thin_for_tesseract_is_left_to_ppocr() -> None:
     before = lite_lines("ppocr")
     assert worker._read_line(np.full((6, 60, 3), 255, np.uint8)) == ("", 0.0)
     assert lite_lines("ppocr") == before + 1
+
+
+def test_the_plan_follows_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without OpenVINO and tesserocr (as on macOS): onnxruntime and PP-OCR, or a clear error."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("openvino", "tesserocr") else real(name, *a))
+    plan = plan_reader(LiteSettings())
+    assert (plan.runtime, plan.recognizer) == ("onnxruntime", "ppocr")
+    assert "tesserocr is not installed" in plan.reason
+    with pytest.raises(RuntimeError, match=r"runtime 'openvino' is not installed"):
+        plan_reader(LiteSettings(runtime="openvino"))
+    with pytest.raises(RuntimeError, match=r"recognizer = tesseract, but tesserocr is not installed"):
+        plan_reader(LiteSettings(recognizer="tesseract"))
