@@ -31,9 +31,9 @@ test: test-main test-engine
 
 test-main: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
-	$(VENV)/bin/python -m pytest --ignore=tests/engine $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin $(PYTEST_ARGS)
 
 test-engine: $(ENGINE_VENV)/bin/python
 	@echo "installing vLLM ($(ENGINE_EXTRA)) into $(ENGINE_VENV): a few minutes the first time"
 	$(call PIP,$(ENGINE_VENV)) install -q -e '.[engine-tests,$(ENGINE_EXTRA)]'
-	$(ENGINE_VENV)/bin/python -m pytest tests/engine $(PYTEST_ARGS)
+	$(ENGINE_VENV)/bin/python -m pytest tests/vllm_plugin $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, Optional
+from typing import Any
 
 import aiohttp
 
@@ -15,10 +15,10 @@ import aiohttp
 class DeepSeekOCRClient:
     """Async client for the legacy /ocr routes; results are dicts with `result['text']`."""
 
-    def __init__(self, base_url: str = "http://localhost:8000", api_key: Optional[str] = None):
+    def __init__(self, base_url: str = "http://localhost:8000", api_key: str | None = None):
         self.base_url = base_url.rstrip("/")
         self.headers = {"X-API-Key": api_key} if api_key else {}
-        self.session: Optional[aiohttp.ClientSession] = None
+        self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "DeepSeekOCRClient":
         self.session = aiohttp.ClientSession(headers=self.headers)
@@ -34,7 +34,7 @@ class DeepSeekOCRClient:
 
     health_check = health  # the seed's name
 
-    async def ocr_from_base64(self, image_base64: str, prompt: Optional[str] = None,
+    async def ocr_from_base64(self, image_base64: str, prompt: str | None = None,
                               temperature: float = 0.0, max_tokens: int = 8192) -> dict:
         payload = {"image_base64": image_base64, "prompt": prompt,
                    "temperature": temperature, "max_tokens": max_tokens}
@@ -51,14 +51,14 @@ class DeepSeekOCRClient:
                 form.add_field(name, str(value))
         return form
 
-    async def ocr_from_file(self, image_path: str, prompt: Optional[str] = None,
+    async def ocr_from_file(self, image_path: str, prompt: str | None = None,
                             temperature: float = 0.0, max_tokens: int = 8192) -> dict:
         form = self._form(image_path, prompt=prompt, temperature=temperature, max_tokens=max_tokens)
         async with self.session.post(f"{self.base_url}/ocr/file", data=form) as response:
             response.raise_for_status()
             return await response.json()
 
-    async def ocr_stream(self, image_path: str, prompt: Optional[str] = None) -> AsyncIterator[str]:
+    async def ocr_stream(self, image_path: str, prompt: str | None = None) -> AsyncIterator[str]:
         """Yields the text as it is generated (each SSE event is JSON: {"text": "..."})."""
         form = self._form(image_path, prompt=prompt)
         async with self.session.post(f"{self.base_url}/ocr/stream", data=form) as response:
@@ -76,7 +76,7 @@ class DeepSeekOCRClient:
                 if event.get("text"):
                     yield event["text"]
 
-    async def ocr_batch(self, image_paths: list, prompt: Optional[str] = None) -> dict:
+    async def ocr_batch(self, image_paths: list, prompt: str | None = None) -> dict:
         requests = []
         for path in image_paths:
             with open(path, "rb") as handle:

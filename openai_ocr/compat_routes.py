@@ -12,28 +12,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 
-from openai_ocr.dependencies import ApiKeyDep, ServiceDep
-from openai_ocr.disconnect import cancel_on_disconnect
-from openai_ocr.documents import Document
+from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.api.disconnect import cancel_on_disconnect
+from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
+from openai_ocr.api.protocol.ocr import BatchRequest, BatchResponse, OCRRequest, OCRResponse
 from openai_ocr.errors import PayloadTooLarge
-from openai_ocr.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.protocol import (
-    BatchRequest,
-    BatchResponse,
-    HealthResponse,
-    OCROptions,
-    OCRRequest,
-    OCRResponse,
-)
-from openai_ocr.serving import OCRService
+from openai_ocr.inputs.documents import Document
+from openai_ocr.ocr.models import OCROptions
+from openai_ocr.service.serving import OCRService
 
 router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep])
-health_router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
-"""Open routes (no API key): probes must work without credentials."""
 
 SSE_PING_S = 15
 
@@ -136,23 +127,3 @@ async def ocr_stream(file: FileField, options: FormOptions,
 @cancel_on_disconnect
 async def ocr_batch(request: Request, body: BatchRequest, service: ServiceDep) -> BatchResponse:
     return await service.batch(body.requests)
-
-
-@health_router.get("/health", response_model=HealthResponse,
-                   summary="Server status, engine/upstream reachability and model name",
-                   responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
-async def health(service: ServiceDep) -> JSONResponse:
-    report = await service.health()
-    return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)
-
-
-@health_router.get("/ready", response_model=HealthResponse,
-                   summary="Readiness probe: 200 when requests can be served, else 503",
-                   responses={503: {"model": HealthResponse, "description": "Not ready"}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    return await health(service)
-
-
-@health_router.get("/live", summary="Liveness probe: 200 while the process serves HTTP")
-async def live() -> dict[str, str]:
-    return {"status": "alive"}

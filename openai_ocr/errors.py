@@ -79,7 +79,7 @@ class PayloadTooLarge(OCRError):
         super().__init__(413, message, param=param)
 
 
-class BackendUnavailable(OCRError):
+class Unavailable(OCRError):
     def __init__(self, message: str) -> None:
         super().__init__(503, message)
 

@@ -1,69 +1,100 @@
-"""`openai-ocr serve`: resolve settings and engine, then run the matching server."""
+"""The server's assembly: the app of the gateway and lite modes, and the routes of every mode.
+
+In vllm mode vLLM builds the app; the endpoint plugin calls `attach_compat_routes` on it.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from pydantic import ValidationError
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from openai_ocr.engine_choice import choose_engine
-from openai_ocr.settings import Settings, load_settings, reveal_secrets
+from openai_ocr import __version__
+from openai_ocr.api.dependencies import STATE_KEY
+from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
+from openai_ocr.api.routes import health, mistral, openai
+from openai_ocr.api.routes.docs import protected_docs_router
+from openai_ocr.compat_routes import router as compat_router
+from openai_ocr.engines.base import ChatEngine
+from openai_ocr.engines.gated import gated
+from openai_ocr.service.serving import OCRService
+from openai_ocr.settings import SETTINGS_ENV, Settings
 
-logger = logging.getLogger("openai_ocr")
+logger = logging.getLogger(__name__)
 
+DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
 
-def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Nested settings overrides for the flags that were given (None means not given)."""
-    pairs = {
-        ("server", "host"): args.host, ("server", "port"): args.port,
-        ("server", "workers"): args.workers, ("server", "cors_origins"): args.cors_origins,
-        ("server", "log_level"): args.log_level, ("engine", "kind"): args.engine,
-        ("engine", "model"): args.served_model,
-        ("upstream", "url"): args.upstream_url, ("upstream", "api_key"): args.upstream_api_key,
-        ("auth", "api_keys"): args.api_keys,
-    }
-    out: dict[str, dict[str, Any]] = {}
-    for (section, key), value in pairs.items():
-        if value is not None:
-            out.setdefault(section, {})[key] = value
-    return out
-
-
-def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.ArgumentParser) -> int:
-    try:
-        settings = load_settings(args.config, overrides_from_args(args))
-    except (ValidationError, FileNotFoundError) as exc:
-        parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    choice = choose_engine(settings, model_given=args.model is not None)
-    logger.info("engine: %s (%s)", choice.kind, choice.reason)
-    if choice.kind == "vllm":
-        from openai_ocr.vllm_launcher import run as run_vllm
-
-        if settings.server.workers > 1:
-            logger.warning("--workers is ignored by the vllm engine; use vLLM's "
-                           "--api-server-count")
-        return run_vllm(settings, args.model, passthrough, served_name=args.served_model)
-    if passthrough:
-        parser.error(f"unrecognized arguments for the {choice.kind} engine: {' '.join(passthrough)}")
-    if choice.kind == "upstream" and not settings.upstream.url:
-        parser.error("the upstream engine needs --upstream-url (or upstream.url in the config)")
-    run_app(settings.model_copy(update={"engine": settings.engine.model_copy(
-        update={"kind": choice.kind})}))
-    return 0
+* `/v1/chat/completions`, `/v1/models`: the OpenAI API (use the official SDKs with `base_url`).
+* `/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`, `/health`: the legacy OCR routes, each
+  translated into a chat completion with DeepSeek-OCR's official prompt templates.
+"""
 
 
-def run_app(settings: Settings) -> None:
-    """Serve the gateway or lite app with uvicorn (worker processes read the settings from env)."""
-    import uvicorn
+def attach_compat_routes(app: FastAPI) -> None:
+    """Mount the legacy routes on an app (ours, or vLLM's through the endpoint plugin)."""
+    app.include_router(compat_router)
+    app.include_router(mistral.router)
+    app.include_router(health.router)
 
-    from openai_ocr.app import SETTINGS_ENV
 
-    os.environ[SETTINGS_ENV] = reveal_secrets(settings)
-    uvicorn.run("openai_ocr.app:app_from_env", factory=True, host=settings.server.host,
-                port=settings.server.port, workers=settings.server.workers,
-                log_level=settings.server.log_level, timeout_graceful_shutdown=30)
+def build_engine(settings: Settings, kind: str) -> ChatEngine:
+    """The engine for a resolved engine kind (vllm runs inside vLLM's server instead)."""
+    if kind == "upstream":
+        from openai_ocr.engines.upstream import UpstreamEngine
+
+        return UpstreamEngine(settings.upstream, settings.engine.model)
+    if kind == "lite":
+        from openai_ocr.engines.lite.engine import LiteEngine
+
+        return LiteEngine(settings)
+    raise ValueError(f"no in-process app for engine {kind!r}")
+
+
+def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
+    """The FastAPI app of the upstream and lite modes."""
+    engine = gated(engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        logger.info("serving %s with the %s engine", engine.model, engine.kind)
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
+    app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url=None if protect_docs else "/docs",
+                  redoc_url=None if protect_docs else "/redoc",
+                  openapi_url=None if protect_docs else "/openapi.json")
+    setattr(app.state, STATE_KEY, OCRService(engine, settings))
+    # Outermost first: request ids and logs see every answer, 413s included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    if settings.server.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"],
+                           allow_credentials="*" not in settings.server.cors_origins)
+    app.add_middleware(RequestObserverMiddleware)
+    attach_compat_routes(app)
+    app.include_router(openai.router)
+    app.include_router(health.metrics_router)
+    if protect_docs:
+        app.include_router(protected_docs_router(app))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> dict[str, str]:
+        return {"name": "openai-ocr", "version": __version__, "model": engine.model,
+                "engine": engine.kind, "docs": "/docs", "openai_base_url": "/v1"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for worker processes: settings and engine come from the environment."""
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    return create_app(settings, build_engine(settings, settings.engine.kind))

@@ -28,6 +28,8 @@ from pydantic_settings import (
 )
 
 EngineKind = Literal["auto", "upstream", "lite", "vllm"]
+ModeName = Literal["markdown", "ocr", "free_ocr", "figure", "describe", "locate"]
+"""The named official prompts (`openai_ocr.ocr.prompts.MODES` holds their texts)."""
 
 
 def _dump_secret(value: SecretStr, info: SerializationInfo) -> str:
@@ -86,7 +88,7 @@ class NgramGuardSettings(BaseModel):
 class OCRSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    default_mode: str = "markdown"
+    default_mode: ModeName = "markdown"
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     default_max_tokens: int = Field(8192, ge=1)
     max_tokens_cap: int = Field(8192, ge=1)
@@ -95,10 +97,6 @@ class OCRSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> OCRSettings:
-        from openai_ocr.prompts import MODES  # local import: prompts has no settings dependency
-
-        if self.default_mode not in MODES:
-            raise ValueError(f"ocr.default_mode must be one of {sorted(MODES)}")
         if self.default_max_tokens > self.max_tokens_cap:
             raise ValueError("ocr.default_max_tokens must not exceed ocr.max_tokens_cap")
         return self
@@ -205,6 +203,9 @@ class Settings(BaseSettings):
         # First source wins: CLI overrides (init), then the environment, then the TOML file.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
+
+SETTINGS_ENV = "OPENAI_OCR_SETTINGS_JSON"
+"""Resolved settings handed to worker processes and to the vLLM plugin (`reveal_secrets`)."""
 
 API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 """Comma-separated API keys; above the config file, below --api-key."""

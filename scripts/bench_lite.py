@@ -6,7 +6,7 @@ on synthetic A4 pages rendered at 150 dpi with known text (several fonts and siz
 degraded "scan" copy of each, two-column pages whose column order is checked, also in a
 copy scanned 2 degrees askew, and "poor scans" of every other page) and on the
 pages of a born-digital PDF with its text layer as the truth. Speed: seconds per page and
-pages/s through `LiteBackend.complete` with 1 worker x 1 thread (one core) and 2 workers x
+pages/s through `LiteEngine.complete` with 1 worker x 1 thread (one core) and 2 workers x
 1 thread.
 
 Every figure is given for the configured engine and, as the baseline in the same run, for
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from openai_ocr.backends.lite import LiteBackend
+from openai_ocr.engines.lite.engine import LiteEngine
 from openai_ocr.metrics import lite_lines
 from openai_ocr.settings import LiteSettings, Settings
 
@@ -286,19 +286,19 @@ class Run:
 
 
 async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
-    """Every page through the backend at once (the pool bounds the concurrency)."""
-    backend = LiteBackend(Settings(lite=lite))
-    await backend.start()
+    """Every page through the engine at once (the pool bounds the concurrency)."""
+    engine = LiteEngine(Settings(lite=lite))
+    await engine.start()
     try:
-        assert backend.reader is not None
-        log.info("engine: %s: %s", backend.model, backend.reader.describe())
+        assert engine.reader is not None
+        log.info("engine: %s: %s", engine.model, engine.reader.describe())
         before = {name: lite_lines(name) for name in ("tesseract", "ppocr")}
         started, cpu_started = time.perf_counter(), time.process_time()
         done = 0
 
         async def one(url: str) -> str:
             nonlocal done
-            answer = await backend.complete(body(url))
+            answer = await engine.complete(body(url))
             done += 1
             log.info("  %d/%d pages", done, len(urls))
             return answer.choices[0].message.content or ""
@@ -306,10 +306,10 @@ async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
         texts = await asyncio.gather(*(one(u) for u in urls))
         timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
         tesseract, ppocr = (lite_lines(name) - before[name] for name in ("tesseract", "ppocr"))
-        reread = ppocr / max(tesseract + ppocr, 1) if backend.plan.recognizer == "tesseract" else 0.0
-        return Run(list(texts), timing, backend.model, reread)
+        reread = ppocr / max(tesseract + ppocr, 1) if engine.plan.recognizer == "tesseract" else 0.0
+        return Run(list(texts), timing, engine.model, reread)
     finally:
-        await backend.close()
+        await engine.close()
 
 
 def table(rows: Iterable[tuple[str, ...]], head: tuple[str, ...]) -> str:

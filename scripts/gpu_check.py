@@ -51,7 +51,7 @@ def a4_page(index: int) -> bytes:
 
 
 def start_server(model: str, dummy: bool, port: int, extra: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "openai_ocr.vllm_launcher", model, "--port", str(port),
+    cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", model, "--port", str(port),
            "--host", "127.0.0.1", "--served-model-name", SERVED, *extra]
     if dummy:
         cmd += ["--load-format", "dummy"]
@@ -117,7 +117,7 @@ def main() -> int:
 
     model, dummy = args.model, args.model is None
     if dummy:
-        from tests.engine.tiny_checkpoint import make_tiny_checkpoint
+        from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
         model = str(make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "deepseek-ocr-dummy",
                                          full_size=True))

@@ -115,7 +115,7 @@ def main() -> int:
         import os
 
         server = subprocess.Popen(
-            [sys.executable, "-m", "openai_ocr.cli", "serve", "--upstream-url", f"{upstream}/v1",
+            [sys.executable, "-m", "openai_ocr.cli.main", "serve", "--upstream-url", f"{upstream}/v1",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=ROOT, env={**os.environ, **env_limits})
         url = f"http://127.0.0.1:{port}"

@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from openai_ocr.app import create_app
-from openai_ocr.backends.upstream import UpstreamBackend
-from openai_ocr.settings import Settings, load_settings
+from openai_ocr.engines.upstream import UpstreamEngine
+from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.servers import running_server
+from tests.helpers import gateway_settings, running_server
 
 
 @pytest.fixture(scope="session")
@@ -27,18 +26,11 @@ def upstream(fake_upstream: tuple[FakeUpstream, str]) -> FakeUpstream:
     return fake
 
 
-def gateway_settings(upstream_url: str, **sections: dict) -> Settings:
-    overrides: dict = {"upstream": {"url": upstream_url, "max_retries": 0}}
-    for name, values in sections.items():
-        overrides.setdefault(name, {}).update(values)
-    return load_settings(overrides=overrides)
-
-
 @pytest.fixture(scope="session")
 def gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
     """Base URL of a gateway in front of the fake upstream (default settings)."""
     _, upstream_url = fake_upstream
     settings = gateway_settings(upstream_url, limits={"max_batch_items": 100})
-    app = create_app(settings, UpstreamBackend(settings.upstream, settings.engine.model))
+    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
     with running_server(app) as url:
         yield url

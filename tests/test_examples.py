@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.images import png_bytes
-from tests.pdfs import SYSTEM_PDF
+from tests.helpers import SYSTEM_PDF, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Invoice 2041\nTotal due 37.50"

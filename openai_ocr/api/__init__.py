@@ -1,0 +1,1 @@
+"""The HTTP layer, the same in every mode: routes, schemas, dependencies, middleware."""

@@ -1,0 +1,74 @@
+"""FastAPI dependencies shared by the project's routers: the service, API keys, rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from openai_ocr.api.ratelimit import RateLimiter, retry_after
+from openai_ocr.errors import Saturated, Unauthorized, Unavailable
+from openai_ocr.service.serving import OCRService
+
+STATE_KEY = "openai_ocr"
+LIMITER_KEY = "openai_ocr_rate_limiter"
+
+
+def get_service(request: Request) -> OCRService:
+    """The OCRService bound to this app (by create_app, or by the vLLM plugin's init_state)."""
+    service = getattr(request.app.state, STATE_KEY, None)
+    if service is None:
+        raise Unavailable("the OCR service is not ready yet")
+    return service
+
+
+ServiceDep = Annotated[OCRService, Depends(get_service)]
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from `Authorization: Bearer ...` or `X-API-Key`."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def key_is_valid(given: str, keys: list[str]) -> bool:
+    """Constant-time comparison against every key (no early exit on a match)."""
+    match = False
+    for key in keys:
+        match |= hmac.compare_digest(given.encode(), key.encode())
+    return match
+
+
+def key_id(key: str) -> str:
+    """A short, non-reversible id of a key, for logs and rate-limit buckets."""
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+async def require_api_key(request: Request, service: ServiceDep) -> None:
+    """401 unless a configured key is presented; then the per-key rate limit (429)."""
+    auth = service.settings.auth
+    caller = "anonymous"
+    if auth.api_keys:
+        given = presented_key(request)
+        if given is None or not key_is_valid(given, [k.get_secret_value() for k in auth.api_keys]):
+            raise Unauthorized()
+        caller = key_id(given)
+    request.state.caller = caller
+    per_minute = service.settings.limits.rate_limit_per_minute
+    if per_minute:
+        limiter = getattr(request.app.state, LIMITER_KEY, None)
+        if limiter is None or limiter.per_minute != per_minute:
+            limiter = RateLimiter(per_minute)
+            setattr(request.app.state, LIMITER_KEY, limiter)
+        wait = limiter.acquire(caller)
+        if wait:
+            raise Saturated(f"rate limit of {per_minute} requests per minute reached",
+                            retry_after(wait))
+
+
+ApiKeyDep = Depends(require_api_key)

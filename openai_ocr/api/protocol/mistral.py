@@ -1,0 +1,68 @@
+"""Schemas of `POST /v1/ocr`, the Mistral OCR API shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DocumentURLChunk(BaseModel):
+    type: Literal["document_url"] = "document_url"
+    document_url: str = Field(description="A `data:application/pdf;base64,...` URL.")
+    document_name: str | None = None
+
+
+class ImageURL(BaseModel):
+    url: str
+
+
+class ImageURLChunk(BaseModel):
+    type: Literal["image_url"] = "image_url"
+    image_url: str | ImageURL = Field(description="A `data:image/...;base64,...` URL.")
+
+
+class MistralOCRRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
+        "model": "deepseek-ai/DeepSeek-OCR",
+        "document": {"type": "document_url", "document_url": "data:application/pdf;base64,JVBERi0x..."},
+        "pages": [0, 1], "include_image_base64": True}]})
+
+    model: str | None = None
+    document: Annotated[DocumentURLChunk | ImageURLChunk, Field(discriminator="type")]
+    pages: list[Annotated[int, Field(ge=0)]] | str | None = Field(
+        None, description="0-based pages: a list, or a string such as \"0,2-4\".")
+    include_image_base64: bool | None = False
+
+
+class MistralImage(BaseModel):
+    id: str
+    top_left_x: int | None
+    top_left_y: int | None
+    bottom_right_x: int | None
+    bottom_right_y: int | None
+    image_base64: str | None = None
+
+
+class MistralDimensions(BaseModel):
+    dpi: int
+    height: int
+    width: int
+
+
+class MistralPage(BaseModel):
+    index: int = Field(description="0-based page index.")
+    markdown: str
+    images: list[MistralImage]
+    dimensions: MistralDimensions | None
+
+
+class MistralUsage(BaseModel):
+    pages_processed: int
+    doc_size_bytes: int | None = None
+
+
+class MistralOCRResponse(BaseModel):
+    pages: list[MistralPage]
+    model: str
+    usage_info: MistralUsage

@@ -1,0 +1,137 @@
+"""Pydantic schemas of the legacy `/ocr` API (requests and answers).
+
+Field names follow the seed server, so old clients keep working: `image_base64`, `prompt`,
+`temperature`, `max_tokens`; answers carry `request_id`, `text`, `processing_time` and
+`status` next to the OpenAI-style `model`, `finish_reason` and `usage`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from openai_ocr.errors import ErrorDetail
+from openai_ocr.ocr.models import OCROptions, PageResult, Usage
+
+
+class OCRRequest(OCROptions):
+    """`POST /ocr` body."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"image_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "mode": "free_ocr"}]})
+
+    image_base64: str | None = Field(None, description="The image (or a PDF) as base64 or "
+                                     "as a `data:...;base64,` URL.")
+    document_base64: str | None = Field(None, description="A PDF or multi-frame TIFF as base64 "
+                                        "or as a `data:application/pdf;base64,` URL.")
+
+    @model_validator(mode="after")
+    def _one_input(self) -> OCRRequest:
+        given = [name for name in ("image_base64", "document_base64") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of image_base64 or document_base64")
+        return self
+
+    @property
+    def payload(self) -> tuple[str, str]:
+        """(field name, base64 value) of the input."""
+        if self.image_base64:
+            return "image_base64", self.image_base64
+        return "document_base64", self.document_base64 or ""
+
+
+class OCRResponse(BaseModel):
+    """Answer of `/ocr` and `/ocr/file`, and of each successful batch item."""
+
+    request_id: str
+    text: str = Field(description="The output in the requested format (`text`: raw model "
+                      "output with grounding tags; `markdown`: cleaned); pages joined by "
+                      "the page separator.")
+    model: str
+    finish_reason: str | None = Field(
+        description="`stop` at the end of the page; `length` when `max_tokens` cut it "
+        "(with DeepSeek-OCR usually a repetition loop).")
+    usage: Usage
+    prompt: str = Field(description="The prompt text sent to the model.")
+    processing_time: float = Field(description="Seconds spent on this request.")
+    status: Literal["success"] = "success"
+    page_count: int = Field(1, description="Pages processed.")
+    pages: list[PageResult] | None = Field(None, description="Per page, when `output` is "
+                                           "`json` or `include_images` is set.")
+    warnings: list[str] = Field([], description="E.g. pages whose output hit max_tokens.")
+
+
+class BatchRequest(BaseModel):
+    """`POST /ocr/batch` body. Items are validated one by one, so a bad item fails alone."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"requests": [
+        {"image_base64": "iVBORw0KGgo...", "mode": "free_ocr"},
+        {"image_base64": "iVBORw0KGgo...", "prompt": "<image>\nParse the figure."}]}]})
+
+    requests: list[dict[str, Any]] = Field(
+        ..., min_length=1, description="Up to `limits.max_batch_items` (100) objects, each "
+        "shaped like the `POST /ocr` body (OCRRequest).")
+
+
+class BatchItemResult(BaseModel):
+    """One batch item: the OCR answer fields on success, `error` on failure."""
+
+    index: int
+    status: Literal["success", "error"]
+    status_code: int = Field(description="The HTTP status this item would have had alone.")
+    request_id: str
+    text: str = ""
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    prompt: str | None = None
+    processing_time: float = 0.0
+    page_count: int | None = None
+    pages: list[PageResult] | None = None
+    warnings: list[str] = []
+    error: ErrorDetail | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItemResult] = Field(description="One entry per item, in request order.")
+    succeeded: int
+    failed: int
+    total_processing_time: float
+
+
+class StreamEvent(BaseModel):
+    """One `data:` event of `/ocr/stream`. Text travels JSON-encoded, so newlines are safe.
+
+    Order: for each page a `page` event, `text` events, a `page_end` event (a text event
+    with the page separator between pages); then one `done` event, or an `error` event.
+    Concatenating every event's `text` gives the non-streamed `text` of output `text`.
+    """
+
+    type: Literal["page", "text", "page_end", "done", "error"] = "text"
+    text: str = Field("", description="New text since the previous event.")
+    page: int | None = None
+    width: int | None = None
+    height: int | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    warning: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    error: ErrorDetail | None = None
+
+
+class EngineReachability(BaseModel):
+    url: str | None = None
+    reachable: bool
+    detail: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["healthy", "unavailable"]
+    model: str
+    engine: str
+    model_loaded: bool
+    engine_status: EngineReachability = Field(description="Reachability of the engine or upstream.")
+    version: str
+    timestamp: float

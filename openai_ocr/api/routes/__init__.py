@@ -1,0 +1,1 @@
+"""Route modules (the legacy /ocr routes are openai_ocr.compat_routes)."""

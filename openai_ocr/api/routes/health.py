@@ -1,0 +1,41 @@
+"""Open monitoring routes (no API key: probes and scrapers work without credentials)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from openai_ocr.api.dependencies import ServiceDep
+from openai_ocr.api.http_errors import OCRRoute
+from openai_ocr.api.protocol.ocr import HealthResponse
+
+router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
+metrics_router = APIRouter(tags=["Monitoring"])
+"""Our own app only: in vllm mode vLLM serves /metrics (our series included)."""
+
+
+@router.get("/health", response_model=HealthResponse,
+                   summary="Server status, engine/upstream reachability and model name",
+                   responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
+async def health(service: ServiceDep) -> JSONResponse:
+    report = await service.health()
+    return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)
+
+
+@router.get("/ready", response_model=HealthResponse,
+                   summary="Readiness probe: 200 when requests can be served, else 503",
+                   responses={503: {"model": HealthResponse, "description": "Not ready"}})
+async def ready(service: ServiceDep) -> JSONResponse:
+    return await health(service)
+
+
+@router.get("/live", summary="Liveness probe: 200 while the process serves HTTP")
+async def live() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@metrics_router.get("/metrics", summary="Prometheus metrics", include_in_schema=True,
+                    response_class=Response)
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

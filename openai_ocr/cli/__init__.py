@@ -1,0 +1,1 @@
+"""The openai-ocr command line: serve, and the OCR client."""

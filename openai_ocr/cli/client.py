@@ -1,0 +1,162 @@
+"""`openai-ocr ocr FILE...`: send images or PDFs for OCR and write NAME.md / NAME.json.
+
+Pages stream back one by one (progress per file and per page). With `--server` the files go
+to a running openai-ocr server's `/ocr/stream`; without it, to the OpenAI-compatible upstream
+named in the config, through this package's own translation layer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tqdm import tqdm
+
+from openai_ocr.api.protocol.ocr import StreamEvent
+from openai_ocr.errors import OCRError
+from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
+from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.translation import CompletionResult
+from openai_ocr.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+@dataclass
+class PageText:
+    number: int
+    width: int
+    height: int
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    warning: str | None = None
+
+
+@dataclass
+class FileResult:
+    path: Path
+    model: str | None = None
+    pages: list[PageText] = field(default_factory=list)
+
+
+async def collect(events: AsyncIterator[StreamEvent], result: FileResult, page_bar: tqdm) -> None:
+    """Fold a stream of events into pages, advancing the page bar as pages finish."""
+    async for event in events:
+        if event.type == "page":
+            result.pages.append(PageText(event.page or 0, event.width or 0, event.height or 0))
+            page_bar.set_postfix_str(f"page {event.page}")
+        elif event.type == "text" and event.page is not None and result.pages:
+            result.pages[-1].text += event.text
+        elif event.type == "page_end" and result.pages:
+            page = result.pages[-1]
+            page.finish_reason, page.warning = event.finish_reason, event.warning
+            page.usage = event.usage or Usage()
+            if event.warning:
+                tqdm.write(f"warning: {result.path.name}: {event.warning}", file=sys.stderr)
+            page_bar.update(1)
+        elif event.type == "done":
+            result.model = event.model
+        elif event.type == "error" and event.error is not None:
+            raise OCRError(int(event.error.code or 502), event.error.message)
+
+
+async def server_events(client: httpx.AsyncClient, server: str, path: Path,
+                        options: OCROptions) -> AsyncIterator[StreamEvent]:
+    fields = {k: str(v) for k, v in options.model_dump(exclude_none=True,
+                                                      exclude={"output", "include_images"}).items()}
+    with path.open("rb") as handle:
+        async with client.stream("POST", f"{server.rstrip('/')}/ocr/stream", data=fields,
+                                 files={"file": (path.name, handle)}) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise OCRError(response.status_code, _error_message(response))
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    return
+                yield StreamEvent.model_validate_json(data)
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500] or response.reason_phrase
+
+
+async def upstream_events(service: Any, path: Path, options: OCROptions) -> AsyncIterator[StreamEvent]:
+    document = await service.open_bytes(path.read_bytes(), options, param=path.name)
+    async for event in await service.open_stream(document, options):
+        yield event
+
+
+def render(result: FileResult, output: str) -> str:
+    """The file's answer as markdown or JSON, from the streamed raw page texts."""
+    outcomes = [PageOutcome(p.number, ImageInput(b"", "image/png", p.width, p.height),
+                            CompletionResult(p.text, p.finish_reason, p.usage, result.model or ""))
+                for p in result.pages]
+    pages = [page_result(o, include_images=False, max_tokens=None) for o in outcomes]
+    if output == "md":
+        return PAGE_SPLIT.join(p.markdown for p in pages) + "\n"
+    body = {"file": result.path.name, "model": result.model,
+            "usage": sum_usage([p.usage for p in pages]).model_dump(),
+            "warnings": [p.warning for p in result.pages if p.warning],
+            "pages": [p.model_dump(exclude={"images"}) for p in pages]}
+    return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+
+
+async def run(files: list[Path], options: OCROptions, output: str, server: str | None,
+              settings: Settings, api_key: str | None, out_dir: Path | None) -> int:
+    """OCR every file; returns the number of files that failed."""
+    service = None
+    if server is None and settings.upstream.url:
+        from openai_ocr.engines.upstream import UpstreamEngine
+        from openai_ocr.service.serving import OCRService
+
+        service = OCRService(UpstreamEngine(settings.upstream, settings.engine.model), settings)
+        await service.engine.start()
+    target = server or DEFAULT_SERVER
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    failures = 0
+    timeout = httpx.Timeout(settings.upstream.timeout_s, connect=settings.upstream.connect_timeout_s)
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+        with tqdm(files, unit="file", desc="files", position=0) as file_bar:
+            for path in file_bar:
+                file_bar.set_postfix_str(path.name)
+                result = FileResult(path)
+                try:
+                    with tqdm(unit="page", desc=f"  {path.name}", position=1, leave=False) as page_bar:
+                        events = (upstream_events(service, path, options) if service is not None
+                                  else server_events(client, target, path, options))
+                        await collect(events, result, page_bar)
+                    destination = (out_dir or path.parent) / f"{path.stem}.{output}"
+                    destination.write_text(render(result, output), encoding="utf-8")
+                    tqdm.write(f"{path} -> {destination} ({len(result.pages)} page(s))")
+                except (OCRError, httpx.HTTPError, OSError) as exc:
+                    failures += 1
+                    tqdm.write(f"openai-ocr: {path}: {describe(exc, target)}", file=sys.stderr)
+    if service is not None:
+        await service.engine.close()
+    return failures
+
+
+def describe(exc: BaseException, server: str) -> str:
+    if isinstance(exc, OCRError):
+        return f"{exc.status_code} {exc.message}"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to {server} (is `openai-ocr serve` running? use --server URL)"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the server did not answer in time"
+    return str(exc) or type(exc).__name__

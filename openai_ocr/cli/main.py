@@ -1,0 +1,100 @@
+"""The `openai-ocr` command line: `serve` runs the server, `ocr` sends files to one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from openai_ocr import __version__
+from openai_ocr.ocr.prompts import MODES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="openai-ocr", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"openai-ocr {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve", help="run the server", allow_abbrev=False,  # never swallow a vLLM flag
+        description="Run the OCR server. Engines: an OpenAI-compatible upstream (gateway), "
+        "vLLM in-process (MODEL given, or a GPU present), or the embedded CPU engine. "
+        "Flags not listed here are passed to vLLM in vllm mode.")
+    serve.add_argument("model", nargs="?", help="model to serve with vLLM "
+                       "(default deepseek-ai/DeepSeek-OCR); implies --engine vllm")
+    serve.add_argument("--config", help="TOML settings file (default ./config.toml if present)")
+    serve.add_argument("--engine", choices=["auto", "vllm", "upstream", "lite"])
+    serve.add_argument("--upstream-url", help="OpenAI-compatible base URL, e.g. http://gpu1:8000/v1")
+    serve.add_argument("--upstream-api-key", help="API key sent to the upstream")
+    serve.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
+                       help="API key clients must present (repeatable); also "
+                       "OPENAI_OCR_API_KEYS=k1,k2 or auth.api_keys in the config")
+    serve.add_argument("--model", dest="served_model", metavar="NAME",
+                       help="model name sent upstream and shown in /v1/models")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (gateway and lite modes)")
+    serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
+                       help="allowed CORS origin (repeatable)")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+
+    ocr = commands.add_parser(
+        "ocr", help="OCR images or PDFs, writing NAME.md or NAME.json next to each",
+        description="Send images or PDFs to a running server (--server), or, without "
+        "--server, to the upstream URL of the config. Exits non-zero if any file failed.")
+    ocr.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ocr.add_argument("--server", help="openai-ocr server URL (default: the config's upstream "
+                     "URL if set, else http://127.0.0.1:8000)")
+    ocr.add_argument("--output", choices=["md", "json"], default="md")
+    ocr.add_argument("--pages", help='pages of PDFs, e.g. "1-3,7"')
+    ocr.add_argument("--mode", choices=list(MODES), default=None,
+                     help="named prompt (default: markdown with grounding)")
+    ocr.add_argument("--prompt", help="raw DeepSeek-OCR prompt (wins over --mode)")
+    ocr.add_argument("--dpi", type=int, help="PDF render resolution")
+    ocr.add_argument("--max-tokens", type=int)
+    ocr.add_argument("--api-key", help="API key of the server")
+    ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the files")
+    ocr.add_argument("--config", help="TOML settings file")
+    return parser
+
+
+def ocr_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from openai_ocr.cli.client import run
+    from openai_ocr.ocr.models import OCROptions
+    from openai_ocr.settings import load_settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        parser.exit(2, f"openai-ocr: no such file: {', '.join(missing)}\n")
+    try:
+        settings = load_settings(args.config)
+        options = OCROptions(pages=args.pages, mode=args.mode, prompt=args.prompt, dpi=args.dpi,
+                             max_tokens=args.max_tokens)
+    except (ValidationError, FileNotFoundError) as exc:
+        parser.exit(2, f"openai-ocr: {exc}\n")
+    failures = asyncio.run(run(args.files, options, args.output, args.server, settings,
+                               args.api_key, args.out_dir))
+    if failures:
+        print(f"openai-ocr: {failures} of {len(args.files)} file(s) failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, passthrough = parser.parse_known_args(argv)
+    if args.command == "serve":
+        from openai_ocr.cli.serve import serve
+
+        return serve(args, passthrough, parser)
+    if passthrough:
+        parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    return ocr_command(args, parser)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Engines: what answers a chat-completion request (upstream, lite, vllm in-process)."""

@@ -1,0 +1,125 @@
+"""Backpressure, time limits and metrics around any engine.
+
+At most `max_in_flight` engine requests run at once; up to `max_queue` more wait for a slot
+and anything beyond is refused at once with 429 and Retry-After, so memory stays bounded
+under any load. Each request (queueing included) has `timeout_s`; past it the engine call is
+cancelled (which aborts it upstream or in vLLM) and the client gets 504.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai.types import Model
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from openai_ocr import metrics
+from openai_ocr.engines.base import ChatEngine, EngineStatus
+from openai_ocr.errors import OCRError, Saturated
+from openai_ocr.settings import Settings
+
+
+class GatedEngine(ChatEngine):
+    def __init__(self, inner: ChatEngine, *, max_in_flight: int, max_queue: int,
+                 timeout_s: float) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.model = inner.model
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self.timeout_s = timeout_s
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._waiting = 0
+
+    async def start(self) -> None:
+        await self.inner.start()
+        self.model = self.inner.model
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def list_models(self) -> list[Model]:
+        return await self.inner.list_models()
+
+    async def status(self) -> EngineStatus:
+        return await self.inner.status()
+
+    async def _acquire(self, deadline: float) -> None:
+        if not self._slots.locked():  # a free slot and nobody waiting: taken without suspending
+            await self._slots.acquire()
+        else:
+            if self._waiting >= self.max_queue:
+                metrics.REJECTED.inc()
+                raise Saturated(f"the server is busy ({self.max_in_flight} engine requests "
+                                f"running, {self._waiting} waiting); retry shortly")
+            self._waiting += 1
+            metrics.QUEUED.set(self._waiting)
+            try:
+                await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                raise self._timeout() from None
+            finally:
+                self._waiting -= 1
+                metrics.QUEUED.set(self._waiting)
+        metrics.IN_FLIGHT.inc()
+
+    def _release(self) -> None:
+        metrics.IN_FLIGHT.dec()
+        self._slots.release()
+
+    def _timeout(self) -> OCRError:
+        metrics.TIMEOUTS.inc()
+        return OCRError(504, f"the request did not finish within {self.timeout_s:g} s")
+
+    @staticmethod
+    def _count(finish_reason: str | None) -> None:
+        metrics.PAGES.inc()
+        if finish_reason == "length":
+            metrics.LENGTH_STOPS.inc()
+
+    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        deadline = time.monotonic() + self.timeout_s
+        await self._acquire(deadline)
+        try:
+            completion = await asyncio.wait_for(self.inner.complete(body),
+                                                max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise self._timeout() from None
+        finally:
+            self._release()
+        self._count(completion.choices[0].finish_reason if completion.choices else None)
+        return completion
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        deadline = time.monotonic() + self.timeout_s
+        await self._acquire(deadline)
+        chunks = self.inner.stream(body)
+        reason: str | None = None
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks),
+                                                   max(0.0, deadline - time.monotonic()))
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise self._timeout() from None
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    reason = chunk.choices[0].finish_reason
+                yield chunk
+            self._count(reason)
+        finally:
+            try:
+                await chunks.aclose()  # type: ignore[attr-defined]
+            finally:
+                self._release()
+
+
+def gated(engine: ChatEngine, settings: Settings) -> GatedEngine:
+    """Wrap `engine` with the limits of `settings` (every mode does, vllm included)."""
+    limits = settings.limits
+    return GatedEngine(engine, max_in_flight=limits.max_in_flight, max_queue=limits.max_queue,
+                        timeout_s=limits.request_timeout_s)

@@ -1,0 +1,1 @@
+"""The lite engine: a CPU OCR engine whose models ship inside wheels."""

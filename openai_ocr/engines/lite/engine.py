@@ -1,0 +1,273 @@
+"""The embedded CPU engine as a chat engine; `reader` finds and reads the lines.
+
+It answers the same OpenAI chat-completion requests as the DeepSeek-OCR engines, mapping
+the official prompts to what a line OCR engine can do: plain text (Free OCR.), DeepSeek-OCR's
+grounding format (<|grounding|> prompts) and Locate. Prompts it cannot serve (describe,
+parse figure) are a 400 that says so, never a made-up answer.
+
+Work runs in a thread pool of `lite.workers` threads, each with its own engines; the
+runtimes and Tesseract release the GIL, so threads scale with cores without copying pages
+between processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from openai.types import CompletionUsage, Model
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from PIL import Image
+
+from openai_ocr.engines.base import ChatEngine, EngineStatus
+from openai_ocr.engines.lite import layout
+from openai_ocr.engines.lite.reader import LineReader, plan_reader
+from openai_ocr.errors import BadRequest, Unavailable
+from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load_image
+from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
+from openai_ocr.settings import LimitSettings, Settings
+
+log = logging.getLogger(__name__)
+
+Action = Literal["markdown", "ocr", "free", "locate"]
+
+SUPPORTED_PROMPTS = (MODES["markdown"], MODES["ocr"], MODES["free_ocr"],
+                     MODES["locate"].format(ref="..."))
+_LOCATE_RE = re.compile(r"locate\s*<\|ref\|>(?P<ref>.*?)<\|/ref\|>", re.I | re.S)
+_FREE_RE = re.compile(r"free\s+ocr\.?", re.I)
+_CREATED = int(time.time())
+
+
+@dataclass(frozen=True)
+class Task:
+    """What one request asks of the engine: an action, and the text to find for `locate`."""
+
+    action: Action
+    ref: str = ""
+
+
+@dataclass(frozen=True)
+class LiteRequest:
+    """The parts of a chat request the lite engine uses."""
+
+    image_url: str
+    task: Task
+    prompt: str
+    max_tokens: int | None
+
+
+# ---------------------------------------------------------------- request parsing (pure)
+
+def parse_prompt(prompt: str) -> Task:
+    """Map a DeepSeek-OCR prompt to a lite action, or raise a 400 listing what works."""
+    text = strip_image_placeholder(prompt)
+    match = _LOCATE_RE.search(text)
+    if match:
+        ref = match.group("ref").strip()
+        if not ref:
+            raise BadRequest("Locate needs the text to find between <|ref|> and <|/ref|>",
+                             param="messages")
+        return Task("locate", ref)
+    if "<|grounding|>" in text:
+        return Task("markdown" if "markdown" in text.lower() else "ocr")
+    if _FREE_RE.fullmatch(text.strip()):
+        return Task("free")
+    raise BadRequest(
+        f"the lite engine only reads text and cannot serve the prompt "
+        f"{text[:80]!r}; it serves: " + " | ".join(repr(p) for p in SUPPORTED_PROMPTS),
+        param="messages")
+
+
+def parse_request(body: dict[str, Any], default_prompt: str) -> LiteRequest:
+    """Find the image and prompt of the last user message; check what the engine needs."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages must be a non-empty list", param="messages")
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        raise BadRequest("messages contain no user message", param="messages")
+    content = users[-1].get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(parts, list):
+        raise BadRequest("the user message content must be a string or a list of parts",
+                         param="messages")
+    images: list[str] = []
+    texts: list[str] = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind == "image_url":
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            if not isinstance(url, str):
+                raise BadRequest("image_url.url must be a string", param="messages")
+            images.append(url)
+        else:
+            raise BadRequest(f"unsupported content part type {kind!r}; send text and "
+                             f"image_url parts", param="messages")
+    if len(images) != 1:
+        raise BadRequest(f"the last user message must carry exactly one image_url part "
+                         f"(found {len(images)})", param="messages")
+    if not is_data_url(images[0]):
+        raise BadRequest("only data: URLs are accepted for images: the lite engine works "
+                         "offline and fetches nothing", param="messages")
+    prompt = strip_image_placeholder("\n".join(texts)) or default_prompt
+    return LiteRequest(image_url=images[0], task=parse_prompt(prompt), prompt=prompt,
+                       max_tokens=_max_tokens(body))
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    value = body.get("max_completion_tokens")
+    if value is None:
+        value = body.get("max_tokens")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest("max_tokens must be a positive integer", param="max_tokens")
+    return value
+
+
+def estimate_tokens(text: str) -> int:
+    """An estimate, 4 characters a token: the lite engine has no tokenizer."""
+    return math.ceil(len(text) / 4)
+
+
+def truncate(text: str, max_tokens: int | None) -> tuple[str, str]:
+    """The text cut to `max_tokens` estimated tokens, and the finish reason."""
+    if max_tokens is not None and estimate_tokens(text) > max_tokens:
+        return text[: max_tokens * 4], "length"
+    return text, "stop"
+
+
+def render(task: Task, lines: list[layout.TextLine], width: int, height: int) -> str:
+    """The answer text for one task from the engine's lines."""
+    if task.action == "locate":
+        return layout.to_locate(lines, task.ref, width, height)
+    ordered = layout.reading_order(lines, width, height)
+    if task.action == "free":
+        return layout.to_plain_text(ordered)
+    return layout.to_grounding(ordered, width, height, markdown=task.action == "markdown")
+
+
+def decode_page(url: str, limits: LimitSettings) -> Image.Image:
+    """A validated RGB page from a data URL (transparent areas on white)."""
+    data = decode_base64_payload(url, max_bytes=limits.max_file_bytes, param="image_url")
+    checked = load_image(data, max_pixels=limits.max_image_pixels,
+                         max_bytes=limits.max_file_bytes, param="image_url")
+    image = Image.open(io.BytesIO(checked.data))
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        page = Image.new("RGB", image.size, "white")
+        page.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return page
+    return image.convert("RGB")
+
+
+# ---------------------------------------------------------------- the engine
+
+class LiteEngine(ChatEngine):
+    """Real OCR on CPU with no GPU and no download. Usage counts are estimates (4 chars/token)."""
+
+    kind = "lite"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.plan = plan_reader(settings.lite)
+        self.model = self.plan.model_id
+        self.reader: LineReader | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        workers = self.settings.lite.workers
+        reader = await asyncio.to_thread(LineReader, self.settings.lite, self.plan, workers)
+        await asyncio.to_thread(reader.warm_up)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
+        self.reader = reader
+        log.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
+                 self.model, reader.describe(), workers, reader.threads)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
+        self.reader = None
+
+    async def _run(self, request: LiteRequest) -> str:
+        """Decode and recognise in a worker thread.
+
+        How many requests wait is bounded by the server's backpressure (GatedEngine).
+        Cancelling (client gone) drops a request that has not started; one already running
+        finishes in its thread, since the engines cannot be interrupted.
+        """
+        reader, pool = self.reader, self._pool
+        if reader is None or pool is None:
+            raise Unavailable("the lite engine is not started")
+
+        def work() -> str:
+            page = decode_page(request.image_url, self.settings.limits)
+            lines = reader.read(page)
+            return render(request.task, lines, page.width, page.height)
+
+        return await asyncio.wrap_future(pool.submit(work))
+
+    def _parse(self, body: dict[str, Any]) -> LiteRequest:
+        return parse_request(body, MODES[self.settings.ocr.default_mode])
+
+    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        request = self._parse(body)
+        text, finish = truncate(await self._run(request), request.max_tokens)
+        return ChatCompletion(
+            id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
+            model=self.model,
+            choices=[Choice(index=0, finish_reason=finish,  # type: ignore[arg-type]
+                            message=ChatCompletionMessage(role="assistant", content=text))],
+            usage=_usage(request.prompt, text))
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        """All errors are raised before the first chunk; then the text line by line."""
+        request = self._parse(body)
+        text, finish = truncate(await self._run(request), request.max_tokens)
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+        def chunk(delta: ChoiceDelta, reason: str | None = None) -> ChatCompletionChunk:
+            return ChatCompletionChunk(
+                id=chunk_id, object="chat.completion.chunk", created=created, model=self.model,
+                choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])  # type: ignore[arg-type]
+
+        yield chunk(ChoiceDelta(role="assistant", content=""))
+        for piece in text.splitlines(keepends=True):
+            yield chunk(ChoiceDelta(content=piece))
+        yield chunk(ChoiceDelta(), finish)
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            yield ChatCompletionChunk(id=chunk_id, object="chat.completion.chunk", created=created,
+                                      model=self.model, choices=[],
+                                      usage=_usage(request.prompt, text))
+
+    async def list_models(self) -> list[Model]:
+        return [Model(id=self.model, created=_CREATED, object="model", owned_by="openai-ocr")]
+
+    async def status(self) -> EngineStatus:
+        if self.reader is None:
+            return EngineStatus(ready=False, detail="the lite engine is not started")
+        return EngineStatus(ready=True, detail=f"{self.model}, {self.settings.lite.workers} "
+                                                f"worker(s) x {self.reader.threads} thread(s)")
+
+
+def _usage(prompt: str, text: str) -> CompletionUsage:
+    """Estimated usage: prompt text and answer at 4 characters a token; the image counts 0."""
+    prompt_tokens, completion_tokens = estimate_tokens(prompt), estimate_tokens(text)
+    return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                           total_tokens=prompt_tokens + completion_tokens)

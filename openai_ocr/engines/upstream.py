@@ -1,0 +1,132 @@
+"""Gateway engine: any OpenAI-compatible server over HTTP, through the openai SDK.
+
+Used to put the OCR routes in front of remote vLLM nodes (or a load balancer over many).
+Upstream failures become clear 502/504 errors; closing a stream closes the upstream
+connection, which makes vLLM abort the generation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+from openai import AsyncOpenAI, AsyncStream
+from openai.types import Model
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from openai_ocr.engines.base import ChatEngine, EngineStatus
+from openai_ocr.errors import OCRError
+from openai_ocr.settings import UpstreamSettings
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_S = 5.0
+
+
+def upstream_error(exc: openai.OpenAIError) -> OCRError:
+    """Map an SDK error to the status our client should see.
+
+    Client errors the upstream found in the request (400, 404, 413, 422) are passed on, since
+    they describe the caller's input; everything else is the upstream's failure: 502, or 504
+    for a time-out.
+    """
+    if isinstance(exc, openai.APITimeoutError):
+        return OCRError(504, "the upstream server did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return OCRError(502, f"the upstream server is unreachable ({exc.__cause__ or exc})")
+    if isinstance(exc, openai.APIStatusError):
+        message = _upstream_message(exc)
+        if exc.status_code in (400, 404, 413, 422):
+            return OCRError(exc.status_code, f"upstream rejected the request: {message}")
+        return OCRError(502, f"upstream answered {exc.status_code}: {message}")
+    return OCRError(502, f"upstream error: {exc}")
+
+
+def _upstream_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
+    return exc.message
+
+
+class UpstreamEngine(ChatEngine):
+    kind = "upstream"
+
+    def __init__(self, config: UpstreamSettings, model: str) -> None:
+        if not config.url:
+            raise ValueError("the upstream engine needs upstream.url")
+        self.config = config
+        self.model = model
+        self._client: AsyncOpenAI | None = None
+        self._probe: AsyncOpenAI | None = None
+
+    async def start(self) -> None:
+        key = self.config.api_key.get_secret_value() or "EMPTY"
+        timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
+        self._client = AsyncOpenAI(base_url=self.config.url, api_key=key, timeout=timeout,
+                                   max_retries=self.config.max_retries)
+        self._probe = AsyncOpenAI(base_url=self.config.url, api_key=key,
+                                  timeout=HEALTH_TIMEOUT_S, max_retries=0)
+        logger.info("gateway mode: forwarding to %s (model %s)", self.config.url, self.model)
+
+    async def close(self) -> None:
+        for client in (self._client, self._probe):
+            if client is not None:
+                await client.close()
+
+    @property
+    def client(self) -> AsyncOpenAI:
+        if self._client is None:
+            raise OCRError(503, "the upstream client is not started")
+        return self._client
+
+    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        try:
+            return await self.client.post("/chat/completions", body={**body, "stream": False},
+                                          cast_to=ChatCompletion)
+        except openai.OpenAIError as exc:
+            raise upstream_error(exc) from None
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            chunks = await self.client.post(
+                "/chat/completions", body={**body, "stream": True}, cast_to=ChatCompletion,
+                stream=True, stream_cls=AsyncStream[ChatCompletionChunk])
+        except openai.OpenAIError as exc:
+            raise upstream_error(exc) from None
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except openai.OpenAIError as exc:
+            raise upstream_error(exc) from None
+        except httpx.HTTPError as exc:
+            raise OCRError(502, f"the upstream stream broke off ({exc})") from None
+        finally:
+            await chunks.close()
+
+    async def list_models(self) -> list[Model]:
+        try:
+            page = await self.client.models.list()
+        except openai.OpenAIError as exc:
+            raise upstream_error(exc) from None
+        return list(page.data)
+
+    async def status(self) -> EngineStatus:
+        if self._probe is None:
+            return EngineStatus(ready=False, url=self.config.url, detail="not started")
+        try:
+            page = await self._probe.models.list()
+        except openai.OpenAIError as exc:
+            return EngineStatus(ready=False, url=self.config.url, detail=upstream_error(exc).message)
+        served = [m.id for m in page.data]
+        if self.model not in served:
+            return EngineStatus(ready=False, url=self.config.url,
+                                 detail=f"upstream does not serve {self.model!r}; it serves {served}")
+        return EngineStatus(ready=True, url=self.config.url, detail="upstream serves the model")

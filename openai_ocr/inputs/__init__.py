@@ -1,0 +1,1 @@
+"""Inputs: bytes in (images, multi-frame TIFFs, PDFs), validated pages out."""

@@ -1,0 +1,124 @@
+"""Per-page engine answers assembled into one OCR answer: text, markdown or JSON pages.
+
+Pure apart from the figure crops, which decode the page image (call `assemble` in a thread
+when `include_images` is set).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+
+from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.ocr.grounding import Block, parse_blocks, to_markdown
+from openai_ocr.ocr.models import BlockResult, ImageCrop, OutputFormat, PageResult, Usage
+from openai_ocr.ocr.translation import CompletionResult
+
+PAGE_SPLIT = "\n\n<--- Page Split --->\n\n"
+"""Between pages, as the official DeepSeek-OCR PDF tool writes it."""
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    number: int
+    image: ImageInput
+    result: CompletionResult
+
+
+@dataclass(frozen=True)
+class Assembled:
+    text: str
+    pages: list[PageResult] | None
+    warnings: list[str]
+    usage: Usage
+    finish_reason: str | None
+
+
+def length_warning(number: int, max_tokens: int | None = None) -> str:
+    limit = f"max_tokens={max_tokens}" if max_tokens else "max_tokens"
+    return (f"page {number}: output stopped at {limit} (finish_reason=length); it is "
+            "truncated, most likely by a repetition loop")
+
+
+IMAGE_REF = "images/{page}_{index}.png"
+"""Name of a figure crop, and its reference in the page's markdown: the two must agree."""
+
+
+def page_markdown(number: int, blocks: list[Block]) -> str:
+    return to_markdown(blocks, image_ref=IMAGE_REF.format(page=number, index="{index}"))
+
+
+def crop_figures(outcome: PageOutcome, blocks: list[Block]) -> list[ImageCrop]:
+    """PNG crops of the page's `image` blocks (the union of each block's boxes)."""
+    figures = [b for b in blocks if b.label == "image" and b.boxes]
+    if not figures:
+        return []
+    width, height = outcome.image.width, outcome.image.height
+    crops: list[ImageCrop] = []
+    with Image.open(io.BytesIO(outcome.image.data)) as page:
+        page.load()
+        for index, block in enumerate(b for b in blocks if b.label == "image"):
+            if not block.boxes:
+                continue
+            boxes = block.boxes_px(width, height)
+            box = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                   max(b[2] for b in boxes), max(b[3] for b in boxes))
+            left, top = max(0, int(box[0])), max(0, int(box[1]))
+            right, bottom = min(width, int(round(box[2]))), min(height, int(round(box[3])))
+            if right <= left or bottom <= top:
+                continue
+            out = io.BytesIO()
+            page.crop((left, top, right, bottom)).save(out, format="PNG")
+            crops.append(ImageCrop(name=IMAGE_REF.format(page=outcome.number, index=index), box_px=box,
+                                   image_base64=base64.b64encode(out.getvalue()).decode("ascii")))
+    return crops
+
+
+def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | None) -> PageResult:
+    blocks = parse_blocks(outcome.result.text)
+    width, height = outcome.image.width, outcome.image.height
+    return PageResult(
+        index=outcome.number, width=width, height=height, text=outcome.result.text,
+        markdown=page_markdown(outcome.number, blocks),
+        blocks=[BlockResult(label=b.label, boxes_px=b.boxes_px(width, height), text=b.text)
+                for b in blocks],
+        finish_reason=outcome.result.finish_reason, usage=outcome.result.usage,
+        warning=length_warning(outcome.number, max_tokens)
+        if outcome.result.finish_reason == "length" else None,
+        images=crop_figures(outcome, blocks) if include_images else None)
+
+
+def sum_usage(usages: list[Usage]) -> Usage:
+    return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
+                 completion_tokens=sum(u.completion_tokens for u in usages),
+                 total_tokens=sum(u.total_tokens for u in usages))
+
+
+def overall_finish_reason(reasons: list[str | None]) -> str | None:
+    """`length` if any page was cut, else the first page's reason."""
+    if "length" in reasons:
+        return "length"
+    return next((r for r in reasons if r), None)
+
+
+def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: bool,
+             max_tokens: int | None = None) -> Assembled:
+    pages = None
+    if output == "json" or include_images:
+        pages = [page_result(o, include_images, max_tokens) for o in outcomes]
+    if output != "markdown":
+        texts = [o.result.text for o in outcomes]
+    elif pages is not None:  # each page already parsed once
+        texts = [p.markdown for p in pages]
+    else:
+        texts = [page_markdown(o.number, parse_blocks(o.result.text)) for o in outcomes]
+    reasons = [o.result.finish_reason for o in outcomes]
+    return Assembled(
+        text=PAGE_SPLIT.join(texts), pages=pages,
+        warnings=[length_warning(o.number, max_tokens) for o in outcomes
+                  if o.result.finish_reason == "length"],
+        usage=sum_usage([o.result.usage for o in outcomes]),
+        finish_reason=overall_finish_reason(reasons))

@@ -1,0 +1,84 @@
+"""The OCR request options and per-page results: the vocabulary of the translation layer.
+
+Pydantic models shared by every route family (legacy, OpenAI, Mistral) and the CLI; the
+HTTP schemas in `openai_ocr.api.protocol` build on them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from openai_ocr.ocr.prompts import MODES
+from openai_ocr.settings import ModeName
+
+OutputFormat = Literal["text", "markdown", "json"]
+assert set(ModeName.__args__) == set(MODES)  # type: ignore[attr-defined]
+
+
+class OCROptions(BaseModel):
+    """Per-request options shared by every legacy route (JSON body or multipart form)."""
+
+    prompt: str | None = Field(
+        None, description="Raw DeepSeek-OCR prompt. A leading `<image>` placeholder is "
+        "accepted and removed (the image is sent as its own content part). Wins over `mode`.",
+        examples=["<image>\nFree OCR."])
+    mode: ModeName | None = Field(
+        None, description="Named official prompt: " + "; ".join(
+            f"`{k}`: {v}" for k, v in {
+                "markdown": "document to markdown with grounding (default)",
+                "ocr": "OCR with grounding boxes", "free_ocr": "plain text",
+                "figure": "parse a figure", "describe": "describe the image",
+                "locate": "boxes of the text given in `ref`"}.items()))
+    ref: str | None = Field(None, description="Text to find, for mode `locate`.", max_length=1000)
+    temperature: float | None = Field(None, ge=0.0, le=2.0,
+                                      description="Sampling temperature; 0 (greedy) by default.")
+    max_tokens: int | None = Field(None, ge=1, description="Output token limit; 8192 by default, "
+                                   "at most the server's `ocr.max_tokens_cap`.")
+    ngram_size: int | None = Field(None, ge=1, le=1000,
+                                   description="Override of the n-gram repetition guard's n.")
+    window_size: int | None = Field(None, ge=1, le=10000,
+                                    description="Override of the n-gram guard's window.")
+    pages: str | None = Field(None, max_length=1000, description="Pages of a PDF or multi-frame "
+                              "TIFF, 1-based: \"1-3,7\", \"5-\"; all pages by default.",
+                              examples=["1-3,7"])
+    output: OutputFormat = Field("text", description="`text`: the raw model output (pages "
+                                 "joined by the page separator); `markdown`: clean markdown; "
+                                 "`json`: also `pages` with blocks and pixel boxes.")
+    include_images: bool = Field(False, description="Return figure crops (`image` blocks) as "
+                                 "base64 PNG in `pages[].images`.")
+    dpi: int | None = Field(None, ge=36, le=600, description="PDF render resolution "
+                            "(default from config, 144).")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class BlockResult(BaseModel):
+    label: str = Field(description="DeepSeek-OCR's block label: title, text, table, image, ...")
+    boxes_px: list[tuple[float, float, float, float]] = Field(
+        description="[x1, y1, x2, y2] in page pixels (grid value / 999 * page size).")
+    text: str
+
+
+class ImageCrop(BaseModel):
+    name: str = Field(description="The reference used in the markdown, e.g. images/1_0.png.")
+    box_px: tuple[float, float, float, float]
+    image_base64: str = Field(description="The crop as base64 PNG.")
+
+
+class PageResult(BaseModel):
+    index: int = Field(description="Page number in the document, 1-based.")
+    width: int
+    height: int
+    text: str = Field(description="Raw model output for this page.")
+    markdown: str
+    blocks: list[BlockResult]
+    finish_reason: str | None
+    usage: Usage
+    warning: str | None = Field(None, description="Set when the page hit max_tokens.")
+    images: list[ImageCrop] | None = None

@@ -1,0 +1,1 @@
+"""The logic behind the routes: OCR requests, PDF chats and streams, over an engine."""

@@ -1,0 +1,150 @@
+"""PDF input in `/v1/chat/completions`: an OpenAI `file` content part, one answer per document.
+
+DeepSeek-OCR sees one image per request, so the file's pages become one chat request each
+(the `file` part replaced by an `image_url` part), run concurrently, and the answers are
+joined with the official page separator into one completion (or one stream, page by page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from typing import Any
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.completion_usage import CompletionUsage
+
+from openai_ocr.errors import BadRequest
+from openai_ocr.inputs.documents import Document, decode_base64_payload
+from openai_ocr.ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
+from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.translation import usage_of
+from openai_ocr.service.serving import OCRService
+from openai_ocr.service.streams import gather_or_cancel
+
+PAGES_FIELD = "pages"
+"""Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
+
+
+def file_part_location(body: dict[str, Any]) -> tuple[int, int] | None:
+    """(message index, part index) of the request's file part; None without one."""
+    found = [(mi, pi) for mi, message in enumerate(body.get("messages", []))
+             if isinstance(message.get("content"), list)
+             for pi, part in enumerate(message["content"])
+             if isinstance(part, dict) and part.get("type") == "file"]
+    if len(found) > 1:
+        raise BadRequest("send one file per request", param="messages")
+    return found[0] if found else None
+
+
+def file_data(body: dict[str, Any], where: tuple[int, int]) -> str:
+    part = body["messages"][where[0]]["content"][where[1]]
+    data = (part.get("file") or {}).get("file_data")
+    if not isinstance(data, str) or not data:
+        raise BadRequest("a file part needs `file.file_data` (a data URL or base64); uploaded "
+                         "file ids are not supported", param="messages")
+    return data
+
+
+def page_request(body: dict[str, Any], where: tuple[int, int], data_url: str) -> dict[str, Any]:
+    out = copy.deepcopy({k: v for k, v in body.items() if k != "messages"})
+    messages = copy.deepcopy(body["messages"])
+    messages[where[0]]["content"][where[1]] = {"type": "image_url", "image_url": {"url": data_url}}
+    out["messages"] = messages
+    return out
+
+
+class DocumentChat:
+    """Answers one chat request whose file part holds a PDF or multi-page TIFF."""
+
+    def __init__(self, service: OCRService, body: dict[str, Any], where: tuple[int, int]) -> None:
+        self.service = service
+        self.where = where
+        self.pages_spec = body.pop(PAGES_FIELD, None)
+        self.body = body
+
+    async def open(self) -> Document:
+        data = decode_base64_payload(file_data(self.body, self.where),
+                                     max_bytes=self.service.settings.limits.max_file_bytes,
+                                     param="file_data")
+        return await self.service.open_bytes(data, OCROptions(pages=self.pages_spec), param="file")
+
+    async def _page_body(self, document: Document, number: int) -> dict[str, Any]:
+        image = await asyncio.to_thread(document.page_image, number)
+        return page_request(self.body, self.where, image.data_url())
+
+    async def complete(self) -> ChatCompletion:
+        engine = self.service.engine
+        gate = asyncio.Semaphore(self.service.settings.documents.page_concurrency)
+        with await self.open() as document:
+            async def one(number: int) -> ChatCompletion:
+                async with gate:
+                    return await engine.complete(await self._page_body(document, number))
+
+            answers = await gather_or_cancel(one(n) for n in document.pages)
+        first = answers[0]
+        texts = [(a.choices[0].message.content or "") if a.choices else "" for a in answers]
+        merged = first.model_copy(deep=True)
+        if merged.choices:
+            merged.choices[0].message.content = PAGE_SPLIT.join(texts)
+            merged.choices[0].finish_reason = overall_finish_reason(  # type: ignore[assignment]
+                [a.choices[0].finish_reason if a.choices else None for a in answers])
+        usages = [usage_of(a.usage) for a in answers if a.usage is not None]
+        if usages:
+            merged.usage = CompletionUsage(**sum_usage(usages).model_dump())
+        return merged
+
+    async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
+        """Pages one after the other; one finish_reason and one usage chunk at the end."""
+        engine = self.service.engine
+        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
+        reasons: list[str | None] = []
+        usages: list[Usage] = []
+        last: ChatCompletionChunk | None = None
+        with await self.open() as document:
+            for position, number in enumerate(document.pages):
+                chunks = engine.stream(await self._page_body(document, number))
+                reason: str | None = None
+                try:
+                    async for chunk in chunks:
+                        last = chunk
+                        if chunk.usage is not None:
+                            usages.append(usage_of(chunk.usage))
+                        if not chunk.choices:
+                            continue
+                        choice = chunk.choices[0]
+                        reason = choice.finish_reason or reason
+                        if position and choice.delta.role and not choice.delta.content:
+                            continue  # one role chunk per answer
+                        if choice.finish_reason is not None or chunk.usage is not None:
+                            if not choice.delta.content:
+                                continue
+                            chunk = _with(chunk, finish_reason=None, usage=None)
+                        yield chunk
+                finally:
+                    await chunks.aclose()  # type: ignore[attr-defined]
+                reasons.append(reason)
+                if position + 1 < len(document.pages) and last is not None:
+                    yield _with(last, content=PAGE_SPLIT, finish_reason=None, usage=None)
+        if last is None:
+            return
+        yield _with(last, content="", finish_reason=overall_finish_reason(reasons) or "stop",
+                    usage=None)
+        if include_usage:
+            final = last.model_copy(deep=True)
+            final.choices = []
+            final.usage = CompletionUsage(**sum_usage(usages).model_dump())
+            yield final
+
+
+def _with(chunk: ChatCompletionChunk, *, content: str | None = None,
+          finish_reason: str | None = None, usage: Any = None) -> ChatCompletionChunk:
+    """A copy of `chunk` with one choice carrying `content` and `finish_reason`."""
+    data = chunk.model_dump(exclude_unset=True)
+    choice = {"index": 0, "delta": {"content": content} if content is not None
+              else (data.get("choices") or [{}])[0].get("delta", {}),
+              "finish_reason": finish_reason}
+    data["choices"] = [choice]
+    data["usage"] = usage
+    return ChatCompletionChunk.model_validate(data)

@@ -1,0 +1,1 @@
+"""The vLLM side: endpoint plugin, launcher with DeepSeek-OCR defaults, CPU-build fixes."""

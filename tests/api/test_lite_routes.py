@@ -1,0 +1,140 @@
+"""Every route served by the embedded CPU engine: real rapidocr, real uvicorn, real clients."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from openai_ocr.server import create_app
+from openai_ocr.settings import load_settings
+from tests.helpers import b64, parse_sse, running_server
+
+pytest.importorskip("rapidocr", reason="the lite extra is not installed")
+
+LINES = ["Invoice number 2041", "Total due 37.50 EUR", "Thank you for your order"]
+
+
+def page_png() -> bytes:
+    font = ImageFont.load_default(size=30)
+    image = Image.new("RGB", (900, 320), "white")
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(LINES):
+        draw.text((40, 40 + i * 90), line, fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+PAGE = page_png()
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"<\|.*?\|>|\[\[.*?\]\]", " ", text).split()
+
+
+@pytest.fixture(scope="module")
+def lite_server() -> Iterator[str]:
+    from openai_ocr.engines.lite.engine import LiteEngine
+
+    settings = load_settings(overrides={"engine": {"kind": "lite"}})
+    with running_server(create_app(settings, LiteEngine(settings))) as url:
+        yield url
+
+
+def test_ocr_file_free_ocr_returns_the_page_text(lite_server: str) -> None:
+    r = httpx.post(f"{lite_server}/ocr/file", files={"file": ("p.png", PAGE, "image/png")},
+                   data={"mode": "free_ocr"}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert words(body["text"]) == " ".join(LINES).split()
+    assert body["finish_reason"] == "stop" and body["usage"]["completion_tokens"] > 0
+
+
+def test_markdown_mode_answers_in_grounding_format(lite_server: str) -> None:
+    r = httpx.post(f"{lite_server}/ocr", json={"image_base64": b64(PAGE)}, timeout=120)
+    assert r.status_code == 200, r.text
+    text = r.json()["text"]
+    boxes = re.findall(r"<\|ref\|>(\w+)<\|/ref\|><\|det\|>\[\[(\d+), (\d+), (\d+), (\d+)\]\]<\|/det\|>", text)
+    assert boxes, text
+    for _label, *coords in boxes:
+        assert all(0 <= int(c) <= 999 for c in coords)
+    assert words(text)[-5:] == LINES[-1].split()[-5:]
+
+
+def test_unsupported_prompt_is_a_clear_400(lite_server: str) -> None:
+    r = httpx.post(f"{lite_server}/ocr", json={"image_base64": b64(PAGE), "mode": "describe"},
+                   timeout=60)
+    assert r.status_code == 400
+    assert "lite" in r.json()["error"]["message"].lower()
+
+
+def test_openai_sdk_stream_and_non_stream_agree(lite_server: str) -> None:
+    client = openai.OpenAI(base_url=f"{lite_server}/v1", api_key="unused", timeout=120)
+    (model,) = [m.id for m in client.models.list().data]
+    messages = [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PAGE)}},
+        {"type": "text", "text": "Free OCR."}]}]
+    full = client.chat.completions.create(model=model, messages=messages)
+    text = full.choices[0].message.content or ""
+    assert words(text) == " ".join(LINES).split()
+    streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model=model, messages=messages, stream=True) if c.choices)
+    assert streamed == text
+
+
+def test_legacy_stream_and_batch(lite_server: str) -> None:
+    with httpx.stream("POST", f"{lite_server}/ocr/stream", files={"file": ("p.png", PAGE, "image/png")},
+                      data={"mode": "free_ocr"}, timeout=120) as r:
+        assert r.status_code == 200
+        events = parse_sse(r.iter_lines())
+    assert events[-1] == "[DONE]"
+    streamed = "".join(json.loads(e)["text"] for e in events[:-1])
+    assert words(streamed) == " ".join(LINES).split()
+    r = httpx.post(f"{lite_server}/ocr/batch", json={"requests": [
+        {"image_base64": b64(PAGE), "mode": "free_ocr"}, {"image_base64": "bad!"}]}, timeout=120)
+    assert [x["status_code"] for x in r.json()["results"]] == [200, 400]
+
+
+def test_health_names_the_lite_engine(lite_server: str) -> None:
+    body = httpx.get(f"{lite_server}/health").json()
+    assert body["engine"] == "lite" and body["model_loaded"] is True
+
+
+def test_abuse_in_lite_mode_gets_designed_answers() -> None:
+    """Keys, bombs and broken input in lite mode: the designed 4xx, then normal service."""
+    from openai_ocr.engines.lite.engine import LiteEngine
+    from tests.helpers import png_header_only
+
+    settings = load_settings(overrides={"engine": {"kind": "lite"}, "auth": {"api_keys": ["k"]},
+                                        "limits": {"max_body_bytes": 2_000_000}})
+    with running_server(create_app(settings, LiteEngine(settings))) as url:
+        key = {"X-API-Key": "k"}
+        cases = [
+            ({}, "/ocr", {"json": {"image_base64": b64(PAGE)}}, 401),
+            ({"X-API-Key": "nope"}, "/v1/models", {}, 401),
+            (key, "/ocr/file", {"files": {"file": ("b.png", png_header_only(20000, 20000))}}, 413),
+            (key, "/ocr/file", {"files": {"file": ("t.png", PAGE[:200])}}, 400),
+            (key, "/ocr", {"json": {"image_base64": "@@"}}, 400),
+            (key, "/ocr", {"content": b"x" * 2_100_000,
+                           "headers": {"content-type": "application/json", **key}}, 413),
+            (key, "/ocr/batch", {"json": {"requests": [{"image_base64": b64(PAGE)}] * 101}}, 413),
+            (key, "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "text", "text": "Free OCR."}]}]}}, 400),
+        ]
+        for headers, path, kwargs, status in cases:
+            method = "GET" if path == "/v1/models" else "POST"
+            kwargs.setdefault("headers", headers)
+            r = httpx.request(method, f"{url}{path}", timeout=60, **kwargs)
+            assert r.status_code == status, (path, r.text)
+            assert r.json()["error"]["code"] == status
+        r = httpx.post(f"{url}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
+                       headers=key, timeout=120)
+        assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()

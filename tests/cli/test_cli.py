@@ -1,0 +1,108 @@
+"""`openai-ocr serve` as a real process, in front of the fake upstream."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openai_ocr.cli.serve import choose_engine
+from openai_ocr.settings import load_settings
+from tests.fake_upstream import FakeUpstream
+from tests.helpers import b64, free_port, png_bytes, wait_for_process_server
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "openai_ocr.cli.main", *args]
+
+
+@pytest.fixture()
+def served_gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FakeUpstream]]:
+    fake, upstream_url = fake_upstream
+    fake.reset()
+    port = free_port()
+    proc = subprocess.Popen(
+        cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_process_server(url, proc)
+        yield url, fake
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_serve_gateway_answers_ocr(served_gateway: tuple[str, FakeUpstream]) -> None:
+    url, fake = served_gateway
+    r = httpx.post(f"{url}/ocr", json={"image_base64": b64(png_bytes()), "mode": "free_ocr"}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["text"] == "Hello\nworld"
+    assert fake.requests[-1]["messages"][0]["content"][1]["text"] == "Free OCR."
+    assert httpx.get(f"{url}/health").json()["engine"] == "upstream"
+
+
+def test_unknown_flag_in_gateway_mode_is_rejected() -> None:
+    proc = subprocess.run(cli("serve", "--upstream-url", "http://127.0.0.1:9/v1", "--bogus-flag"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--bogus-flag" in proc.stderr
+
+
+def test_invalid_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = 'eighty'\n")
+    proc = subprocess.run(cli("serve", "--config", str(bad)), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**os.environ})
+    assert proc.returncode == 2 and "port" in proc.stderr
+
+
+def test_engine_choice() -> None:
+    assert choose_engine(load_settings(overrides={"upstream": {"url": "http://h:1/v1"}}), False).kind == "upstream"
+    assert choose_engine(load_settings(overrides={"engine": {"kind": "lite"}}), False).kind == "lite"
+    assert choose_engine(load_settings(), model_given=True).kind == "vllm"
+
+
+def test_api_key_flags_reach_the_settings() -> None:
+    from openai_ocr.cli.main import build_parser
+    from openai_ocr.cli.serve import overrides_from_args
+
+    args, _ = build_parser().parse_known_args(["serve", "--api-key", "a", "--api-key", "b"])
+    settings = load_settings(overrides=overrides_from_args(args))
+    assert [k.get_secret_value() for k in settings.auth.api_keys] == ["a", "b"]
+
+
+def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstream, str]) -> None:
+    import signal
+    import threading
+
+    fake, upstream_url = fake_upstream
+    fake.reset()
+    fake.delay_s = 2
+    port = free_port()
+    proc = subprocess.Popen(cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1",
+                                "--port", str(port)), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_process_server(url, proc, path="/live")
+        answers: list[httpx.Response] = []
+        worker = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)))
+        worker.start()
+        time.sleep(0.8)  # the request is now waiting on the slow upstream
+        proc.send_signal(signal.SIGTERM)
+        worker.join(timeout=30)
+        assert answers and answers[0].status_code == 200, answers
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        if proc.poll() is None:
+            proc.kill()

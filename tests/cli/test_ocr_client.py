@@ -1,0 +1,72 @@
+"""`openai-ocr ocr FILE...` as a real process, against the gateway and against the upstream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openai_ocr.ocr.assembly import PAGE_SPLIT
+from tests.fake_upstream import FakeUpstream
+from tests.helpers import SYSTEM_PDF, free_port, png_bytes, system_pdf
+
+ROOT = Path(__file__).resolve().parents[2]
+REPLY = ("<|ref|>title<|/ref|><|det|>[[0, 0, 999, 99]]<|/det|>\n# Heading\n\n"
+         "<|ref|>text<|/ref|><|det|>[[0, 100, 999, 199]]<|/det|>\nSome text.")
+
+
+def ocr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "openai_ocr.cli.main", "ocr", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not SYSTEM_PDF.exists(), reason="no system PDF")
+def test_pdf_to_markdown_and_json_through_the_server(tmp_path: Path, gateway: str,
+                                                     upstream: FakeUpstream) -> None:
+    upstream.default_reply = REPLY
+    pdf = tmp_path / "spec.pdf"
+    pdf.write_bytes(system_pdf())
+    done = ocr(str(pdf), "--server", gateway, "--pages", "2-4")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "spec.md").read_text() == PAGE_SPLIT.join(["# Heading\n\nSome text."] * 3) + "\n"
+    assert len(upstream.requests) == 3
+    done = ocr(str(pdf), "--server", gateway, "--pages", "5", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    body = json.loads((tmp_path / "spec.json").read_text())
+    (page,) = body["pages"]
+    assert (page["index"], page["width"], page["height"]) == (5, 1220, 1579)
+    assert page["blocks"][1]["boxes_px"] == [[0.0, 100 / 999 * 1579, 1220.0, 199 / 999 * 1579]]
+    assert body["usage"]["prompt_tokens"] == 278
+
+
+def test_without_server_uses_the_config_upstream(tmp_path: Path, fake_upstream: tuple[FakeUpstream, str],
+                                                 upstream: FakeUpstream) -> None:
+    _, url = fake_upstream
+    upstream.default_reply = REPLY
+    config = tmp_path / "c.toml"
+    config.write_text(f'[upstream]\nurl = "{url}"\nmax_retries = 0\n')
+    image = tmp_path / "page.png"
+    image.write_bytes(png_bytes())
+    done = ocr(str(image), "--config", str(config), "--mode", "free_ocr")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "page.md").read_text() == "# Heading\n\nSome text.\n"
+    assert upstream.requests[0]["messages"][0]["content"][1]["text"] == "Free OCR."
+
+
+def test_failures_exit_non_zero_with_a_clear_message(tmp_path: Path, gateway: str,
+                                                     upstream: FakeUpstream) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    good = tmp_path / "good.png"
+    good.write_bytes(png_bytes())
+    done = ocr(str(bad), str(good), "--server", gateway)
+    assert done.returncode == 1
+    assert "bad.png: 400" in done.stderr and "1 of 2 file(s) failed" in done.stderr
+    assert (tmp_path / "good.md").exists() and not (tmp_path / "bad.md").exists()
+    done = ocr(str(good), "--server", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 1 and "cannot connect" in done.stderr
+    done = ocr(str(tmp_path / "absent.pdf"), "--server", gateway)
+    assert done.returncode == 2 and "no such file" in done.stderr

