@@ -1,12 +1,14 @@
-"""Errors that carry their HTTP status, and the JSON body every error answer uses.
+"""The error vocabulary: one class per HTTP answer, and the JSON body every error answer uses.
 
-The body follows the OpenAI error shape, `{"error": {"message", "type", "code"}}`, so the
-openai SDK and the legacy clients both get a readable message.
+The body follows the OpenAI error shape, `{"error": {"message", "type", "code", "param"}}`, so
+the openai SDK and the legacy clients both get a readable message. Raise the named classes;
+`error_for_status` maps a status from elsewhere (an upstream, vLLM) onto them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from http import HTTPStatus
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
@@ -24,19 +26,6 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-_TYPE_BY_STATUS = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "upstream_error",
-    503: "service_unavailable",
-    504: "upstream_timeout",
-}
-
-
 def validation_message(errors: list[dict[str, Any]], whole: str = "request") -> str:
     """A readable line from pydantic errors: `field.path: message; ...` (the first five).
 
@@ -50,16 +39,18 @@ def validation_message(errors: list[dict[str, Any]], whole: str = "request") -> 
 
 
 class OCRError(Exception):
-    """An error with the HTTP status the client should see."""
+    """An error with the HTTP status the client should see. Raise a subclass, not this."""
 
-    def __init__(self, status_code: int, message: str, *, param: str | None = None,
-                 error_type: str | None = None, headers: dict[str, str] | None = None) -> None:
+    status: ClassVar[HTTPStatus] = HTTPStatus.INTERNAL_SERVER_ERROR
+    error_type: ClassVar[str] = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status_code = status_code
         self.message = message
         self.param = param
-        self.error_type = error_type or _TYPE_BY_STATUS.get(status_code, "server_error")
         self.headers = headers or {}
+        self.status_code = int(self.status)
 
     def body(self) -> ErrorBody:
         return ErrorBody(error=ErrorDetail(message=self.message, type=self.error_type,
@@ -70,27 +61,109 @@ class OCRError(Exception):
 
 
 class BadRequest(OCRError):
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(400, message, param=param)
-
-
-class PayloadTooLarge(OCRError):
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(413, message, param=param)
-
-
-class Unavailable(OCRError):
-    def __init__(self, message: str) -> None:
-        super().__init__(503, message)
+    status = HTTPStatus.BAD_REQUEST
+    error_type = "invalid_request_error"
 
 
 class Unauthorized(OCRError):
+    status = HTTPStatus.UNAUTHORIZED
+    error_type = "authentication_error"
+
     def __init__(self, message: str = "missing or invalid API key") -> None:
-        super().__init__(401, message, headers={"WWW-Authenticate": "Bearer"})
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
-class Saturated(OCRError):
-    """Too much work in flight: come back later (429 with Retry-After)."""
+class NotFound(OCRError):
+    status = HTTPStatus.NOT_FOUND
+    error_type = "not_found_error"
+
+
+class MethodNotAllowed(OCRError):
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+    error_type = "invalid_request_error"
+
+
+class PayloadTooLarge(OCRError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    error_type = "request_too_large"
+
+
+class UnsupportedMediaType(OCRError):
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    error_type = "invalid_request_error"
+
+
+class UnprocessableEntity(OCRError):
+    """The request does not match the schema (FastAPI's 422)."""
+
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+    error_type = "invalid_request_error"
+
+
+class TooManyRequests(OCRError):
+    """Too much work in flight or over the rate limit: come back later (Retry-After)."""
+
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    error_type = "rate_limit_error"
 
     def __init__(self, message: str, retry_after_s: int = 1) -> None:
-        super().__init__(429, message, headers={"Retry-After": str(retry_after_s)})
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
+class InternalError(OCRError):
+    status = HTTPStatus.INTERNAL_SERVER_ERROR
+    error_type = "server_error"
+
+
+class UpstreamError(OCRError):
+    """The engine or the upstream failed (502)."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    error_type = "upstream_error"
+
+
+class Unavailable(OCRError):
+    """The model or a resource is not ready (503)."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    error_type = "service_unavailable"
+
+
+class EngineTimeout(OCRError):
+    """The engine or the upstream did not answer within the request's time (504)."""
+
+    status = HTTPStatus.GATEWAY_TIMEOUT
+    error_type = "upstream_timeout"
+
+
+class InsufficientStorage(OCRError):
+    """The server's storage quota is used up (507)."""
+
+    status = HTTPStatus.INSUFFICIENT_STORAGE
+    error_type = "insufficient_storage"
+
+
+ERROR_CLASSES: dict[int, type[OCRError]] = {
+    int(cls.status): cls for cls in (
+        BadRequest, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge,
+        UnsupportedMediaType, UnprocessableEntity, TooManyRequests, InternalError,
+        UpstreamError, Unavailable, EngineTimeout, InsufficientStorage)
+}
+
+
+def error_for_status(status: int, message: str, *, param: str | None = None,
+                     headers: dict[str, str] | None = None) -> OCRError:
+    """The named error for a status reported by someone else (an upstream, vLLM, a server).
+
+    A status without a class of its own keeps its number, typed as a client error (4xx) or
+    a server error (5xx).
+    """
+    cls = ERROR_CLASSES.get(status) or (BadRequest if 400 <= status < 500 else InternalError)
+    if cls is TooManyRequests:
+        error: OCRError = TooManyRequests(message, int((headers or {}).get("Retry-After", "1")))
+    elif cls is Unauthorized:
+        error = Unauthorized(message)
+    else:
+        error = cls(message, param=param, headers=headers)
+    error.status_code = status if 400 <= status <= 599 else int(cls.status)
+    return error

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
-from openai_ocr.errors import Saturated, Unauthorized, Unavailable
+from openai_ocr.errors import TooManyRequests, Unauthorized, Unavailable
 from openai_ocr.service.serving import OCRService
 
 STATE_KEY = "openai_ocr"
@@ -67,7 +67,7 @@ async def require_api_key(request: Request, service: ServiceDep) -> None:
             setattr(request.app.state, LIMITER_KEY, limiter)
         wait = limiter.acquire(caller)
         if wait:
-            raise Saturated(f"rate limit of {per_minute} requests per minute reached",
+            raise TooManyRequests(f"rate limit of {per_minute} requests per minute reached",
                             retry_after(wait))
 
 

@@ -16,7 +16,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from openai_ocr.errors import ErrorBody, OCRError, validation_message
+from openai_ocr.errors import (
+    ErrorBody,
+    InternalError,
+    OCRError,
+    UnprocessableEntity,
+    error_for_status,
+    validation_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ def error_response(error: OCRError, headers: dict[str, str] | None = None) -> JS
 
 def validation_error(exc: RequestValidationError) -> JSONResponse:
     errors = jsonable_encoder(exc.errors())
-    err = OCRError(422, validation_message(errors))
+    err = UnprocessableEntity(validation_message(errors))
     body = err.as_json()
     body["detail"] = errors  # FastAPI's usual field, kept for clients that read it
     return JSONResponse(body, status_code=422)
@@ -63,10 +70,10 @@ class OCRRoute(APIRoute):
             except RequestValidationError as exc:
                 return validation_error(exc)
             except HTTPException as exc:
-                err = OCRError(exc.status_code, str(exc.detail))
+                err = error_for_status(exc.status_code, str(exc.detail))
                 return error_response(err, headers=dict(exc.headers or {}))
             except Exception:  # noqa: BLE001 - never a traceback to the client
                 logger.exception("unhandled error in %s %s", request.method, request.url.path)
-                return error_response(OCRError(500, "internal server error"))
+                return error_response(InternalError("internal server error"))
 
         return guarded

@@ -10,12 +10,13 @@ import logging
 import re
 import time
 import uuid
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import HTTPException
 
 from openai_ocr import metrics
-from openai_ocr.errors import OCRError
+from openai_ocr.errors import PayloadTooLarge
 
 access_log = logging.getLogger("openai_ocr.access")
 
@@ -29,7 +30,7 @@ class BodyTooLarge(HTTPException):
     """Raised from `receive`; an HTTPException, so FastAPI's body parsing lets it through."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
+        super().__init__(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body larger than {limit} bytes")
 
 
 async def _send_json(send: Any, status: int, body: dict[str, Any],
@@ -52,7 +53,7 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = OCRError(413, f"request body larger than {self.max_bytes} bytes")
+        error = PayloadTooLarge(f"request body larger than {self.max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_json(send, 413, error.as_json(), [(b"connection", b"close")])

@@ -19,7 +19,7 @@ import httpx
 from tqdm import tqdm
 
 from openai_ocr.api.protocol.ocr import StreamEvent
-from openai_ocr.errors import OCRError
+from openai_ocr.errors import OCRError, error_for_status
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
@@ -67,7 +67,7 @@ async def collect(events: AsyncIterator[StreamEvent], result: FileResult, page_b
         elif event.type == "done":
             result.model = event.model
         elif event.type == "error" and event.error is not None:
-            raise OCRError(int(event.error.code or 502), event.error.message)
+            raise error_for_status(int(event.error.code or 502), event.error.message)
 
 
 async def server_events(client: httpx.AsyncClient, server: str, path: Path,
@@ -79,7 +79,7 @@ async def server_events(client: httpx.AsyncClient, server: str, path: Path,
                                  files={"file": (path.name, handle)}) as response:
             if response.status_code != 200:
                 await response.aread()
-                raise OCRError(response.status_code, _error_message(response))
+                raise error_for_status(response.status_code, _error_message(response))
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue

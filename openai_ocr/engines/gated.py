@@ -18,7 +18,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from openai_ocr import metrics
 from openai_ocr.engines.base import ChatEngine, EngineStatus
-from openai_ocr.errors import OCRError, Saturated
+from openai_ocr.errors import EngineTimeout, OCRError, TooManyRequests
 from openai_ocr.settings import Settings
 
 
@@ -53,7 +53,7 @@ class GatedEngine(ChatEngine):
         else:
             if self._waiting >= self.max_queue:
                 metrics.REJECTED.inc()
-                raise Saturated(f"the server is busy ({self.max_in_flight} engine requests "
+                raise TooManyRequests(f"the server is busy ({self.max_in_flight} engine requests "
                                 f"running, {self._waiting} waiting); retry shortly")
             self._waiting += 1
             metrics.QUEUED.set(self._waiting)
@@ -72,7 +72,7 @@ class GatedEngine(ChatEngine):
 
     def _timeout(self) -> OCRError:
         metrics.TIMEOUTS.inc()
-        return OCRError(504, f"the request did not finish within {self.timeout_s:g} s")
+        return EngineTimeout(f"the request did not finish within {self.timeout_s:g} s")
 
     @staticmethod
     def _count(finish_reason: str | None) -> None:

@@ -18,7 +18,7 @@ from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
-from openai_ocr.errors import OCRError
+from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamError, error_for_status
 from openai_ocr.settings import UpstreamSettings
 
 logger = logging.getLogger(__name__)
@@ -34,15 +34,15 @@ def upstream_error(exc: openai.OpenAIError) -> OCRError:
     for a time-out.
     """
     if isinstance(exc, openai.APITimeoutError):
-        return OCRError(504, "the upstream server did not answer in time")
+        return EngineTimeout("the upstream server did not answer in time")
     if isinstance(exc, openai.APIConnectionError):
-        return OCRError(502, f"the upstream server is unreachable ({exc.__cause__ or exc})")
+        return UpstreamError(f"the upstream server is unreachable ({exc.__cause__ or exc})")
     if isinstance(exc, openai.APIStatusError):
         message = _upstream_message(exc)
         if exc.status_code in (400, 404, 413, 422):
-            return OCRError(exc.status_code, f"upstream rejected the request: {message}")
-        return OCRError(502, f"upstream answered {exc.status_code}: {message}")
-    return OCRError(502, f"upstream error: {exc}")
+            return error_for_status(exc.status_code, f"upstream rejected the request: {message}")
+        return UpstreamError(f"upstream answered {exc.status_code}: {message}")
+    return UpstreamError(f"upstream error: {exc}")
 
 
 def _upstream_message(exc: openai.APIStatusError) -> str:
@@ -84,7 +84,7 @@ class UpstreamEngine(ChatEngine):
     @property
     def client(self) -> AsyncOpenAI:
         if self._client is None:
-            raise OCRError(503, "the upstream client is not started")
+            raise Unavailable("the upstream client is not started")
         return self._client
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
@@ -107,7 +107,7 @@ class UpstreamEngine(ChatEngine):
         except openai.OpenAIError as exc:
             raise upstream_error(exc) from None
         except httpx.HTTPError as exc:
-            raise OCRError(502, f"the upstream stream broke off ({exc})") from None
+            raise UpstreamError(f"the upstream stream broke off ({exc})") from None
         finally:
             await chunks.close()
 

@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import ValidationError
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
-from openai_ocr.errors import OCRError, validation_message
+from openai_ocr.errors import BadRequest, InternalError, OCRError, Unavailable, error_for_status, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ def _error_from_vllm(error: Any) -> OCRError:
     if not isinstance(status, int) or not 400 <= status <= 599:
         status = 500
     param = info.get("param") if isinstance(info, dict) else None
-    return OCRError(status, str(message or "the vLLM engine reported an error"),
-                    param=param if isinstance(param, str) else None)
+    return error_for_status(status, str(message or "the vLLM engine reported an error"),
+                            param=param if isinstance(param, str) else None)
 
 
 def _error_from_exception(exc: Exception) -> OCRError:
@@ -50,13 +50,13 @@ def _error_from_exception(exc: Exception) -> OCRError:
     except ImportError:  # pragma: no cover - other vLLM layouts
         EngineDeadError = ()  # type: ignore[assignment]
     if EngineDeadError and isinstance(exc, EngineDeadError):
-        return OCRError(503, "the vLLM engine is not running")
+        return Unavailable("the vLLM engine is not running")
     try:
         from vllm.entrypoints.serve.exception_handling.error_response import (
             create_error_response,
         )
     except ImportError:  # pragma: no cover - other vLLM layouts
-        return OCRError(500, f"vLLM error: {type(exc).__name__}: {exc}")
+        return InternalError(f"vLLM error: {type(exc).__name__}: {exc}")
     return _error_from_vllm(create_error_response(exc))
 
 
@@ -107,7 +107,7 @@ class VLLMEngine(ChatEngine):
         try:
             return ChatCompletionRequest(**payload)
         except ValidationError as exc:
-            raise OCRError(400, "invalid chat completion request: "
+            raise BadRequest("invalid chat completion request: "
                            + validation_message(exc.errors())) from None
 
     async def _call(self, request: Any) -> Any:
@@ -132,14 +132,14 @@ class VLLMEngine(ChatEngine):
         result = await self._call(request)
         if isinstance(result, AsyncGenerator):  # pragma: no cover - defensive
             await result.aclose()
-            raise OCRError(500, "vLLM answered a non-streaming request with a stream")
+            raise InternalError("vLLM answered a non-streaming request with a stream")
         return ChatCompletion.model_validate(result.model_dump())
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         request = self._request(body, stream=True)
         generator = await self._call(request)
         if not isinstance(generator, AsyncGenerator):  # pragma: no cover - defensive
-            raise OCRError(500, "vLLM answered a streaming request without a stream")
+            raise InternalError("vLLM answered a streaming request without a stream")
         finished = False
         try:
             async for event in generator:

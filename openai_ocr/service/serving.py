@@ -25,7 +25,7 @@ from openai_ocr.api.protocol.ocr import (
     StreamEvent,
 )
 from openai_ocr.engines.base import ChatEngine
-from openai_ocr.errors import OCRError, validation_message
+from openai_ocr.errors import InternalError, OCRError, PayloadTooLarge, UnprocessableEntity, validation_message
 from openai_ocr.inputs.documents import (
     Document,
     ImageInput,
@@ -196,7 +196,7 @@ class OCRService:
     async def batch(self, items: list[dict[str, Any]]) -> BatchResponse:
         limit = self.settings.limits.max_batch_items
         if len(items) > limit:
-            raise OCRError(413, f"a batch holds at most {limit} requests; got {len(items)}",
+            raise PayloadTooLarge(f"a batch holds at most {limit} requests; got {len(items)}",
                            param="requests")
         started = time.perf_counter()
         gate = asyncio.Semaphore(self.settings.limits.batch_concurrency)
@@ -217,12 +217,12 @@ class OCRService:
             with await self.open_request(request) as document:
                 answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
-            error = OCRError(422, validation_message(exc.errors(), whole="item"))
+            error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item"))
         except OCRError as exc:
             error = exc
         except Exception:  # noqa: BLE001 - one item's bug must not lose the others' answers
             logger.exception("batch item %d failed", index)
-            error = OCRError(500, "internal error while processing this item")
+            error = InternalError("internal error while processing this item")
         else:
             return BatchItemResult(index=index, status="success", status_code=200,
                                    **answer.model_dump(exclude={"status"}))

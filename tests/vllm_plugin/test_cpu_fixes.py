@@ -14,7 +14,7 @@ pytest.importorskip("vllm", reason="vLLM is not installed (pip install -e '.[cpu
 def test_torchvision_and_vllm_config_import_in_a_fresh_process() -> None:
     """Without the fix, vLLM's CPU build fails here: 'operator torchvision::nms does not exist'."""
     code = ("import torchvision.transforms, vllm.config\n"
-            "from openai_ocr import cpu_fixes\n"
+            "from openai_ocr.vllm_plugin import cpu_fixes\n"
             "print(cpu_fixes.applied(), ','.join(cpu_fixes.hidden_packages()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -25,7 +25,7 @@ def test_torchvision_and_vllm_config_import_in_a_fresh_process() -> None:
 
 def test_the_fix_can_be_switched_off() -> None:
     """OPENAI_OCR_NO_CPU_FIXES=1 leaves the process untouched (and the import fails on CPU)."""
-    code = "from openai_ocr import cpu_fixes; import torchvision; print(cpu_fixes.applied())"
+    code = "from openai_ocr.vllm_plugin import cpu_fixes; import torchvision; print(cpu_fixes.applied())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "OPENAI_OCR_NO_CPU_FIXES": "1"})
     if done.returncode == 0:  # a GPU install: torchvision loads on its own
