@@ -57,7 +57,9 @@ class EngineSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     kind: EngineKind = "auto"
-    model: str = Field("deepseek-ai/DeepSeek-OCR", min_length=1)
+    model: str = Field("", description="The model name answered in /v1/models and sent upstream. Empty: "
+                       "deepseek-ai/DeepSeek-OCR, or in gateway mode the upstream's model when it lists "
+                       "exactly one.")
 
 
 class UpstreamSettings(BaseModel):

@@ -177,8 +177,10 @@ SERVED_NAME = "deepseek-ai/DeepSeek-OCR"
 # -- Settings ----------------------------------------------------------------------------
 
 def gateway_settings(upstream_url: str, **sections: dict) -> Settings:
-    """Settings of a gateway in front of `upstream_url` (no retries), sections overridden."""
-    overrides: dict = {"upstream": {"url": upstream_url, "max_retries": 0}}
+    """Settings of a gateway in front of `upstream_url` (no retries, the model named), sections
+    overridden."""
+    overrides: dict = {"upstream": {"url": upstream_url, "max_retries": 0},
+                       "engine": {"model": SERVED_NAME}}
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
     return load_settings(overrides=overrides)

@@ -27,7 +27,6 @@ class GatedEngine(ChatEngine):
                  timeout_s: float) -> None:
         self.inner = inner
         self.kind = inner.kind
-        self.model = inner.model
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.timeout_s = timeout_s
@@ -36,7 +35,11 @@ class GatedEngine(ChatEngine):
 
     async def start(self) -> None:
         await self.inner.start()
-        self.model = self.inner.model
+
+    @property  # type: ignore[override]
+    def model(self) -> str:
+        """The inner engine's: a gateway learns its model from the upstream, maybe late."""
+        return self.inner.model
 
     async def close(self) -> None:
         await self.inner.close()

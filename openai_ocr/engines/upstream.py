@@ -1,13 +1,17 @@
 """Gateway engine: any OpenAI-compatible server over HTTP, through the openai SDK.
 
-Used to put the OCR routes in front of remote vLLM nodes (or a load balancer over many).
-Upstream failures become clear 502/504 errors; closing a stream closes the upstream
-connection, which makes vLLM abort the generation.
+Used to put the OCR routes in front of remote vLLM nodes, or vllm-router over many.
+Connection errors and 5xx answers are retried by the openai SDK (`upstream.max_retries`,
+exponential backoff) before they become 502/504; a stream is retried only until its first
+byte. Closing a stream closes the upstream connection, which makes vLLM abort the generation.
+Without a configured model name the gateway serves the upstream's model when it lists
+exactly one.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +28,10 @@ from openai_ocr.settings import UpstreamSettings
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_S = 5.0
+DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
+"""Asked of the upstream until it says which model it serves."""
+DISCOVERY_RETRY_S = 10.0
+"""How often a request may ask the upstream for its model while it has not said."""
 
 
 def upstream_error(exc: openai.OpenAIError) -> OCRError:
@@ -59,11 +67,15 @@ def _upstream_message(exc: openai.APIStatusError) -> str:
 class UpstreamEngine(ChatEngine):
     kind = "upstream"
 
-    def __init__(self, config: UpstreamSettings, model: str) -> None:
+    def __init__(self, config: UpstreamSettings, model: str | None = None) -> None:
+        """`model`: the name to send upstream; empty or None: the upstream's only model."""
         if not config.url:
             raise ValueError("the upstream engine needs upstream.url")
         self.config = config
-        self.model = model
+        self.requested_model = model or None
+        self.model = model or DEFAULT_MODEL
+        self._discovered = self.requested_model is not None
+        self._last_discovery = 0.0
         self._client: AsyncOpenAI | None = None
         self._probe: AsyncOpenAI | None = None
 
@@ -74,6 +86,8 @@ class UpstreamEngine(ChatEngine):
                                    max_retries=self.config.max_retries)
         self._probe = AsyncOpenAI(base_url=self.config.url, api_key=key,
                                   timeout=HEALTH_TIMEOUT_S, max_retries=0)
+        if not self._discovered:
+            await self._discover()
         logger.info("gateway mode: forwarding to %s (model %s)", self.config.url, self.model)
 
     async def close(self) -> None:
@@ -87,7 +101,34 @@ class UpstreamEngine(ChatEngine):
             raise Unavailable("the upstream client is not started")
         return self._client
 
+    def _adopt(self, served: list[str]) -> None:
+        """Serve the upstream's model when no name was configured and it lists exactly one."""
+        if self.requested_model is None and len(served) == 1:
+            if served[0] != self.model:
+                logger.info("the upstream serves %s: serving it", served[0])
+            self.model = served[0]
+            self._discovered = True
+
+    async def _discover(self) -> None:
+        """Best effort: an upstream that is down now is asked again later."""
+        self._last_discovery = time.monotonic()
+        if self._probe is None:
+            return
+        try:
+            page = await self._probe.models.list()
+        except openai.OpenAIError as exc:
+            logger.warning("could not ask the upstream which model it serves: %s",
+                           upstream_error(exc).message)
+            return
+        self._adopt([m.id for m in page.data])
+
+    async def _ensure_model(self) -> None:
+        if not self._discovered and time.monotonic() - self._last_discovery > DISCOVERY_RETRY_S:
+            await self._discover()
+
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        await self._ensure_model()
+        body = {**body, "model": body.get("model") or self.model}
         try:
             return await self.client.post("/chat/completions", body={**body, "stream": False},
                                           cast_to=ChatCompletion)
@@ -95,6 +136,8 @@ class UpstreamEngine(ChatEngine):
             raise upstream_error(exc) from None
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        await self._ensure_model()
+        body = {**body, "model": body.get("model") or self.model}
         try:
             chunks = await self.client.post(
                 "/chat/completions", body={**body, "stream": True}, cast_to=ChatCompletion,
@@ -126,6 +169,7 @@ class UpstreamEngine(ChatEngine):
         except openai.OpenAIError as exc:
             return EngineStatus(ready=False, url=self.config.url, detail=upstream_error(exc).message)
         served = [m.id for m in page.data]
+        self._adopt(served)
         if self.model not in served:
             return EngineStatus(ready=False, url=self.config.url,
                                  detail=f"upstream does not serve {self.model!r}; it serves {served}")
