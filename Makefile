@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve test test-main test-engine
+.PHONY: serve test test-main engine-env test-engine test-cluster
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,20 @@ serve: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[lite]'
 	$(VENV)/bin/openai-ocr serve $(ARGS)
 
-## Run every test: the main suite, then the real-engine tests on vLLM.
-test: test-main test-engine
+## Run every test: the main suite, the real-engine tests on vLLM, then the scale-out cluster.
+test: test-main test-engine test-cluster
 
 test-main: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
-	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 
-test-engine: $(ENGINE_VENV)/bin/python
+engine-env: $(ENGINE_VENV)/bin/python
 	@echo "installing vLLM ($(ENGINE_EXTRA)) into $(ENGINE_VENV): a few minutes the first time"
 	$(call PIP,$(ENGINE_VENV)) install -q -e '.[engine-tests,$(ENGINE_EXTRA)]'
+
+test-engine: engine-env
 	$(ENGINE_VENV)/bin/python -m pytest tests/vllm_plugin $(PYTEST_ARGS)
+
+## The scale-out topology on this machine: gateway -> vllm-router -> two vLLM nodes (tiny model).
+test-cluster: engine-env
+	$(ENGINE_VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)

@@ -173,6 +173,18 @@ def parse_sse(lines: Iterable[str]) -> list[str]:
 SERVED_NAME = "deepseek-ai/DeepSeek-OCR"
 """The model name the test servers serve."""
 
+#: vLLM start flags for the tiny checkpoint on a small CPU machine; without them start-up
+#: profiling times out (docs/vllm-engine-notes.md)
+ENGINE_FLAGS = [
+    "--load-format", "dummy",
+    "--dtype", "float32",
+    "--skip-mm-profiling",
+    "--enforce-eager",
+    "--limit-mm-per-prompt", '{"image": 1}',
+    "--max-num-seqs", "4",
+    "--max-model-len", "4096",
+]
+
 
 # -- Settings ----------------------------------------------------------------------------
 

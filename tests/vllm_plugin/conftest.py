@@ -22,21 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SERVED_NAME, free_port, wait_for_process_server
+from tests.helpers import ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
 
-#: start flags for a small CPU machine (FACTS.md); without them start-up profiling times out
-ENGINE_FLAGS = [
-    "--load-format", "dummy",
-    "--dtype", "float32",
-    "--skip-mm-profiling",
-    "--enforce-eager",
-    "--limit-mm-per-prompt", '{"image": 1}',
-    "--max-num-seqs", "4",
-    "--max-model-len", "4096",
-]
 
 
 @pytest.fixture(scope="session")
