@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import wait_for_process_server  # noqa: E402
+from tests.helpers import wait_for_process_server  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 SERVED = "deepseek-ai/DeepSeek-OCR"

@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_upstream import FakeUpstream  # noqa: E402
-from tests.images import b64, png_bytes  # noqa: E402
-from tests.servers import free_port, running_server, wait_for_process_server  # noqa: E402
+from tests.helpers import b64, free_port, png_bytes, running_server, wait_for_process_server  # noqa: E402
 
 log = logging.getLogger("load_test")
 
