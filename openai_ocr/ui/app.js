@@ -201,7 +201,7 @@ function formFor(item) {
   form.append("file", item.file, item.name);
   form.append("mode", item.mode);
   if (item.mode === "locate") form.append("ref", item.ref);
-  if (item.pages) form.append("pages", item.pages);
+  if (item.pageRange) form.append("pages", item.pageRange);
   if (item.resolution) form.append("resolution", item.resolution);
   form.append("output", "json");
   form.append("include_images", "true");
@@ -485,7 +485,7 @@ async function runQueue() {
   state.userPickedView = false;
   setView("text");
   renderQueue();
-  const options = { mode: $("mode").value, ref: $("ref").value, pages: $("pages").value.trim(),
+  const options = { mode: $("mode").value, ref: $("ref").value, pageRange: $("pages").value.trim(),
     resolution: state.resolutionField ? $("resolution").value : "" };
   if (options.mode === "locate" && !options.ref.trim()) {
     showError("locate needs the text to find");
