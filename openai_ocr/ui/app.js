@@ -318,7 +318,7 @@ function pageImageSrc(item, page) {
 
 function showItem(item) {
   state.current = item;
-  $("results").hidden = false;
+  $("results").hidden = !item.order.length;
   const numbers = item.order;
   if (!numbers.includes(state.pageShown)) state.pageShown = numbers[0] ?? null;
   // page buttons

@@ -169,6 +169,25 @@ def test_a_pdf_streams_page_by_page_and_shows_each_rendered_page(visit: Visit) -
     assert all(word in words(rendered) for word in PDF_WORDS)
 
 
+def test_locate_draws_the_boxes_of_the_text_found(visit: Visit) -> None:
+    page = visit.page
+    assert page.locator("#ref").is_hidden()
+    page.select_option("#mode", "locate")
+    page.fill("#ref", "Pears")
+    page.set_input_files("#file", [{"name": "report.png", "mimeType": "image/png", "buffer": png(report_page())}])
+    page.click("#run")
+    visit.wait_done()
+    (result,) = shown_json(page)["pages"]
+    assert [b["label"] for b in result["blocks"]] == ["Pears"]
+    geometry = page.evaluate(GEOMETRY_JS)
+    assert box_misplacements(geometry, result) == []
+    x0, y0, width, _ = geometry["image"]
+    (box,) = geometry["boxes"]
+    # the word sits in the table's first column, third row (report_page draws it at x 80, y 480..560)
+    left, top = (box["rect"][0] - x0) * 1000 / width, (box["rect"][1] - y0) * 1000 / width
+    assert 60 <= left <= 100 and 480 <= top <= 560, box
+
+
 def test_a_corrupt_file_shows_the_servers_message(visit: Visit) -> None:
     corrupt = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage"
     expected = httpx.post(f"{visit.server}/ocr/stream", timeout=30,
@@ -179,6 +198,7 @@ def test_a_corrupt_file_shows_the_servers_message(visit: Visit) -> None:
     assert alert.is_visible()
     assert expected in alert.inner_text() and alert.inner_text().startswith("400")
     assert "error" in visit.page.inner_text("#queue")
+    assert visit.page.locator("#results").is_hidden()  # nothing was read: no empty panes
 
 
 def _canned_answer() -> dict[str, Any]:
@@ -196,6 +216,7 @@ def _canned_answer() -> dict[str, Any]:
     ]
     markdown = "# Quarterly report\n\n" + table + "\n\n![](images/1_0.png)\n\nTwo **lines** of text."
     return {"request_id": "r", "text": "", "model": "m", "finish_reason": "stop", "page_count": 1,
+            "processing_time": 1.9,
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             "pages": [{"index": 1, "width": 1000, "height": 760, "text": "", "markdown": markdown,
                        "blocks": blocks, "finish_reason": "stop", "usage": {}, "images": [
