@@ -51,8 +51,12 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def report_page() -> Image.Image:
-    """A page with a heading, two paragraphs and a ruled table."""
+CHART_BOX = (60, 590, 400, 740)
+"""Where `report_page(chart=True)` draws its bar chart."""
+
+
+def report_page(chart: bool = False) -> Image.Image:
+    """A page with a heading, two paragraphs and a ruled table (and a bar chart below it)."""
     image = Image.new("RGB", (1000, 760), "white")
     draw = ImageDraw.Draw(image)
     draw.text((60, 50), REPORT_LINES[0], fill="black", font=_font(52))
@@ -65,6 +69,13 @@ def report_page() -> Image.Image:
             draw.rectangle((x, top + row * height, x + width, top + (row + 1) * height), outline="black", width=2)
             draw.text((x + 20, top + row * height + 22), cell, fill="black", font=_font(28))
             x += width
+    if chart:
+        x1, y1, x2, y2 = CHART_BOX
+        draw.line((x1 + 10, y2 - 10, x2 - 10, y2 - 10), fill="black", width=2)
+        for i, (value, colour) in enumerate(zip((60, 110, 90, 130), ("#1c7ed6", "#2f9e44", "#f08c00", "#ae3ec9"),
+                                                strict=True)):
+            left = x1 + 30 + i * 80
+            draw.rectangle((left, y2 - 10 - value, left + 50, y2 - 10), fill=colour)
     return image
 
 

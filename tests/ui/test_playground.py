@@ -20,6 +20,7 @@ from openai_ocr.settings import load_settings
 from tests.helpers import running_server
 from tests.ui.browser import (
     BROWSER_ACCEPT,
+    CHART_BOX,
     GEOMETRY_JS,
     PDF_WORDS,
     REPORT_LINES,
@@ -202,25 +203,30 @@ def test_a_corrupt_file_shows_the_servers_message(visit: Visit) -> None:
 
 
 def _canned_answer() -> dict[str, Any]:
-    """An /ocr/file answer as DeepSeek-OCR gives it for a page with a table and a figure."""
-    page_png = png(report_page())
-    crop = png(report_page().crop((60, 320, 380, 400)))
-    table = ("<table><tr><td>Item</td><td>Quantity</td></tr><tr><td colspan=\"2\" onclick=\"alert(1)\">"
-             "Apples<script>window.hacked=1</script><img src=x onerror=\"window.hacked=2\"></td></tr></table>")
+    """An /ocr/file answer as DeepSeek-OCR gives it for a page with a table and a figure.
+
+    One table cell carries markup that must not survive: a script, an event handler, an image.
+    """
+    page_png = png(report_page(chart=True))
+    crop = png(report_page(chart=True).crop(CHART_BOX))
+    table = ("<table><tr><td>Item</td><td>Quantity</td><td>Price</td></tr>"
+             "<tr><td onclick=\"alert(1)\">Apples<script>window.hacked=1</script>"
+             "<img src=x onerror=\"window.hacked=2\"></td><td>120</td><td>36.00</td></tr>"
+             "<tr><td>Pears</td><td colspan=\"2\">75 at 27.50</td></tr></table>")
     blocks = [
         {"label": "title", "boxes_px": [[60.0, 50.0, 480.0, 110.0]], "text": "# Quarterly report"},
-        {"label": "table", "boxes_px": [[60.0, 320.0, 860.0, 560.0]], "text": table},
-        {"label": "image", "boxes_px": [[60.0, 320.0, 380.0, 400.0]], "text": ""},
         {"label": "text", "boxes_px": [[60.0, 160.0, 700.0, 190.0], [60.0, 220.0, 800.0, 250.0]],
-         "text": "Two **lines** of text."},
+         "text": "Sales grew in **every** region this quarter. The table below lists the three largest orders."},
+        {"label": "table", "boxes_px": [[60.0, 320.0, 860.0, 560.0]], "text": table},
+        {"label": "image", "boxes_px": [[float(v) for v in CHART_BOX]], "text": ""},
     ]
-    markdown = "# Quarterly report\n\n" + table + "\n\n![](images/1_0.png)\n\nTwo **lines** of text."
+    markdown = "\n\n".join([blocks[0]["text"], blocks[1]["text"], table, "![](images/1_0.png)"])
     return {"request_id": "r", "text": "", "model": "m", "finish_reason": "stop", "page_count": 1,
             "processing_time": 1.9,
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
             "pages": [{"index": 1, "width": 1000, "height": 760, "text": "", "markdown": markdown,
                        "blocks": blocks, "finish_reason": "stop", "usage": {}, "images": [
-                           {"name": "images/1_0.png", "box_px": [60, 320, 380, 400],
+                           {"name": "images/1_0.png", "box_px": list(CHART_BOX),
                             "image_base64": base64.b64encode(crop).decode()}],
                        "image_base64": base64.b64encode(page_png).decode()}]}
 
@@ -231,17 +237,19 @@ def test_tables_render_as_tables_and_nothing_else_gets_through(visit: Visit) -> 
     page.evaluate("(answer) => window.playground.showResponse('canned.png', answer)", answer)
     cells = page.eval_on_selector_all("#panel-rendered table tr", "(rows) => rows.map("
                                       "(r) => [...r.children].map((c) => [c.tagName, c.textContent, c.colSpan]))")
-    assert cells == [[["TD", "Item", 1], ["TD", "Quantity", 1]], [["TD", "Apples", 2]]]
+    assert cells == [[["TD", "Item", 1], ["TD", "Quantity", 1], ["TD", "Price", 1]],
+                     [["TD", "Apples", 1], ["TD", "120", 1], ["TD", "36.00", 1]],
+                     [["TD", "Pears", 1], ["TD", "75 at 27.50", 2]]]
     assert page.evaluate("() => window.hacked") is None
     assert page.locator("#panel-rendered script, #panel-rendered [onclick], #panel-rendered [onerror]").count() == 0
     figure = page.get_attribute("#panel-rendered figure img", "src")
     assert figure == "data:image/png;base64," + answer["pages"][0]["images"][0]["image_base64"]
-    assert page.inner_text("#panel-rendered strong") == "lines"
+    assert page.inner_text("#panel-rendered strong") == "every"
     page.wait_for_function("() => document.getElementById('page-image').naturalWidth > 0")
     geometry = page.evaluate(GEOMETRY_JS)
     assert box_misplacements(geometry, answer["pages"][0]) == []
     assert len({b["block"] for b in geometry["boxes"]}) == 4 and len(geometry["boxes"]) == 5
-    assert [b["label"] for b in geometry["boxes"]] == ["title", "table", "image", "text", "text"]
+    assert [b["label"] for b in geometry["boxes"]] == ["title", "text", "text", "table", "image"]
 
 
 def test_phone_width_stacks_the_panes_and_dark_mode_applies(browser: Any, server: str) -> None:
