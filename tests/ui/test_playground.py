@@ -7,8 +7,10 @@ says, tables as tables, the server's error message, and no request to another ho
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -134,6 +136,13 @@ def test_an_image_is_read_with_one_box_per_block_in_place(visit: Visit) -> None:
     assert "<|ref|>title<|/ref|>" in page.inner_text("#panel-text")
     page.click("#tab-markdown")
     assert page.inner_text("#panel-markdown").startswith("# " + REPORT_LINES[0])
+    # the JSON tab downloads the whole answer (page images included, where the view abbreviates them)
+    page.click("#tab-json")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "report.json"
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved["pages"][0]["blocks"] == result["blocks"] and saved["model"] == answer["model"]
 
 
 def test_a_pdf_streams_page_by_page_and_shows_each_rendered_page(visit: Visit) -> None:
@@ -189,17 +198,21 @@ def test_locate_draws_the_boxes_of_the_text_found(visit: Visit) -> None:
     assert 60 <= left <= 100 and 480 <= top <= 560, box
 
 
-def test_a_corrupt_file_shows_the_servers_message(visit: Visit) -> None:
+def test_files_queue_up_and_a_corrupt_one_shows_the_servers_message(visit: Visit) -> None:
+    page = visit.page
     corrupt = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> garbage"
     expected = httpx.post(f"{visit.server}/ocr/stream", timeout=30,
                           files={"file": ("broken.pdf", corrupt, "application/pdf")}).json()["error"]["message"]
-    visit.upload(("broken.pdf", "application/pdf", corrupt))
-    visit.wait_done(ok=False)
-    alert = visit.page.locator("#error")
+    small = png(report_page().crop((0, 0, 1000, 300)))
+    visit.upload(("broken.pdf", "application/pdf", corrupt), ("top.png", "image/png", small))
+    visit.wait_done()  # the last file, read after the broken one, is shown without an error
+    assert page.locator("#queue li").all_inner_texts() == ["broken.pdf\nerror", "top.png\ndone"]
+    assert REPORT_LINES[0] in page.inner_text("#panel-rendered")
+    page.click("#queue li:first-child button")
+    alert = page.locator("#error")
     assert alert.is_visible()
     assert expected in alert.inner_text() and alert.inner_text().startswith("400")
-    assert "error" in visit.page.inner_text("#queue")
-    assert visit.page.locator("#results").is_hidden()  # nothing was read: no empty panes
+    assert page.locator("#results").is_hidden()  # nothing was read: no empty panes
 
 
 def _canned_answer() -> dict[str, Any]:
