@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve test test-main engine-env test-engine test-cluster
+.PHONY: serve test test-main engine-env test-engine test-cluster browser
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ serve: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[lite]'
 	$(VENV)/bin/openai-ocr serve $(ARGS)
 
+## Debian's Chromium and its driver, for the playground's browser tests (CI runs as root).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+
 ## Run every test: the main suite, the real-engine tests on vLLM, then the scale-out cluster.
 test: test-main test-engine test-cluster
 
-test-main: $(VENV)/bin/python
+test-main: $(VENV)/bin/python browser
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 

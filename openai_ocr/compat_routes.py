@@ -108,7 +108,9 @@ async def ocr_file(request: Request, file: FileField, options: FormOptions,
     responses={200: {"description": "`data:` events, each a JSON StreamEvent: per page a "
                      "`page` event, `text` deltas and a `page_end` event; then `done` (with "
                      "`finish_reason` and `usage`) or `error`; the stream ends with "
-                     "`data: [DONE]`. Streams carry the raw model text.",
+                     "`data: [DONE]`. Streams carry the raw model text; with `output=json` "
+                     "each `page_end` event also carries the page's `result` (as in "
+                     "`/ocr/file`'s `pages`).",
                      "content": {"text/event-stream": {}}}})
 async def ocr_stream(file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:

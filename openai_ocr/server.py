@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import STATE_KEY
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
-from openai_ocr.api.routes import health, mistral, openai
+from openai_ocr.api.routes import health, mistral, openai, ui
 from openai_ocr.api.routes.docs import protected_docs_router
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
@@ -31,6 +31,7 @@ DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
 * `/v1/chat/completions`, `/v1/models`: the OpenAI API (use the official SDKs with `base_url`).
 * `/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`, `/health`: the legacy OCR routes, each
   translated into a chat completion with DeepSeek-OCR's official prompt templates.
+* `/playground` (and `/` in a browser): a web page to try it, served by this server.
 """
 
 
@@ -39,6 +40,7 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(compat_router)
     app.include_router(mistral.router)
     app.include_router(health.router)
+    app.include_router(ui.router)  # `/` (page or JSON summary), /playground, /ui/*
 
 
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
@@ -85,11 +87,6 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
     app.include_router(health.metrics_router)
     if protect_docs:
         app.include_router(protected_docs_router(app))
-
-    @app.get("/", include_in_schema=False)
-    async def root() -> dict[str, str]:
-        return {"name": "openai-ocr", "version": __version__, "model": engine.model,
-                "engine": engine.kind, "docs": "/docs", "openai_base_url": "/v1"}
 
     return app
 

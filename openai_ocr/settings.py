@@ -177,6 +177,16 @@ class LiteSettings(BaseModel):
     text_score: float = Field(0.5, ge=0.0, le=1.0)
 
 
+class UISettings(BaseModel):
+    """The web playground served at `/` and `/playground`."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = Field(True, description="Serve the playground page (`/`, `/playground`, "
+                          "`/ui/*`) to browsers; `/` still answers JSON to API clients. Behind "
+                          "the API key when `auth.protect_docs` is set.")
+
+
 class Settings(BaseSettings):
     """All settings of one server process."""
 
@@ -192,6 +202,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     documents: DocumentSettings = DocumentSettings()
     lite: LiteSettings = LiteSettings()
+    ui: UISettings = UISettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,7 @@
 """Per-page engine answers assembled into one OCR answer: text, markdown or JSON pages.
 
-Pure apart from the figure crops, which decode the page image (call `assemble` in a thread
-when `include_images` is set).
+Pure apart from the figure crops and page images, which decode the page image (call
+`assemble` in a thread when `include_images` or `include_page_images` is set).
 """
 
 from __future__ import annotations
@@ -77,7 +77,19 @@ def crop_figures(outcome: PageOutcome, blocks: list[Block]) -> list[ImageCrop]:
     return crops
 
 
-def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | None) -> PageResult:
+def page_png_base64(image: ImageInput) -> str:
+    """The page as base64 PNG (PDF pages already are PNG; other formats are converted)."""
+    data = image.data
+    if image.mime != "image/png":
+        out = io.BytesIO()
+        with Image.open(io.BytesIO(data)) as page:
+            page.save(out, format="PNG")
+        data = out.getvalue()
+    return base64.b64encode(data).decode("ascii")
+
+
+def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | None,
+                include_page_image: bool = False) -> PageResult:
     blocks = parse_blocks(outcome.result.text)
     width, height = outcome.image.width, outcome.image.height
     return PageResult(
@@ -88,7 +100,8 @@ def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | No
         finish_reason=outcome.result.finish_reason, usage=outcome.result.usage,
         warning=length_warning(outcome.number, max_tokens)
         if outcome.result.finish_reason == "length" else None,
-        images=crop_figures(outcome, blocks) if include_images else None)
+        images=crop_figures(outcome, blocks) if include_images else None,
+        image_base64=page_png_base64(outcome.image) if include_page_image else None)
 
 
 def sum_usage(usages: list[Usage]) -> Usage:
@@ -105,10 +118,10 @@ def overall_finish_reason(reasons: list[str | None]) -> str | None:
 
 
 def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: bool,
-             max_tokens: int | None = None) -> Assembled:
+             max_tokens: int | None = None, include_page_images: bool = False) -> Assembled:
     pages = None
-    if output == "json" or include_images:
-        pages = [page_result(o, include_images, max_tokens) for o in outcomes]
+    if output == "json" or include_images or include_page_images:
+        pages = [page_result(o, include_images, max_tokens, include_page_images) for o in outcomes]
     if output != "markdown":
         texts = [o.result.text for o in outcomes]
     elif pages is not None:  # each page already parsed once

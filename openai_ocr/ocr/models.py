@@ -50,6 +50,10 @@ class OCROptions(BaseModel):
                                  "base64 PNG in `pages[].images`.")
     dpi: int | None = Field(None, ge=36, le=600, description="PDF render resolution "
                             "(default from config, 144).")
+    include_page_images: bool = Field(False, description="Return each page as the model saw it "
+                                      "(a PDF page rendered) as base64 PNG in "
+                                      "`pages[].image_base64`, so a client can draw the boxes "
+                                      "over it without rendering PDFs itself.")
 
 
 class Usage(BaseModel):
@@ -82,3 +86,5 @@ class PageResult(BaseModel):
     usage: Usage
     warning: str | None = Field(None, description="Set when the page hit max_tokens.")
     images: list[ImageCrop] | None = None
+    image_base64: str | None = Field(None, description="The page image as base64 PNG, with "
+                                     "`include_page_images`; `width` x `height` pixels.")

@@ -40,10 +40,12 @@ from openai_ocr.ocr.assembly import (
     assemble,
     length_warning,
     overall_finish_reason,
+    page_result,
     sum_usage,
 )
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.translation import (
+    CompletionResult,
     SamplingPlan,
     build_chat_request,
     chunk_delta,
@@ -111,7 +113,7 @@ class OCRService:
         started = time.perf_counter()
         plan = plan_request(options, self.settings.ocr)
         gate = asyncio.Semaphore(self.settings.documents.page_concurrency)
-        keep_pixels = options.include_images
+        keep_pixels = options.include_images or options.include_page_images
 
         async def one(number: int) -> PageOutcome:
             async with gate:
@@ -124,7 +126,8 @@ class OCRService:
 
         outcomes = await gather_or_cancel(one(n) for n in document.pages)
         if keep_pixels:
-            done = await asyncio.to_thread(assemble, outcomes, options.output, True, plan.max_tokens)
+            done = await asyncio.to_thread(assemble, outcomes, options.output, options.include_images,
+                                           plan.max_tokens, options.include_page_images)
         else:
             done = assemble(outcomes, options.output, False, plan.max_tokens)
         for warning in done.warnings:
@@ -151,10 +154,11 @@ class OCRService:
         except BaseException:
             document.close()
             raise
-        return self._stream_events(document, plan, image, chunks, new_request_id())
+        return self._stream_events(document, plan, image, chunks, new_request_id(), options)
 
     async def _stream_events(self, document: Document, plan: SamplingPlan, image: ImageInput,
-                             chunks: AsyncIterator[Any], request_id: str) -> AsyncIterator[StreamEvent]:
+                             chunks: AsyncIterator[Any], request_id: str,
+                             options: OCROptions) -> AsyncIterator[StreamEvent]:
         model = self.engine.model
         usages: list[Usage] = []
         reasons: list[str | None] = []
@@ -165,9 +169,11 @@ class OCRService:
                     image = await self._page(document, number)
                     chunks = self.engine.stream(
                         build_chat_request(self.engine.model, image, plan, stream=True))
-                yield StreamEvent(type="page", page=number, width=image.width, height=image.height)
+                yield StreamEvent(type="page", page=number, page_count=len(document.pages),
+                                  width=image.width, height=image.height)
                 reason: str | None = None
                 usage = Usage()
+                pieces: list[str] = []
                 try:
                     async for chunk in chunks:
                         model = chunk.model or model
@@ -176,14 +182,20 @@ class OCRService:
                         text, finished = chunk_delta(chunk)
                         reason = finished or reason
                         if text:
+                            pieces.append(text)
                             yield StreamEvent(text=text, page=number)
                 finally:
                     await chunks.aclose()  # type: ignore[attr-defined]
                 usages.append(usage)
                 reasons.append(reason)
+                result = None
+                if options.output == "json":
+                    outcome = PageOutcome(number, image, CompletionResult("".join(pieces), reason, usage, model))
+                    result = await asyncio.to_thread(page_result, outcome, options.include_images,
+                                                     plan.max_tokens, options.include_page_images)
                 yield StreamEvent(type="page_end", page=number, finish_reason=reason, usage=usage,
                                   warning=length_warning(number, plan.max_tokens)
-                                  if reason == "length" else None)
+                                  if reason == "length" else None, result=result)
         except OCRError as exc:
             yield StreamEvent(type="error", error=exc.body().error, request_id=request_id)
             return

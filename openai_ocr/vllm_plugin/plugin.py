@@ -2,7 +2,8 @@
 
 `OCREndpointPlugin` (entry point group `vllm.endpoint_plugins`, name `openai_ocr`):
 `attach_router` mounts the compat routes (`/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`,
-`/health`) on vLLM's FastAPI app; `init_state` binds them to a `VLLMEngine` that calls
+`/health`, and the playground at `/`, `/playground`, `/ui/*`) on vLLM's FastAPI app;
+`init_state` binds them to a `VLLMEngine` that calls
 vLLM's chat handler directly. vLLM keeps serving its own `/v1/*` routes. Endpoint plugins
 load only when named in `VLLM_PLUGINS` (`openai-ocr serve` sets it).
 

@@ -136,6 +136,17 @@ def test_health_reports_the_vllm_engine(client: httpx.Client) -> None:
     assert body["model"] == SERVED_NAME
 
 
+def test_the_playground_is_served_by_vllms_app(client: httpx.Client) -> None:
+    page = client.get("/", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/ui/app.js"' in page.text
+    assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
+    summary = client.get("/", headers={"Accept": "application/json"}).json()
+    assert summary["engine"] == "vllm" and summary["playground"] == "/playground"
+    # the page asks vLLM's schema whether resolution modes exist; our routes are in it
+    assert "/ocr/stream" in client.get("/openapi.json").json()["paths"]
+
+
 def test_ocr_route_runs_on_the_in_process_engine(client: httpx.Client, text_ids) -> None:
     r = client.post("/ocr", json={"image_base64": base64.b64encode(png_bytes()).decode(),
                                   "prompt": "Free OCR.", "max_tokens": 3})

@@ -58,7 +58,8 @@ class OCRResponse(BaseModel):
     status: Literal["success"] = "success"
     page_count: int = Field(1, description="Pages processed.")
     pages: list[PageResult] | None = Field(None, description="Per page, when `output` is "
-                                           "`json` or `include_images` is set.")
+                                           "`json`, `include_images` or `include_page_images` "
+                                           "is set.")
     warnings: list[str] = Field([], description="E.g. pages whose output hit max_tokens.")
 
 
@@ -106,13 +107,20 @@ class StreamEvent(BaseModel):
     Order: for each page a `page` event, `text` events, a `page_end` event (a text event
     with the page separator between pages); then one `done` event, or an `error` event.
     Concatenating every event's `text` gives the non-streamed `text` of output `text`.
+    With `output=json` each `page_end` event also carries the page's `result` (blocks with
+    pixel boxes, markdown; figure crops and the page image when asked for), so one streamed
+    call gives what `/ocr/file` gives.
     """
 
     type: Literal["page", "text", "page_end", "done", "error"] = "text"
     text: str = Field("", description="New text since the previous event.")
     page: int | None = None
+    page_count: int | None = Field(None, description="On `page` events: how many pages the "
+                                   "request reads.")
     width: int | None = None
     height: int | None = None
+    result: PageResult | None = Field(None, description="On `page_end` events with "
+                                      "`output=json`: the page, as in `/ocr/file`'s `pages`.")
     finish_reason: str | None = None
     usage: Usage | None = None
     warning: str | None = None
