@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve test test-main test-engine
+.PHONY: serve test test-main test-engine lint
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ serve: $(VENV)/bin/python
 ## Run every test: the main suite, then the real-engine tests on vLLM.
 test: test-main test-engine
 
-test-main: $(VENV)/bin/python
+## The gates: ruff (style, imports, bug patterns) and mypy (types), both configured in pyproject.toml.
+lint: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test-main: lint
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin $(PYTEST_ARGS)
 
 test-engine: $(ENGINE_VENV)/bin/python

@@ -113,7 +113,7 @@ class GatedEngine(ChatEngine):
             self._count(reason)
         finally:
             try:
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()  # type: ignore[attr-defined]  # every engine's stream() is an async generator
             finally:
                 self._release()
 

@@ -6,7 +6,7 @@ HTTP schemas in `openai_ocr.api.protocol` build on them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -14,7 +14,7 @@ from openai_ocr.ocr.prompts import MODES
 from openai_ocr.settings import ModeName
 
 OutputFormat = Literal["text", "markdown", "json"]
-assert set(ModeName.__args__) == set(MODES)  # type: ignore[attr-defined]
+assert set(get_args(ModeName)) == set(MODES)
 
 
 class OCROptions(BaseModel):

@@ -51,7 +51,7 @@ from openai_ocr.ocr.translation import (
     plan_request,
     usage_of,
 )
-from openai_ocr.service.streams import gather_or_cancel, primed
+from openai_ocr.service.streams import aclose, gather_or_cancel, primed
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class OCRService:
                         if text:
                             yield StreamEvent(text=text, page=number)
                 finally:
-                    await chunks.aclose()  # type: ignore[attr-defined]
+                    await aclose(chunks)
                 usages.append(usage)
                 reasons.append(reason)
                 yield StreamEvent(type="page_end", page=number, finish_reason=reason, usage=usage,
