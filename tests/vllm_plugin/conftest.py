@@ -27,7 +27,8 @@ from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
 
-#: start flags for a small CPU machine (FACTS.md); without them start-up profiling times out
+#: start flags for a small CPU machine (docs/vllm-engine-notes.md, "Server start"); without
+#: them start-up profiling times out
 ENGINE_FLAGS = [
     "--load-format", "dummy",
     "--dtype", "float32",

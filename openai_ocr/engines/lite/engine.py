@@ -39,7 +39,7 @@ from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load
 from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
 from openai_ocr.settings import LimitSettings, Settings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Action = Literal["markdown", "ocr", "free", "locate"]
 
@@ -195,7 +195,7 @@ class LiteEngine(ChatEngine):
         await asyncio.to_thread(reader.warm_up)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
         self.reader = reader
-        log.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
+        logger.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
                  self.model, reader.describe(), workers, reader.threads)
 
     async def close(self) -> None:
