@@ -1,7 +1,9 @@
 """Settings: config.toml, then the environment, then CLI flags, validated by pydantic.
 
-Every default here matches the documented `config.toml` at the repository root, so the
-server behaves the same with or without that file.
+Each setting is documented once, by its field's `description`: `config.toml` at the
+repository root and the README's settings table are generated from it
+(`scripts/gen_settings_docs.py`), and a field's `json_schema_extra=cli("--flag")` gives it
+an `openai-ocr serve` flag. New sections go at the end of `Settings`; nothing else lists them.
 """
 
 from __future__ import annotations

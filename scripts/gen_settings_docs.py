@@ -20,7 +20,8 @@ import json
 import re
 import sys
 import textwrap
-from pathlib import Path
+from enum import Enum
+from pathlib import Path, PurePath
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
@@ -61,6 +62,10 @@ def toml_value(value: Any) -> str:
     """A default written as TOML (the subset settings use: scalars, lists, tables of them)."""
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, PurePath):
+        value = str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
