@@ -196,7 +196,7 @@ class LiteEngine(ChatEngine):
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
         self.reader = reader
         logger.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
-                 self.model, reader.describe(), workers, reader.threads)
+                    self.model, reader.describe(), workers, reader.threads)
 
     async def close(self) -> None:
         if self._pool is not None:
