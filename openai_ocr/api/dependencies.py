@@ -19,7 +19,7 @@ LIMITER_KEY = "openai_ocr_rate_limiter"
 def get_service(request: Request) -> OCRService:
     """The OCRService bound to this app (by create_app, or by the vLLM plugin's init_state)."""
     service = getattr(request.app.state, STATE_KEY, None)
-    if service is None:
+    if not isinstance(service, OCRService):
         raise Unavailable("the OCR service is not ready yet")
     return service
 

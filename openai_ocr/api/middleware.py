@@ -18,6 +18,8 @@ from fastapi import HTTPException
 from openai_ocr import metrics
 from openai_ocr.errors import PayloadTooLarge
 
+#: A fixed name, not `__name__`: the one-JSON-line-per-request access log, which deployments
+#: route or silence on its own (README, "Observability").
 access_log = logging.getLogger("openai_ocr.access")
 
 REQUEST_ID_HEADER = "x-request-id"

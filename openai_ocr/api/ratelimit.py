@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 
 class RateLimiter:
     """A token bucket per key: `per_minute` requests, refilled continuously."""
 
-    def __init__(self, per_minute: int, clock: type[time.monotonic] | None = None) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] | None = None) -> None:
         self.per_minute = per_minute
         self._clock = clock or time.monotonic
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from openai_ocr import __version__
+from openai_ocr.cli.serve import add_setting_flags
 from openai_ocr.ocr.prompts import MODES
 
 
@@ -27,20 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("model", nargs="?", help="model to serve with vLLM "
                        "(default deepseek-ai/DeepSeek-OCR); implies --engine vllm")
     serve.add_argument("--config", help="TOML settings file (default ./config.toml if present)")
-    serve.add_argument("--engine", choices=["auto", "vllm", "upstream", "lite"])
-    serve.add_argument("--upstream-url", help="OpenAI-compatible base URL, e.g. http://gpu1:8000/v1")
-    serve.add_argument("--upstream-api-key", help="API key sent to the upstream")
-    serve.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
-                       help="API key clients must present (repeatable); also "
-                       "OPENAI_OCR_API_KEYS=k1,k2 or auth.api_keys in the config")
-    serve.add_argument("--model", dest="served_model", metavar="NAME",
-                       help="model name sent upstream and shown in /v1/models")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int, help="worker processes (gateway and lite modes)")
-    serve.add_argument("--cors-origin", action="append", dest="cors_origins", metavar="ORIGIN",
-                       help="allowed CORS origin (repeatable)")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    add_setting_flags(serve)  # --host, --upstream-url, --api-key...: from the settings' fields
 
     ocr = commands.add_parser(
         "ocr", help="OCR images or PDFs, writing NAME.md or NAME.json next to each",

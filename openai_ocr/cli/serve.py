@@ -7,13 +7,14 @@ import importlib.util
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
-from openai_ocr.settings import Settings, load_settings, reveal_secrets
+from openai_ocr.settings import SettingInfo, Settings, iter_settings, load_settings, reveal_secrets
 
-logger = logging.getLogger("openai_ocr")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,26 +53,68 @@ def choose_engine(settings: Settings, model_given: bool) -> EngineChoice:
     return EngineChoice("vllm", "a GPU and vLLM are present")
 
 
+def _dest(setting: SettingInfo) -> str:
+    return "__".join(setting.path)  # engine__model: no clash with the positional MODEL
+
+
+def _plain(annotation: Any) -> Any:
+    """`T` from `Annotated[T, ...]` and `T | None`."""
+    while True:
+        origin, args = get_origin(annotation), get_args(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (Union, UnionType) and type(None) in args:
+            annotation = next(a for a in args if a is not type(None))
+        else:
+            return annotation
+
+
+def _flag_options(setting: SettingInfo) -> dict[str, Any]:
+    """argparse options for a setting's flag, from its type: choices, repeatable lists, on/off."""
+    annotation = _plain(setting.field.annotation)
+    options: dict[str, Any] = {"dest": _dest(setting), "default": None,
+                               "help": (setting.field.description or "").replace("%", "%%")}
+    metavar = setting.metavar or setting.path[-1].upper()
+    if get_origin(annotation) is list:
+        annotation = _plain(get_args(annotation)[0])
+        options.update(action="append", metavar=metavar)
+        options["help"] += " (repeatable)"
+    if get_origin(annotation) is Literal:
+        options["choices"] = list(get_args(annotation))
+        options.pop("metavar", None)
+    elif annotation is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    else:
+        options.setdefault("metavar", metavar)
+        options["type"] = annotation if annotation in (int, float) else str
+    return options
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """The `serve` flags: one per setting whose field names a flag (`json_schema_extra={"cli": ...}`)."""
+    for setting in iter_settings():
+        if setting.cli:
+            parser.add_argument(setting.cli, **_flag_options(setting))
+
+
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Nested settings overrides for the flags that were given (None means not given)."""
-    pairs = {
-        ("server", "host"): args.host, ("server", "port"): args.port,
-        ("server", "workers"): args.workers, ("server", "cors_origins"): args.cors_origins,
-        ("server", "log_level"): args.log_level, ("engine", "kind"): args.engine,
-        ("engine", "model"): args.served_model,
-        ("upstream", "url"): args.upstream_url, ("upstream", "api_key"): args.upstream_api_key,
-        ("auth", "api_keys"): args.api_keys,
-    }
-    out: dict[str, dict[str, Any]] = {}
-    for (section, key), value in pairs.items():
-        if value is not None:
-            out.setdefault(section, {})[key] = value
+    out: dict[str, Any] = {}
+    for setting in iter_settings():
+        value = getattr(args, _dest(setting), None) if setting.cli else None
+        if value is None:
+            continue
+        node = out
+        for part in setting.path[:-1]:
+            node = node.setdefault(part, {})
+        node[setting.path[-1]] = value
     return out
 
 
 def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.ArgumentParser) -> int:
+    overrides = overrides_from_args(args)
     try:
-        settings = load_settings(args.config, overrides_from_args(args))
+        settings = load_settings(args.config, overrides)
     except (ValidationError, FileNotFoundError) as exc:
         parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
     logging.basicConfig(level=settings.server.log_level.upper(),
@@ -84,7 +127,8 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
         if settings.server.workers > 1:
             logger.warning("--workers is ignored by the vllm engine; use vLLM's "
                            "--api-server-count")
-        return run_vllm(settings, args.model, passthrough, served_name=args.served_model)
+        served_name = overrides.get("engine", {}).get("model")  # --model NAME
+        return run_vllm(settings, args.model, passthrough, served_name=served_name)
     if passthrough:
         parser.error(f"unrecognized arguments for the {choice.kind} engine: {' '.join(passthrough)}")
     if choice.kind == "upstream" and not settings.upstream.url:

@@ -36,8 +36,8 @@ class GatedEngine(ChatEngine):
     async def start(self) -> None:
         await self.inner.start()
 
-    @property  # type: ignore[override]
-    def model(self) -> str:
+    @property
+    def model(self) -> str:  # type: ignore[override]  # read-only here: it follows the inner engine
         """The inner engine's: a gateway learns its model from the upstream, maybe late."""
         return self.inner.model
 
@@ -116,7 +116,7 @@ class GatedEngine(ChatEngine):
             self._count(reason)
         finally:
             try:
-                await chunks.aclose()  # type: ignore[attr-defined]
+                await chunks.aclose()  # type: ignore[attr-defined]  # every engine's stream() is an async generator
             finally:
                 self._release()
 

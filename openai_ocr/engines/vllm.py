@@ -43,13 +43,17 @@ def _error_from_vllm(error: Any) -> OCRError:
                             param=param if isinstance(param, str) else None)
 
 
-def _error_from_exception(exc: Exception) -> OCRError:
-    """Map an exception raised by vLLM's handler the way vLLM's own exception handlers do."""
+def _engine_is_dead(exc: Exception) -> bool:
     try:
         from vllm.v1.engine.exceptions import EngineDeadError
     except ImportError:  # pragma: no cover - other vLLM layouts
-        EngineDeadError = ()  # type: ignore[assignment]
-    if EngineDeadError and isinstance(exc, EngineDeadError):
+        return False
+    return isinstance(exc, EngineDeadError)
+
+
+def _error_from_exception(exc: Exception) -> OCRError:
+    """Map an exception raised by vLLM's handler the way vLLM's own exception handlers do."""
+    if _engine_is_dead(exc):
         return Unavailable("the vLLM engine is not running")
     try:
         from vllm.entrypoints.serve.exception_handling.error_response import (

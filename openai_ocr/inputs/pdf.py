@@ -53,7 +53,8 @@ class PdfPages:
             page = self._doc[number - 1]
             try:
                 bitmap = page.render(scale=dpi / POINTS_PER_INCH)
-                return bitmap.to_pil().convert("RGB")
+                image: Image.Image = bitmap.to_pil().convert("RGB")  # pypdfium2 has no type hints
+                return image
             except pdfium.PdfiumError as exc:
                 raise BadRequest(f"page {number} of the PDF cannot be rendered ({exc})",
                                  param="file") from None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from PIL import Image
 
@@ -16,6 +18,8 @@ from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.ocr.grounding import Block, parse_blocks, to_markdown
 from openai_ocr.ocr.models import BlockResult, ImageCrop, OutputFormat, PageResult, Usage
 from openai_ocr.ocr.translation import CompletionResult
+
+R = TypeVar("R", bound=str)
 
 PAGE_SPLIT = "\n\n<--- Page Split --->\n\n"
 """Between pages, as the official DeepSeek-OCR PDF tool writes it."""
@@ -110,7 +114,7 @@ def sum_usage(usages: list[Usage]) -> Usage:
                  total_tokens=sum(u.total_tokens for u in usages))
 
 
-def overall_finish_reason(reasons: list[str | None]) -> str | None:
+def overall_finish_reason(reasons: Sequence[R | None]) -> R | Literal["length"] | None:
     """`length` if any page was cut, else the first page's reason."""
     if "length" in reasons:
         return "length"

@@ -44,7 +44,11 @@ def scale_box(box: Box, width: int, height: int) -> Box:
 def _boxes(det: str | None) -> list[Box]:
     if not det:
         return []
-    return [tuple(float(v) for v in m.groups()) for m in _BOX_RE.finditer(det)]  # type: ignore[misc]
+    boxes: list[Box] = []
+    for match in _BOX_RE.finditer(det):
+        x1, y1, x2, y2 = (float(v) for v in match.groups())
+        boxes.append((x1, y1, x2, y2))
+    return boxes
 
 
 def parse_blocks(output: str) -> list[Block]:

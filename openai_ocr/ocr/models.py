@@ -6,15 +6,15 @@ HTTP schemas in `openai_ocr.api.protocol` build on them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from openai_ocr.ocr.prompts import MODES
+from openai_ocr.ocr.prompts import MODE_DESCRIPTIONS, MODES
 from openai_ocr.settings import ModeName
 
 OutputFormat = Literal["text", "markdown", "json"]
-assert set(ModeName.__args__) == set(MODES)  # type: ignore[attr-defined]
+assert set(get_args(ModeName)) == set(MODES) == set(MODE_DESCRIPTIONS)
 
 
 class OCROptions(BaseModel):
@@ -26,11 +26,7 @@ class OCROptions(BaseModel):
         examples=["<image>\nFree OCR."])
     mode: ModeName | None = Field(
         None, description="Named official prompt: " + "; ".join(
-            f"`{k}`: {v}" for k, v in {
-                "markdown": "document to markdown with grounding (default)",
-                "ocr": "OCR with grounding boxes", "free_ocr": "plain text",
-                "figure": "parse a figure", "describe": "describe the image",
-                "locate": "boxes of the text given in `ref`"}.items()))
+            f"`{name}`: {text}" for name, text in MODE_DESCRIPTIONS.items()))
     ref: str | None = Field(None, description="Text to find, for mode `locate`.", max_length=1000)
     temperature: float | None = Field(None, ge=0.0, le=2.0,
                                       description="Sampling temperature; 0 (greedy) by default.")

@@ -19,7 +19,7 @@ MODES: Final[dict[str, str]] = {
 }
 """Named modes -> prompt text (from the DeepSeek-OCR repository's examples)."""
 
-MODE_DESCRIPTIONS: Final[dict[str, str]] = {
+MODE_DESCRIPTIONS: Final[dict[str, str]] = {  # what each mode is for, in the API schema
     "markdown": "document to markdown, with grounding boxes (the default)",
     "ocr": "OCR with grounding boxes for every text block",
     "free_ocr": "plain text, no layout",
@@ -28,7 +28,6 @@ MODE_DESCRIPTIONS: Final[dict[str, str]] = {
     "locate": "find the text given in `ref` and answer its boxes",
 }
 
-IMAGE_PLACEHOLDER: Final[str] = "<image>"
 _PLACEHOLDER_RE = re.compile(r"<image>[ \t]*\n?")
 
 

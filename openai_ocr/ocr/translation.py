@@ -1,6 +1,6 @@
 """Pure translation between legacy OCR requests and OpenAI chat-completion requests.
 
-The chat request follows DeepSeek-OCR's recipe exactly (see FACTS): the image as an
+The chat request follows DeepSeek-OCR's vLLM recipe exactly: the image as an
 `image_url` part (a data URL) before the prompt text, greedy decoding,
 `skip_special_tokens: false` so grounding tags survive, and the n-gram repetition guard
 passed to vLLM's `NGramPerReqLogitsProcessor` as integer `vllm_xargs`.

@@ -21,7 +21,7 @@ from openai_ocr.ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.translation import usage_of
 from openai_ocr.service.serving import OCRService
-from openai_ocr.service.streams import gather_or_cancel
+from openai_ocr.service.streams import aclose, gather_or_cancel
 
 PAGES_FIELD = "pages"
 """Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
@@ -88,8 +88,10 @@ class DocumentChat:
         merged = first.model_copy(deep=True)
         if merged.choices:
             merged.choices[0].message.content = PAGE_SPLIT.join(texts)
-            merged.choices[0].finish_reason = overall_finish_reason(  # type: ignore[assignment]
-                [a.choices[0].finish_reason if a.choices else None for a in answers])
+            # None only when no page has a reason, and then the first page's (empty) one stays
+            merged.choices[0].finish_reason = overall_finish_reason(
+                [a.choices[0].finish_reason if a.choices else None for a in answers]
+            ) or merged.choices[0].finish_reason
         usages = [usage_of(a.usage) for a in answers if a.usage is not None]
         if usages:
             merged.usage = CompletionUsage(**sum_usage(usages).model_dump())
@@ -123,7 +125,7 @@ class DocumentChat:
                             chunk = _with(chunk, finish_reason=None, usage=None)
                         yield chunk
                 finally:
-                    await chunks.aclose()  # type: ignore[attr-defined]
+                    await aclose(chunks)
                 reasons.append(reason)
                 if position + 1 < len(document.pages) and last is not None:
                     yield _with(last, content=PAGE_SPLIT, finish_reason=None, usage=None)

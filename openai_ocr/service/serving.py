@@ -53,7 +53,7 @@ from openai_ocr.ocr.translation import (
     plan_request,
     usage_of,
 )
-from openai_ocr.service.streams import gather_or_cancel, primed
+from openai_ocr.service.streams import aclose, gather_or_cancel, primed
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ class OCRService:
                             pieces.append(text)
                             yield StreamEvent(text=text, page=number)
                 finally:
-                    await chunks.aclose()  # type: ignore[attr-defined]
+                    await aclose(chunks)
                 usages.append(usage)
                 reasons.append(reason)
                 result = None

@@ -9,6 +9,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+async def aclose(chunks: AsyncIterator[object]) -> None:
+    """Close an async generator (cancelling the work behind it); other iterators have nothing to close."""
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()
+
+
 async def primed(chunks: AsyncIterator[T]) -> AsyncIterator[T]:
     """Await the first item now, so a failing start raises here rather than mid-response.
 
@@ -18,15 +25,15 @@ async def primed(chunks: AsyncIterator[T]) -> AsyncIterator[T]:
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await aclose(chunks)
         return _empty()
     except BaseException:
-        await chunks.aclose()  # type: ignore[attr-defined]
+        await aclose(chunks)
         raise
     return _chain(first, chunks)
 
 
-async def _empty() -> AsyncIterator[T]:  # type: ignore[misc]
+async def _empty() -> AsyncIterator[T]:
     return
     yield
 
@@ -37,7 +44,7 @@ async def _chain(first: T, rest: AsyncIterator[T]) -> AsyncIterator[T]:
         async for item in rest:
             yield item
     finally:
-        await rest.aclose()  # type: ignore[attr-defined]
+        await aclose(rest)
 
 
 async def gather_or_cancel(coros: Iterable[Awaitable[T]]) -> list[T]:

@@ -48,7 +48,16 @@ _OPTIONAL_NATIVE = ("torchaudio", "torchcodec")
 #: the first import of any of these runs `apply()` (transformers probes and imports the rest)
 _TRIGGERS = frozenset({"transformers", "torchvision", *_OPTIONAL_NATIVE})
 
-_state: dict[str, object] = {"done": False, "applied": False, "library": None, "hidden": ()}
+class _State:
+    """What `apply()` did in this process."""
+
+    done = False
+    applied = False
+    library: object = None
+    hidden: tuple[str, ...] = ()
+
+
+_state = _State()
 
 
 def _disabled() -> bool:
@@ -93,7 +102,7 @@ def _define_torchvision_schemas() -> bool:
     for name, schema in _SCHEMAS.items():
         if not torch._C._jit_get_schemas_for_operator(f"torchvision::{name}"):
             lib.define(schema)
-    _state["library"] = lib  # must stay alive, or its definitions are removed again
+    _state.library = lib  # must stay alive, or its definitions are removed again
     return True
 
 
@@ -122,27 +131,27 @@ def apply() -> bool:
     Idempotent; after the first call it returns at once. The first call imports torch
     (anything that imports torchvision or transformers does anyway).
     """
-    if _state["done"]:
-        return bool(_state["applied"])
-    _state["done"] = True
+    if _state.done:
+        return _state.applied
+    _state.done = True
     if _disabled():
         return False
     if not _define_torchvision_schemas():
         return False
     # The CUDA-wheels-beside-CPU-torch situation: the optional siblings are broken too.
-    _state["hidden"] = tuple(n for n in _OPTIONAL_NATIVE if _hide_if_unloadable(n))
-    _state["applied"] = True
+    _state.hidden = tuple(n for n in _OPTIONAL_NATIVE if _hide_if_unloadable(n))
+    _state.applied = True
     return True
 
 
 def applied() -> bool:
     """Whether `apply()` changed anything in this process."""
-    return bool(_state["applied"])
+    return _state.applied
 
 
 def hidden_packages() -> tuple[str, ...]:
     """The packages `apply()` marked as absent because they could not load."""
-    return tuple(_state["hidden"])  # type: ignore[arg-type]
+    return _state.hidden
 
 
 class _ImportHook:
@@ -169,7 +178,7 @@ def install_import_hook() -> None:
 
     Called from `openai_ocr_cpu_fixes.pth` at interpreter start-up: it imports nothing.
     """
-    if _disabled() or _state["done"] or _TRIGGERS.intersection(sys.modules):
+    if _disabled() or _state.done or _TRIGGERS.intersection(sys.modules):
         return
     if _hook not in sys.meta_path:
         sys.meta_path.insert(0, _hook)

@@ -81,7 +81,7 @@ def _make_arg_parser() -> Any:
     try:  # vLLM 0.32
         from vllm.entrypoints.launchers.cli_args import make_arg_parser
     except ImportError:  # vLLM 0.33 moved it
-        from vllm.entrypoints.common.cli_args import make_arg_parser  # type: ignore[no-redef]
+        from vllm.entrypoints.common.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     parser = FlexibleArgumentParser(
@@ -96,9 +96,7 @@ def _validate(args: Any) -> None:
     try:
         from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
     except ImportError:
-        from vllm.entrypoints.common.cli_args import (  # type: ignore[no-redef]
-            validate_parsed_serve_args,
-        )
+        from vllm.entrypoints.common.cli_args import validate_parsed_serve_args
     validate_parsed_serve_args(args)
 
 

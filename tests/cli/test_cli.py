@@ -80,6 +80,39 @@ def test_api_key_flags_reach_the_settings() -> None:
     assert [k.get_secret_value() for k in settings.auth.api_keys] == ["a", "b"]
 
 
+def test_serve_flags_map_onto_their_settings() -> None:
+    from openai_ocr.cli.main import build_parser
+    from openai_ocr.cli.serve import overrides_from_args
+
+    argv = ["serve", "some/model", "--host", "127.0.0.2", "--port", "9001", "--workers", "3",
+            "--cors-origin", "http://a", "--cors-origin", "http://b", "--log-level", "debug",
+            "--engine", "upstream", "--model", "served-name", "--upstream-url", "http://u:1/v1",
+            "--upstream-api-key", "up-key", "--api-key", "k1", "--tensor-parallel-size", "2"]
+    args, passthrough = build_parser().parse_known_args(argv)
+    assert args.model == "some/model"  # the positional MODEL, not --model NAME
+    assert passthrough == ["--tensor-parallel-size", "2"]  # left for vLLM
+    assert overrides_from_args(args) == {
+        "server": {"host": "127.0.0.2", "port": 9001, "workers": 3, "cors_origins": ["http://a", "http://b"],
+                   "log_level": "debug"},
+        "engine": {"kind": "upstream", "model": "served-name"},
+        "upstream": {"url": "http://u:1/v1", "api_key": "up-key"},
+        "auth": {"api_keys": ["k1"]},
+    }
+    bare, _ = build_parser().parse_known_args(["serve"])
+    assert overrides_from_args(bare) == {}
+
+
+def test_serve_flags_are_not_abbreviated_and_choices_are_checked() -> None:
+    from openai_ocr.cli.main import build_parser
+    from openai_ocr.cli.serve import overrides_from_args
+
+    args, passthrough = build_parser().parse_known_args(["serve", "--upstream=http://u:1/v1"])
+    assert passthrough == ["--upstream=http://u:1/v1"]  # left for vLLM, not taken as --upstream-url
+    assert overrides_from_args(args) == {}
+    with pytest.raises(SystemExit):
+        build_parser().parse_known_args(["serve", "--engine", "gpu"])
+
+
 def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstream, str]) -> None:
     import signal
     import threading

@@ -24,7 +24,8 @@ from tests.vllm_plugin.tiny_checkpoint import SPECIAL_TOKENS
 
 BOS_ID = SPECIAL_TOKENS["<｜begin▁of▁sentence｜>"]
 IMAGE_ID = SPECIAL_TOKENS["<image>"]
-#: FACTS.md: an image of at most 640x640 is not tiled and takes 273 image tokens
+#: DeepSeek-OCR's processor (IMAGE_SIZE 640, BASE_SIZE 1024): an image of at most 640x640 is
+#: not tiled and takes 273 image tokens
 SMALL_IMAGE_TOKENS = 273
 NGRAM_XARGS = {"ngram_size": 30, "window_size": 90, "whitelist_token_ids": [128821, 128822]}
 TIMEOUT = httpx.Timeout(600, connect=10)

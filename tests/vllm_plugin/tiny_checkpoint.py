@@ -52,7 +52,8 @@ TEXT_VOCAB_SIZE = 1024
 #: the model's vocabulary (the real one); the tokenizer defines every id below it
 VOCAB_SIZE = 129280
 
-#: the small language model (FACTS.md's recipe); the vision side keeps its real size
+#: a small language model in DeepSeek-OCR's real config (docs/vllm-engine-notes.md); the vision
+#: side keeps its real size
 LANGUAGE_CONFIG: dict[str, object] = {
     "architectures": ["DeepseekV2ForCausalLM"],
     "bos_token_id": 0,
@@ -83,7 +84,7 @@ LANGUAGE_CONFIG: dict[str, object] = {
     "vocab_size": VOCAB_SIZE,
 }
 
-#: DeepSeek-OCR's real language model (FACTS.md), for full-size runs with dummy weights
+#: DeepSeek-OCR's real language model (its config.json), for full-size runs with dummy weights
 FULL_LANGUAGE_CONFIG: dict[str, object] = {
     **LANGUAGE_CONFIG,
     "hidden_size": 1280, "intermediate_size": 6848, "moe_intermediate_size": 896,

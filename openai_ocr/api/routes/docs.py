@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -15,7 +17,7 @@ def protected_docs_router(app: FastAPI) -> APIRouter:
     router = APIRouter(dependencies=[ApiKeyDep], include_in_schema=False, route_class=OCRRoute)
 
     @router.get("/openapi.json")
-    async def openapi() -> dict:
+    async def openapi() -> dict[str, Any]:
         return app.openapi()
 
     @router.get("/docs")

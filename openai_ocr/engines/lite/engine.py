@@ -39,7 +39,7 @@ from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load
 from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
 from openai_ocr.settings import LimitSettings, Settings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 Action = Literal["markdown", "ocr", "free", "locate"]
 
@@ -145,7 +145,7 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def truncate(text: str, max_tokens: int | None) -> tuple[str, str]:
+def truncate(text: str, max_tokens: int | None) -> tuple[str, Literal["stop", "length"]]:
     """The text cut to `max_tokens` estimated tokens, and the finish reason."""
     if max_tokens is not None and estimate_tokens(text) > max_tokens:
         return text[: max_tokens * 4], "length"
@@ -195,8 +195,8 @@ class LiteEngine(ChatEngine):
         await asyncio.to_thread(reader.warm_up)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
         self.reader = reader
-        log.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
-                 self.model, reader.describe(), workers, reader.threads)
+        logger.info("lite engine ready: %s: %s; %d worker(s) x %d thread(s)",
+                    self.model, reader.describe(), workers, reader.threads)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -231,7 +231,7 @@ class LiteEngine(ChatEngine):
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
             model=self.model,
-            choices=[Choice(index=0, finish_reason=finish,  # type: ignore[arg-type]
+            choices=[Choice(index=0, finish_reason=finish,
                             message=ChatCompletionMessage(role="assistant", content=text))],
             usage=_usage(request.prompt, text))
 
@@ -241,10 +241,10 @@ class LiteEngine(ChatEngine):
         text, finish = truncate(await self._run(request), request.max_tokens)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(delta: ChoiceDelta, reason: str | None = None) -> ChatCompletionChunk:
+        def chunk(delta: ChoiceDelta, reason: Literal["stop", "length"] | None = None) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=chunk_id, object="chat.completion.chunk", created=created, model=self.model,
-                choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])  # type: ignore[arg-type]
+                choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])
 
         yield chunk(ChoiceDelta(role="assistant", content=""))
         for piece in text.splitlines(keepends=True):

@@ -44,8 +44,12 @@ class TextLine:
 
 
 @dataclass(frozen=True)
-class Block:
-    """Consecutive lines of one paragraph (or one heading), with the label DeepSeek-OCR uses."""
+class LineBlock:
+    """Detected lines of one paragraph (or one heading, or one row), with the label DeepSeek-OCR uses.
+
+    Not `openai_ocr.ocr.grounding.Block`, which is parsed from a model's answer: this one is
+    built from the detector's lines and rendered into such an answer.
+    """
 
     label: str
     lines: tuple[TextLine, ...]
@@ -227,7 +231,7 @@ def _row_line(row: Sequence[TextLine]) -> TextLine:
                     min(r.score for r in row))
 
 
-def to_blocks(ordered: Sequence[TextLine], *, paragraphs: bool = True) -> list[Block]:
+def to_blocks(ordered: Sequence[TextLine], *, paragraphs: bool = True) -> list[LineBlock]:
     """Group ordered lines into blocks; label clearly larger lines as headings.
 
     With `paragraphs=False` every visual row is its own block (DeepSeek-OCR's "OCR this
@@ -248,7 +252,7 @@ def to_blocks(ordered: Sequence[TextLine], *, paragraphs: bool = True) -> list[B
     for index, group in enumerate(groups):
         large = statistics.median(ln.height for ln in group) >= 1.3 * body
         label = ("title" if index == 0 else "sub_title") if large else "text"
-        blocks.append(Block(label=label, lines=tuple(group)))
+        blocks.append(LineBlock(label=label, lines=tuple(group)))
     return blocks
 
 

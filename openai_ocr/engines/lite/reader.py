@@ -25,7 +25,7 @@ from openai_ocr.engines.lite import layout
 from openai_ocr.metrics import LITE_LINES
 from openai_ocr.settings import LiteSettings
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MIN_TESSERACT_PX = 8
 """Crops thinner than this go straight to PP-OCR: Tesseract reads noise there (a blank
