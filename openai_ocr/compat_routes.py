@@ -110,9 +110,10 @@ async def ocr_file(request: Request, file: FileField, options: FormOptions,
                      "`finish_reason` and `usage`) or `error`; the stream ends with "
                      "`data: [DONE]`. Streams carry the raw model text.",
                      "content": {"text/event-stream": {}}}})
-async def ocr_stream(file: FileField, options: FormOptions,
+async def ocr_stream(request: Request, file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
-    events = await service.open_stream(await read_upload(service, file, options), options)
+    events = await service.open_stream(await read_upload(service, file, options), options,
+                                       request_id_of(request))
 
     async def sse() -> Any:
         async for event in events:

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import STATE_KEY
+from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.api.routes import health, mistral, openai
 from openai_ocr.api.routes.docs import protected_docs_router
@@ -73,6 +74,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
                   redoc_url=None if protect_docs else "/redoc",
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
+    install_error_handlers(app)
     # Outermost first: request ids and logs see every answer, 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     if settings.server.cors_origins:
