@@ -88,7 +88,7 @@ def request_error(exc: RequestValidationError, request: Request, *, form_route: 
         where = _json_position(getattr(exc, "body", ""), loc[-1] if loc and isinstance(loc[-1], int) else 0)
         reason = str((first.get("ctx") or {}).get("error", "invalid JSON"))
         return BadRequest(f"the body is not valid JSON ({reason} at {where})")
-    if form_route and not _is_form(content_type):
+    if form_route and content_type and not _is_form(content_type):
         return UnsupportedMediaType(
             f"{path} takes multipart/form-data with the document in a `file` field (curl -F "
             "file=@page.png); to send base64 JSON, use POST /ocr")
