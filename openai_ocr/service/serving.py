@@ -197,7 +197,8 @@ class OCRService:
                     image = await self._page(document, number)
                     chunks = self.engine.stream(
                         build_chat_request(self.engine.model, image, plan, stream=True))
-                yield StreamEvent(type="page", page=number, width=image.width, height=image.height)
+                yield StreamEvent(type="page", page=number, width=image.width, height=image.height,
+                                  page_count=len(document.pages))
                 reason: str | None = None
                 usage = Usage()
                 try:

@@ -112,6 +112,8 @@ class StreamEvent(BaseModel):
     type: Literal["page", "text", "page_end", "done", "error"] = "text"
     text: str = Field("", description="New text since the previous event.")
     page: int | None = None
+    page_count: int | None = Field(None, description="On `page` events: how many pages this "
+                                   "answer covers (for progress bars).")
     width: int | None = None
     height: int | None = None
     finish_reason: str | None = None
