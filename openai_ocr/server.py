@@ -18,7 +18,7 @@ from openai_ocr.api.dependencies import STATE_KEY
 from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.api.routes import health, mistral, openai
-from openai_ocr.api.routes.docs import protected_docs_router
+from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
@@ -70,8 +70,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None if protect_docs else "/docs",
-                  redoc_url=None if protect_docs else "/redoc",
+                  lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
     install_error_handlers(app)
@@ -85,8 +84,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)
-    if protect_docs:
-        app.include_router(protected_docs_router(app))
+    mount_docs(app, protected=protect_docs)
 
     @app.get("/", include_in_schema=False)
     async def root() -> dict[str, str]:
