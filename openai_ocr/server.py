@@ -42,6 +42,23 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(health.router)
 
 
+def install_http_layer(app: FastAPI, settings: Settings, *, own_app: bool = True) -> None:
+    """The HTTP contract of every mode: body-size limit, X-Request-ID, one access line and
+    request counters per request, and the `{"error": ...}` shape for unknown routes.
+
+    On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too; validation errors
+    of those routes stay vLLM's.
+    """
+    install_error_handlers(app, validation=own_app)
+    # Outermost last: request ids and logs see every answer, 413s included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    if settings.server.cors_origins and own_app:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"],
+                           allow_credentials="*" not in settings.server.cors_origins)
+    app.add_middleware(RequestObserverMiddleware)
+
+
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
     """The engine for a resolved engine kind (vllm runs inside vLLM's server instead)."""
     if kind == "upstream":
@@ -73,14 +90,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
                   lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
-    install_error_handlers(app)
-    # Outermost first: request ids and logs see every answer, 413s included.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
-    if settings.server.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"],
-                           allow_credentials="*" not in settings.server.cors_origins)
-    app.add_middleware(RequestObserverMiddleware)
+    install_http_layer(app, settings)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)
