@@ -93,10 +93,14 @@ class OCRService:
 
         A request without a model gets the served one.
         """
-        if requested is None:
+        if requested is None or requested == self.engine.model:
             return
-        served = await self.served_models()
-        if requested not in served and requested != self.engine.model:
+        try:
+            served = await self.served_models()
+        except OCRError:  # an upstream without a model list judges the name itself
+            logger.warning("cannot list the served models; %r is passed on unchecked", requested)
+            return
+        if requested not in served:
             raise ModelNotFound(requested, served or [self.engine.model])
 
     # -- inputs -----------------------------------------------------------------------
