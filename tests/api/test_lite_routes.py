@@ -77,7 +77,7 @@ def test_unsupported_prompt_is_a_clear_400(lite_server: str) -> None:
 
 def test_openai_sdk_stream_and_non_stream_agree(lite_server: str) -> None:
     client = openai.OpenAI(base_url=f"{lite_server}/v1", api_key="unused", timeout=120)
-    (model,) = [m.id for m in client.models.list().data]
+    model = client.models.list().data[0].id  # the engine's own name; aliases follow
     messages = [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PAGE)}},
         {"type": "text", "text": "Free OCR."}]}]
