@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, b64, blank_pdf, parse_sse, png_bytes
+from tests.helpers import SERVED_NAME, b64, blank_pdf, parse_sse, png_bytes, png_header_only
 
 PNG = png_bytes()
 
@@ -168,3 +168,12 @@ def test_the_stream_done_event_carries_the_request_id_of_the_header(
     assert events[-1]["type"] == "done" and events[-1]["request_id"] == "client-id-42"
     done = [json.loads(e) for e in parse_sse(generated.text.splitlines()) if e != "[DONE]"][-1]
     assert done["request_id"] == generated.headers["x-request-id"]
+
+
+def test_a_100_megapixel_image_quotes_the_configured_limit_not_pillows(gateway: str) -> None:
+    from openai_ocr.settings import load_settings
+
+    limit = load_settings().limits.max_image_pixels
+    r = httpx.post(f"{gateway}/ocr/file", files={"file": ("big.png", png_header_only(10_000, 10_000))})
+    message = error_of(r, 413)["message"]
+    assert f"{limit}" in message and "89478485" not in message and "89,478,485" not in message
