@@ -13,7 +13,11 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve test test-main engine-env test-engine test-cluster browser lint
+.PHONY: serve examples test test-main engine-env test-engine test-cluster browser lint
+
+# Stamp files: reinstall only when pyproject.toml changed since the last install.
+SERVE_STAMP = $(VENV)/.installed-serve
+EXAMPLES_STAMP = $(VENV)/.installed-examples
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +26,20 @@ $(ENGINE_VENV)/bin/python:
 	$(PYTHON) -m venv $(ENGINE_VENV)
 
 ## Start the server (ARGS="--upstream-url http://gpu-node:8000/v1" for the gateway).
-serve: $(VENV)/bin/python
+# `exec`: the server replaces the shell, so Ctrl-C or SIGTERM ends it quietly.
+serve: $(SERVE_STAMP)
+	exec $(VENV)/bin/openai-ocr serve $(ARGS)
+
+$(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[lite]'
-	$(VENV)/bin/openai-ocr serve $(ARGS)
+	touch $@
+
+## Install what the programs in examples/ import (openai, aiohttp, LangChain, LlamaIndex).
+examples: $(EXAMPLES_STAMP)
+
+$(EXAMPLES_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(call PIP,$(VENV)) install -q -e '.[lite,examples]'
+	touch $@ $(SERVE_STAMP)
 
 ## Debian's Chromium and its driver, for the playground's browser tests (CI runs as root).
 browser:

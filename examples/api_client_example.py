@@ -1,4 +1,4 @@
-# Run: OPENAI_OCR_URL=http://localhost:8000 python examples/api_client_example.py page.png [more.png ...]
+# Run: OPENAI_OCR_URL=http://localhost:8000 .venv/bin/python examples/api_client_example.py page.png [more.png ...]
 """The legacy REST client (`DeepSeekOCRClient`, aiohttp), as old code calls the /ocr routes."""
 
 import asyncio

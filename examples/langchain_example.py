@@ -1,4 +1,4 @@
-# Run: OPENAI_OCR_URL=http://localhost:8000 python examples/langchain_example.py page.png
+# Run: OPENAI_OCR_URL=http://localhost:8000 .venv/bin/python examples/langchain_example.py page.png
 """LangChain's ChatOpenAI with an image content block: invoke and stream."""
 
 import base64

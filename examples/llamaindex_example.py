@@ -1,4 +1,4 @@
-# Run: OPENAI_OCR_URL=http://localhost:8000 python examples/llamaindex_example.py page.png
+# Run: OPENAI_OCR_URL=http://localhost:8000 .venv/bin/python examples/llamaindex_example.py page.png
 """LlamaIndex's OpenAI-compatible LLM with an image block: chat and stream_chat."""
 
 import os

@@ -1,4 +1,4 @@
-# Run: OPENAI_OCR_URL=http://localhost:8000 python examples/openai_sdk_example.py page.png [document.pdf]
+# Run: OPENAI_OCR_URL=http://localhost:8000 .venv/bin/python examples/openai_sdk_example.py page.png [document.pdf]
 """The official openai SDK against openai-ocr: sync, async, streaming, image and PDF input."""
 
 import asyncio

@@ -112,9 +112,10 @@ async def ocr_file(request: Request, file: FileField, options: FormOptions,
                      "each `page_end` event also carries the page's `result` (as in "
                      "`/ocr/file`'s `pages`).",
                      "content": {"text/event-stream": {}}}})
-async def ocr_stream(file: FileField, options: FormOptions,
+async def ocr_stream(request: Request, file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
-    events = await service.open_stream(await read_upload(service, file, options), options)
+    events = await service.open_stream(await read_upload(service, file, options), options,
+                                       request_id_of(request))
 
     async def sse() -> Any:
         async for event in events:

@@ -7,7 +7,8 @@ the openai SDK and the legacy clients both get a readable message. Raise the nam
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -27,15 +28,33 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def validation_message(errors: Sequence[Mapping[str, Any]], whole: str = "request") -> str:
+_LOCATIONS = ("body", "query", "form")
+
+
+def error_field(error: Mapping[str, Any]) -> str:
+    """The dotted field path of one pydantic error, without FastAPI's `body`/`query` prefix."""
+    return ".".join(str(p) for p in error.get("loc", ()) if p not in _LOCATIONS)
+
+
+def _one_message(error: Mapping[str, Any], known: Collection[str]) -> str:
+    """A pydantic error's text; an unknown field names the closest known one (a typo's fix)."""
+    if error.get("type") == "extra_forbidden":
+        name = str(error.get("loc", ("",))[-1])
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}"
+        return f"unknown field; {hint}" if known else "unknown field"
+    return str(error.get("msg", "invalid"))
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]], whole: str = "request",
+                       known: Collection[str] = ()) -> str:
     """A readable line from pydantic errors: `field.path: message; ...` (the first five).
 
-    `whole` names the thing when an error concerns no single field.
+    `whole` names the thing when an error concerns no single field; `known` lists the
+    accepted field names, so an unknown field's message can suggest the closest one.
+    Inputs are never echoed: a message stays short whatever was sent.
     """
-    parts = []
-    for err in errors[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
-        parts.append(f"{where or whole}: {err.get('msg', 'invalid')}")
+    parts = [f"{error_field(err) or whole}: {_one_message(err, known)}" for err in errors[:5]]
     return "; ".join(parts) or f"invalid {whole}"
 
 
@@ -77,6 +96,22 @@ class Unauthorized(OCRError):
 class NotFound(OCRError):
     status = HTTPStatus.NOT_FOUND
     error_type = "not_found_error"
+
+
+class ModelNotFound(OCRError):
+    """A `model` the server does not serve: 404 `model_not_found`, as OpenAI and vLLM answer."""
+
+    status = HTTPStatus.NOT_FOUND
+    error_type = "invalid_request_error"
+
+    def __init__(self, model: str, served: list[str]) -> None:
+        super().__init__(f"the model {model!r} does not exist; this server serves: "
+                         f"{', '.join(served)}", param="model")
+
+    def body(self) -> ErrorBody:
+        body = super().body()
+        body.error.code = "model_not_found"
+        return body
 
 
 class MethodNotAllowed(OCRError):

@@ -15,9 +15,10 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import STATE_KEY
+from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.api.routes import health, mistral, openai, ui
-from openai_ocr.api.routes.docs import protected_docs_router
+from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
@@ -41,6 +42,23 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(mistral.router)
     app.include_router(health.router)
     app.include_router(ui.router)  # `/` (page or JSON summary), /playground, /ui/*
+
+
+def install_http_layer(app: FastAPI, settings: Settings, *, own_app: bool = True) -> None:
+    """The HTTP contract of every mode: body-size limit, X-Request-ID, one access line and
+    request counters per request, and the `{"error": ...}` shape for unknown routes.
+
+    On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too; validation errors
+    of those routes stay vLLM's.
+    """
+    install_error_handlers(app, validation=own_app)
+    # Outermost last: request ids and logs see every answer, 413s included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    if settings.server.cors_origins and own_app:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
+                           allow_methods=["*"], allow_headers=["*"],
+                           allow_credentials="*" not in settings.server.cors_origins)
+    app.add_middleware(RequestObserverMiddleware)
 
 
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
@@ -71,22 +89,14 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan, docs_url=None if protect_docs else "/docs",
-                  redoc_url=None if protect_docs else "/redoc",
+                  lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
-    # Outermost first: request ids and logs see every answer, 413s included.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
-    if settings.server.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"],
-                           allow_credentials="*" not in settings.server.cors_origins)
-    app.add_middleware(RequestObserverMiddleware)
+    install_http_layer(app, settings)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)
-    if protect_docs:
-        app.include_router(protected_docs_router(app))
+    mount_docs(app, protected=protect_docs)
 
     return app
 

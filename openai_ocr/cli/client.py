@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 from tqdm import tqdm
 
 from openai_ocr.api.protocol.ocr import StreamEvent
 from openai_ocr.errors import OCRError, error_for_status
 from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.inputs.pdf import is_pdf
 from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.translation import CompletionResult
@@ -49,11 +51,41 @@ class FileResult:
     pages: list[PageText] = field(default_factory=list)
 
 
+def is_multi_page(path: Path) -> bool:
+    """A PDF or a multi-frame TIFF/GIF: the inputs `--pages` applies to."""
+    with path.open("rb") as handle:
+        if is_pdf(handle.read(1024)):
+            return True
+    try:
+        with Image.open(path) as image:
+            return int(getattr(image, "n_frames", 1)) > 1
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False  # the server judges the file and says what is wrong with it
+
+
+def options_for(path: Path, options: OCROptions) -> OCROptions:
+    """`--pages` selects pages of multi-page inputs; a single image is always read whole."""
+    if options.pages is None or is_multi_page(path):
+        return options
+    return options.model_copy(update={"pages": None})
+
+
+def interactive() -> bool:
+    """Progress bars on a terminal; plain lines when the output goes to a file or a pipe."""
+    return sys.stderr.isatty()
+
+
 async def collect(events: AsyncIterator[StreamEvent], result: FileResult, page_bar: tqdm) -> None:
-    """Fold a stream of events into pages, advancing the page bar as pages finish."""
+    """Fold a stream of events into pages, advancing the page bar as pages finish.
+
+    With the bar disabled (not a terminal) each finished page is one plain line on stderr.
+    """
     async for event in events:
         if event.type == "page":
             result.pages.append(PageText(event.page or 0, event.width or 0, event.height or 0))
+            if event.page_count and page_bar.total != event.page_count:
+                page_bar.total = event.page_count
+                page_bar.refresh()
             page_bar.set_postfix_str(f"page {event.page}")
         elif event.type == "text" and event.page is not None and result.pages:
             result.pages[-1].text += event.text
@@ -64,6 +96,10 @@ async def collect(events: AsyncIterator[StreamEvent], result: FileResult, page_b
             if event.warning:
                 tqdm.write(f"warning: {result.path.name}: {event.warning}", file=sys.stderr)
             page_bar.update(1)
+            if page_bar.disable:
+                total = f"/{page_bar.total}" if page_bar.total else ""
+                print(f"{result.path.name}: page {page.number} done ({len(result.pages)}{total})",
+                      file=sys.stderr, flush=True)
         elif event.type == "done":
             result.model = event.model
         elif event.type == "error" and event.error is not None:
@@ -132,14 +168,17 @@ async def run(files: list[Path], options: OCROptions, output: str, server: str |
     failures = 0
     timeout = httpx.Timeout(settings.upstream.timeout_s, connect=settings.upstream.connect_timeout_s)
     async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
-        with tqdm(files, unit="file", desc="files", position=0) as file_bar:
+        bars = interactive()
+        with tqdm(files, unit="file", desc="files", position=0, disable=not bars) as file_bar:
             for path in file_bar:
                 file_bar.set_postfix_str(path.name)
                 result = FileResult(path)
                 try:
-                    with tqdm(unit="page", desc=f"  {path.name}", position=1, leave=False) as page_bar:
-                        events = (upstream_events(service, path, options) if service is not None
-                                  else server_events(client, target, path, options))
+                    file_options = options_for(path, options)
+                    with tqdm(unit="page", desc=f"  {path.name}", position=1, leave=False,
+                              disable=not bars) as page_bar:
+                        events = (upstream_events(service, path, file_options) if service is not None
+                                  else server_events(client, target, path, file_options))
                         await collect(events, result, page_bar)
                     destination = (out_dir or path.parent) / f"{path.stem}.{output}"
                     destination.write_text(render(result, output), encoding="utf-8")

@@ -38,14 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--server", help="openai-ocr server URL (default: the config's upstream "
                      "URL if set, else http://127.0.0.1:8000)")
     ocr.add_argument("--output", choices=["md", "json"], default="md")
-    ocr.add_argument("--pages", help='pages of PDFs, e.g. "1-3,7"')
+    ocr.add_argument("--pages", help='pages of multi-page inputs (PDFs, multi-frame TIFFs), '
+                     'e.g. "1-3,7"; single images are always read whole')
     ocr.add_argument("--mode", choices=list(MODES), default=None,
                      help="named prompt (default: markdown with grounding)")
+    ocr.add_argument("--ref", help="the text to find, for --mode locate")
     ocr.add_argument("--prompt", help="raw DeepSeek-OCR prompt (wins over --mode)")
     ocr.add_argument("--dpi", type=int, help="PDF render resolution")
     ocr.add_argument("--max-tokens", type=int)
     ocr.add_argument("--api-key", help="API key of the server")
-    ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the files")
+    ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the "
+                     "files (created if missing)")
     ocr.add_argument("--config", help="TOML settings file")
     return parser
 
@@ -61,10 +64,17 @@ def ocr_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         parser.exit(2, f"openai-ocr: no such file: {', '.join(missing)}\n")
     try:
         settings = load_settings(args.config)
-        options = OCROptions(pages=args.pages, mode=args.mode, prompt=args.prompt, dpi=args.dpi,
-                             max_tokens=args.max_tokens)
+        options = OCROptions(pages=args.pages, mode=args.mode, ref=args.ref, prompt=args.prompt,
+                             dpi=args.dpi, max_tokens=args.max_tokens)
     except (ValidationError, FileNotFoundError) as exc:
         parser.exit(2, f"openai-ocr: {exc}\n")
+    if args.mode == "locate" and not args.ref:
+        parser.exit(2, "openai-ocr: --mode locate needs --ref TEXT (the text to find)\n")
+    if args.out_dir is not None:
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.exit(2, f"openai-ocr: cannot create --out-dir {args.out_dir}: {exc}\n")
     failures = asyncio.run(run(args.files, options, args.output, args.server, settings,
                                args.api_key, args.out_dir))
     if failures:

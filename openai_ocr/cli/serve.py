@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -117,8 +118,7 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
         settings = load_settings(args.config, overrides)
     except (ValidationError, FileNotFoundError) as exc:
         parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
-    logging.basicConfig(level=settings.server.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
     choice = choose_engine(settings, model_given=args.model is not None)
     logger.info("engine: %s (%s)", choice.kind, choice.reason)
     if choice.kind == "vllm":
@@ -140,11 +140,52 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
 
 def run_app(settings: Settings) -> None:
     """Serve the gateway or lite app with uvicorn (worker processes read the settings from env)."""
-    import uvicorn
 
     from openai_ocr.settings import SETTINGS_ENV
 
     os.environ[SETTINGS_ENV] = reveal_secrets(settings)
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down; a stop asked for is a clean
+    # exit (status 0, no traceback, no "make: *** Terminated").
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        _run_uvicorn(settings)
+    except KeyboardInterrupt:
+        pass
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    import uvicorn
+
+    # Our access line replaces uvicorn's (one line per request, with the request id).
     uvicorn.run("openai_ocr.server:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
-                log_level=settings.server.log_level, timeout_graceful_shutdown=30)
+                log_level=settings.server.log_level, timeout_graceful_shutdown=30,
+                access_log=False, log_config=log_config(settings.server.log_level))
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging config, our loggers included.
+
+    uvicorn applies it in every worker process it starts (which otherwise begin with no
+    handler for our loggers), so `--workers N` keeps the access lines and the engine's
+    start-up lines.
+    """
+    level = level.upper()
+    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "openai_ocr": {"handlers": ["stderr"], "level": level, "propagate": False},
+        },
+    }

@@ -101,11 +101,12 @@ def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "im
             image.load()
     except PayloadTooLarge:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PayloadTooLarge(f"{param} has too many pixels ({_short(exc)})", param=param) from None
-    except UnidentifiedImageError as exc:
-        raise BadRequest(f"{param} is not a supported image ({_short(exc)}); "
-                         f"accepted formats: {', '.join(sorted(ACCEPTED_FORMATS))}", param=param) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge(f"{param} has too many pixels; the limit is {max_pixels}",
+                              param=param) from None
+    except UnidentifiedImageError:
+        raise BadRequest(f"{param} is not a supported image or PDF; accepted formats: "
+                         f"{', '.join([*sorted(ACCEPTED_FORMATS), 'PDF'])}", param=param) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadRequest(f"{param} is a corrupt or truncated image ({_short(exc)})", param=param) from None
     if width < 1 or height < 1:

@@ -25,7 +25,14 @@ from openai_ocr.api.protocol.ocr import (
     StreamEvent,
 )
 from openai_ocr.engines.base import ChatEngine
-from openai_ocr.errors import InternalError, OCRError, PayloadTooLarge, UnprocessableEntity, validation_message
+from openai_ocr.errors import (
+    InternalError,
+    ModelNotFound,
+    OCRError,
+    PayloadTooLarge,
+    UnprocessableEntity,
+    validation_message,
+)
 from openai_ocr.inputs.documents import (
     Document,
     ImageInput,
@@ -59,6 +66,9 @@ from openai_ocr.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+SERVED_MODELS_TTL_S = 30.0
+
+
 def new_request_id() -> str:
     return f"ocr-{uuid.uuid4().hex}"
 
@@ -69,6 +79,31 @@ class OCRService:
     def __init__(self, engine: ChatEngine, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
+        self._served: tuple[float, list[str]] = (0.0, [])
+
+    # -- models -----------------------------------------------------------------------
+    async def served_models(self) -> list[str]:
+        """The names `/v1/models` lists (cached briefly: an upstream answers it over HTTP)."""
+        fetched, names = self._served
+        if not names or time.monotonic() - fetched > SERVED_MODELS_TTL_S:
+            names = [m.id for m in await self.engine.list_models()]
+            self._served = (time.monotonic(), names)
+        return names
+
+    async def check_model(self, requested: str | None) -> None:
+        """404 `model_not_found` for a model this server does not serve, as OpenAI and vLLM do.
+
+        A request without a model gets the served one.
+        """
+        if requested is None or requested == self.engine.model:
+            return
+        try:
+            served = await self.served_models()
+        except OCRError:  # an upstream without a model list judges the name itself
+            logger.warning("cannot list the served models; %r is passed on unchecked", requested)
+            return
+        if requested not in served:
+            raise ModelNotFound(requested, served or [self.engine.model])
 
     # -- inputs -----------------------------------------------------------------------
     async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file") -> Document:
@@ -139,7 +174,8 @@ class OCRService:
             page_count=len(outcomes), pages=done.pages, warnings=done.warnings)
 
     # -- streams ----------------------------------------------------------------------
-    async def open_stream(self, document: Document, options: OCROptions) -> AsyncIterator[StreamEvent]:
+    async def open_stream(self, document: Document, options: OCROptions,
+                          request_id: str | None = None) -> AsyncIterator[StreamEvent]:
         """Start a streamed recognition; raises before returning if the engine refuses it.
 
         The first page's first chunk is awaited here, so an unreachable engine or a rejected
@@ -154,7 +190,7 @@ class OCRService:
         except BaseException:
             document.close()
             raise
-        return self._stream_events(document, plan, image, chunks, new_request_id(), options)
+        return self._stream_events(document, plan, image, chunks, request_id or new_request_id(), options)
 
     async def _stream_events(self, document: Document, plan: SamplingPlan, image: ImageInput,
                              chunks: AsyncIterator[Any], request_id: str,
@@ -229,7 +265,8 @@ class OCRService:
             with await self.open_request(request) as document:
                 answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
-            error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item"))
+            error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item",
+                                                                      known=OCRRequest.model_fields))
         except OCRError as exc:
             error = exc
         except Exception:  # noqa: BLE001 - one item's bug must not lose the others' answers

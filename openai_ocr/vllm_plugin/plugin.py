@@ -35,9 +35,11 @@ class OCREndpointPlugin:
     required_tasks = ("generate",)
 
     def attach_router(self, app: Any) -> None:
-        from openai_ocr.server import attach_compat_routes
+        """Our routes, and our HTTP layer around the whole app (before vLLM starts it)."""
+        from openai_ocr.server import attach_compat_routes, install_http_layer
 
         attach_compat_routes(app)
+        install_http_layer(app, plugin_settings(None), own_app=False)
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         from openai_ocr.api.dependencies import STATE_KEY

@@ -12,7 +12,7 @@ import respx
 from openai_ocr.engines.upstream import UpstreamEngine
 from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, gateway_settings, png_bytes, running_server
+from tests.helpers import SERVED_NAME, b64, gateway_settings, png_bytes, running_server
 
 IMAGE_URL = "data:image/png;base64," + b64(png_bytes())
 MESSAGES = [{"role": "user", "content": [
@@ -65,7 +65,7 @@ def test_sdk_async_client_and_models(gateway: str, upstream: FakeUpstream) -> No
 def test_sdk_sees_bad_request_for_max_tokens_over_cap(gateway: str, upstream: FakeUpstream) -> None:
     client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
-        client.chat.completions.create(model="m", messages=MESSAGES, max_tokens=10**6)
+        client.chat.completions.create(model=SERVED_NAME, messages=MESSAGES, max_tokens=10**6)
     assert upstream.requests == []
 
 

@@ -77,7 +77,7 @@ def test_unsupported_prompt_is_a_clear_400(lite_server: str) -> None:
 
 def test_openai_sdk_stream_and_non_stream_agree(lite_server: str) -> None:
     client = openai.OpenAI(base_url=f"{lite_server}/v1", api_key="unused", timeout=120)
-    (model,) = [m.id for m in client.models.list().data]
+    model = client.models.list().data[0].id  # the engine's own name; aliases follow
     messages = [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64(PAGE)}},
         {"type": "text", "text": "Free OCR."}]}]
@@ -138,3 +138,15 @@ def test_abuse_in_lite_mode_gets_designed_answers() -> None:
         r = httpx.post(f"{url}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
                        headers=key, timeout=120)
         assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()
+
+
+def test_lite_answers_to_the_deepseek_ocr_names(lite_server: str) -> None:
+    listed = [m["id"] for m in httpx.get(f"{lite_server}/v1/models").json()["data"]]
+    assert {"deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR-2"} <= set(listed[1:])
+    client = openai.OpenAI(base_url=f"{lite_server}/v1", api_key="unused", max_retries=0, timeout=120)
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PAGE)}"}}
+    messages = [{"role": "user", "content": [image, {"type": "text", "text": "Free OCR."}]}]
+    reply = client.chat.completions.create(model="deepseek-ai/DeepSeek-OCR", messages=messages)
+    assert words(reply.choices[0].message.content or "") == " ".join(LINES).split()
+    with pytest.raises(openai.NotFoundError, match="model_not_found|does not exist"):
+        client.chat.completions.create(model="gpt-4o", messages=messages)

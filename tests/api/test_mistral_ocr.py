@@ -7,7 +7,7 @@ import pytest
 
 from openai_ocr.api.routes.mistral import one_based_pages
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SYSTEM_PDF, b64, png_bytes, system_pdf
+from tests.helpers import SERVED_NAME, SYSTEM_PDF, b64, png_bytes, system_pdf
 
 mistralai = pytest.importorskip("mistralai")
 
@@ -48,7 +48,7 @@ def test_mistral_sdk_pdf_with_images(gateway: str, upstream: FakeUpstream) -> No
 
 def test_mistral_image_url_and_errors(gateway: str, upstream: FakeUpstream) -> None:
     r = httpx.post(f"{gateway}/v1/ocr", json={
-        "model": "m", "document": {"type": "image_url",
+        "model": SERVED_NAME, "document": {"type": "image_url",
                                    "image_url": "data:image/png;base64," + b64(png_bytes())}})
     assert r.status_code == 200, r.text
     (page,) = r.json()["pages"]

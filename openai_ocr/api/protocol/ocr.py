@@ -18,7 +18,8 @@ from openai_ocr.ocr.models import OCROptions, PageResult, Usage
 class OCRRequest(OCROptions):
     """`POST /ocr` body."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    # Unknown fields are refused (a misspelt option would otherwise be silently ignored).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"image_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "mode": "free_ocr"}]})
 
     image_base64: str | None = Field(None, description="The image (or a PDF) as base64 or "
@@ -66,7 +67,7 @@ class OCRResponse(BaseModel):
 class BatchRequest(BaseModel):
     """`POST /ocr/batch` body. Items are validated one by one, so a bad item fails alone."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"requests": [
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"requests": [
         {"image_base64": "iVBORw0KGgo...", "mode": "free_ocr"},
         {"image_base64": "iVBORw0KGgo...", "prompt": "<image>\nParse the figure."}]}]})
 

@@ -72,6 +72,7 @@ def mistral_page(page: PageResult, dpi: int, include_images: bool) -> MistralPag
 @cancel_on_disconnect
 async def mistral_ocr(request: Request, body: MistralOCRRequest,
                       service: ServiceDep) -> MistralOCRResponse:
+    await service.check_model(body.model)
     limits = service.settings.limits
     data = decode_base64_payload(document_data_url(body.document), max_bytes=limits.max_file_bytes,
                                  param="document")

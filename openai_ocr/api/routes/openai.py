@@ -33,6 +33,7 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
              "the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
+    await service.check_model(body.model)
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.engine.model)
     await service.check_chat_images(payload)

@@ -177,6 +177,11 @@ def decode_page(url: str, limits: LimitSettings) -> Image.Image:
 
 # ---------------------------------------------------------------- the engine
 
+MODEL_ALIASES = ("deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR-2")
+"""Names the lite engine accepts besides its own, so client code written for the vLLM and
+gateway modes (which serve DeepSeek-OCR) runs unchanged against it."""
+
+
 class LiteEngine(ChatEngine):
     """Real OCR on CPU with no GPU and no download. Usage counts are estimates (4 chars/token)."""
 
@@ -257,7 +262,9 @@ class LiteEngine(ChatEngine):
                                       usage=_usage(request.prompt, text))
 
     async def list_models(self) -> list[Model]:
-        return [Model(id=self.model, created=_CREATED, object="model", owned_by="openai-ocr")]
+        """The engine's own name, then the DeepSeek-OCR names it answers to (aliases)."""
+        return [Model(id=name, created=_CREATED, object="model", owned_by="openai-ocr")
+                for name in (self.model, *MODEL_ALIASES)]
 
     async def status(self) -> EngineStatus:
         if self.reader is None:

@@ -174,7 +174,8 @@ async def test_bad_requests_are_400(engine: LiteEngine, page_url: str, body: dic
 @pytest.mark.asyncio
 async def test_models_and_status(engine: LiteEngine) -> None:
     models = await engine.list_models()
-    assert [m.id for m in models] == [engine.model] and models[0].owned_by == "openai-ocr"
+    assert [m.id for m in models] == [engine.model, "deepseek-ai/DeepSeek-OCR", "deepseek-ai/DeepSeek-OCR-2"]
+    assert {m.owned_by for m in models} == {"openai-ocr"}
     assert (await engine.status()).ready
 
 

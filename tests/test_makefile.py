@@ -1,0 +1,73 @@
+"""`make serve`: installs only when pyproject.toml changed, and stops quietly on a signal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.helpers import free_port, wait_for_process_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def venv(tmp_path: Path) -> Path:
+    """A stand-in for .venv whose `openai-ocr` runs this checkout's code."""
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    script = bin_dir / "openai-ocr"
+    script.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m openai_ocr.cli.main "$@"\n')
+    script.chmod(0o755)
+    return tmp_path / "venv"
+
+
+def dry_run(venv: Path) -> str:
+    done = subprocess.run(["make", "-n", "serve", f"VENV={venv}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_serve_installs_only_when_pyproject_changed(venv: Path) -> None:
+    assert "pip --disable-pip-version-check install" in dry_run(venv)  # never installed
+    (venv / ".installed-serve").touch()
+    again = dry_run(venv)
+    assert "pip" not in again and again.strip() == f"exec {venv}/bin/openai-ocr serve"
+    os.utime(venv / ".installed-serve", (0, 0))  # older than pyproject.toml: reinstall
+    assert "pip --disable-pip-version-check install" in dry_run(venv)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_serve_stops_quietly(venv: Path, tmp_path: Path, fake_upstream: tuple[FakeUpstream, str],
+                             how: str) -> None:
+    (venv / ".installed-serve").touch()
+    port = free_port()
+    log = tmp_path / "make.log"
+    with log.open("w") as sink:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "serve", f"VENV={venv}",
+             f"ARGS=--upstream-url {fake_upstream[1]} --host 127.0.0.1 --port {port}"],
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_process_server(f"http://127.0.0.1:{port}", make, path="/live", output=log.read_text)
+        if how == "ctrl-c":  # the terminal signals the whole foreground group
+            os.killpg(make.pid, signal.SIGINT)
+        else:  # a service manager stops the server
+            server = subprocess.run(["pgrep", "-P", str(make.pid)], capture_output=True, text=True)
+            os.kill(int(server.stdout.split()[0]), signal.SIGTERM)
+        code = make.wait(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert "make: ***" not in output and "Traceback" not in output, output
+    assert "Terminated" not in output and "KeyboardInterrupt" not in output, output
+    if how == "sigterm":
+        assert code == 0, output
