@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import STATE_KEY
@@ -21,6 +22,7 @@ from openai_ocr.api.routes.docs import protected_docs_router
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
+from openai_ocr.metrics import metrics_for
 from openai_ocr.service.serving import OCRService
 from openai_ocr.settings import SETTINGS_ENV, Settings
 
@@ -54,9 +56,16 @@ def build_engine(settings: Settings, kind: str) -> ChatEngine:
     raise ValueError(f"no in-process app for engine {kind!r}")
 
 
-def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
-    """The FastAPI app of the upstream and lite modes."""
-    engine = gated(engine, settings)
+def create_app(settings: Settings, engine: ChatEngine, *,
+               registry: CollectorRegistry | None = None) -> FastAPI:
+    """The FastAPI app of the upstream and lite modes.
+
+    Its metrics go to `registry` (default: prometheus_client's global one), which `/metrics`
+    serves; apps built with their own registries in one process count apart.
+    """
+    metrics = metrics_for(registry)
+    engine.use_metrics(metrics)
+    engine = gated(engine, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,13 +82,14 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
                   redoc_url=None if protect_docs else "/redoc",
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
+    app.state.metrics = metrics
     # Outermost first: request ids and logs see every answer, 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            allow_credentials="*" not in settings.server.cors_origins)
-    app.add_middleware(RequestObserverMiddleware)
+    app.add_middleware(RequestObserverMiddleware, metrics=metrics)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)

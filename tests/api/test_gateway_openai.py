@@ -9,10 +9,8 @@ import openai
 import pytest
 import respx
 
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, gateway_settings, png_bytes, running_server
+from tests.helpers import b64, gateway_settings, png_bytes, serve
 
 IMAGE_URL = "data:image/png;base64," + b64(png_bytes())
 MESSAGES = [{"role": "user", "content": [
@@ -76,10 +74,9 @@ UPSTREAM = "http://upstream.test/v1"
 def mocked_gateway():
     """A gateway whose upstream is mocked with respx (loopback calls pass through)."""
     settings = gateway_settings(UPSTREAM, upstream={"timeout_s": 1.0})
-    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="127.0.0.1").pass_through()
-        with running_server(app) as url:
+        with serve(settings) as (url, _):
             yield url, mock
 
 

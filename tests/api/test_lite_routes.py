@@ -12,11 +12,10 @@ import openai
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from openai_ocr.server import create_app
 from openai_ocr.settings import load_settings
-from tests.helpers import b64, parse_sse, running_server
+from tests.helpers import b64, parse_sse, require, serve
 
-pytest.importorskip("rapidocr", reason="the lite extra is not installed")
+require("rapidocr", "the lite extra")
 
 LINES = ["Invoice number 2041", "Total due 37.50 EUR", "Thank you for your order"]
 
@@ -41,10 +40,7 @@ def words(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lite_server() -> Iterator[str]:
-    from openai_ocr.engines.lite.engine import LiteEngine
-
-    settings = load_settings(overrides={"engine": {"kind": "lite"}})
-    with running_server(create_app(settings, LiteEngine(settings))) as url:
+    with serve(load_settings(overrides={"engine": {"kind": "lite"}})) as (url, _):
         yield url
 
 
@@ -109,12 +105,11 @@ def test_health_names_the_lite_engine(lite_server: str) -> None:
 
 def test_abuse_in_lite_mode_gets_designed_answers() -> None:
     """Keys, bombs and broken input in lite mode: the designed 4xx, then normal service."""
-    from openai_ocr.engines.lite.engine import LiteEngine
     from tests.helpers import png_header_only
 
     settings = load_settings(overrides={"engine": {"kind": "lite"}, "auth": {"api_keys": ["k"]},
                                         "limits": {"max_body_bytes": 2_000_000}})
-    with running_server(create_app(settings, LiteEngine(settings))) as url:
+    with serve(settings) as (url, _):
         key = {"X-API-Key": "k"}
         cases = [
             ({}, "/ocr", {"json": {"image_base64": b64(PAGE)}}, 401),
