@@ -121,7 +121,8 @@ def metric(app: FastAPI, name: str, labels: dict[str, str] | None = None) -> flo
 
 def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float = 60,
                             path: str = "/health", poll_s: float = 0.2,
-                            output: Callable[[], str] | None = None) -> None:
+                            output: Callable[[], str] | None = None,
+                            headers: dict[str, str] | None = None) -> None:
     """Poll `url + path` until it answers 200; fail with the process output if it dies.
 
     `output` gives that output where the process does not write to a pipe (a log file).
@@ -129,7 +130,7 @@ def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
