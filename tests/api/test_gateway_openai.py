@@ -84,6 +84,10 @@ def mocked_gateway():
     (httpx.Response(500, json={"error": {"message": "engine died"}}), 502, "engine died"),
     (httpx.Response(400, json={"error": {"message": "image too small"}}), 400, "image too small"),
     (httpx.Response(404, json={"detail": "model nope not found"}), 404, "not found"),
+    (httpx.Response(413, json={"error": {"message": "prompt of 9000 tokens over max_model_len",
+                                          "type": "BadRequestError", "code": 413}}), 413, "max_model_len"),
+    (httpx.Response(422, json={"detail": [{"loc": ["body", "messages"], "msg": "Field required",
+                                           "type": "missing"}]}), 422, "upstream rejected"),
     (httpx.Response(401, json={"error": {"message": "bad key"}}), 502, "401"),
     (httpx.ConnectError("refused"), 502, "unreachable"),
     (httpx.ReadTimeout("slow"), 504, "in time"),
@@ -129,3 +133,6 @@ def test_health_is_503_when_upstream_is_down(mocked_gateway) -> None:
     body = r.json()
     assert body["status"] == "unavailable" and body["engine_status"]["reachable"] is False
     assert "unreachable" in body["engine_status"]["detail"]
+    ready = httpx.get(f"{url}/ready", timeout=30)
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert httpx.get(f"{url}/live", timeout=30).status_code == 200  # alive, just not ready
