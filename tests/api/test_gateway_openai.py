@@ -92,21 +92,23 @@ def mocked_gateway():
     (httpx.ConnectError("refused"), 502, "unreachable"),
     (httpx.ReadTimeout("slow"), 504, "in time"),
 ])
+@pytest.mark.parametrize("path, kwargs", [
+    ("/ocr", {"json": {"image_base64": b64(png_bytes())}}),
+    ("/v1/chat/completions", {"json": {"messages": MESSAGES}}),
+    ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
+    ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}}),
+], ids=["ocr", "chat", "ocr-stream", "chat-stream"])
 def test_upstream_failures_become_clear_errors(mocked_gateway, upstream_answer, status: int,
-                                               needle: str) -> None:
+                                               needle: str, path: str, kwargs: dict) -> None:
     url, mock = mocked_gateway
     route = mock.post(f"{UPSTREAM}/chat/completions")
     if isinstance(upstream_answer, Exception):
         route.side_effect = upstream_answer
     else:
         route.return_value = upstream_answer
-    for path, kwargs in (("/ocr", {"json": {"image_base64": b64(png_bytes())}}),
-                         ("/v1/chat/completions", {"json": {"messages": MESSAGES}}),
-                         ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
-                         ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}})):
-        r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
-        assert r.status_code == status, (path, r.text)
-        assert needle in r.json()["error"]["message"], (path, r.text)
+    r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
+    assert r.status_code == status, (path, r.text)
+    assert needle in r.json()["error"]["message"], (path, r.text)
 
 
 def test_batch_item_failure_upstream_keeps_other_items(mocked_gateway) -> None:

@@ -59,10 +59,12 @@ def test_every_route_accepts_a_valid_key(keyed: str, upstream: FakeUpstream, met
     assert r.status_code == 200, r.text
 
 
-def test_probes_and_docs_stay_open_and_keys_are_never_logged(
-        keyed: str, caplog: pytest.LogCaptureFixture) -> None:
-    for path in ("/health", "/ready", "/live", "/docs", "/openapi.json", "/metrics"):
-        assert httpx.get(f"{keyed}{path}").status_code == 200, path
+@pytest.mark.parametrize("path", ["/health", "/ready", "/live", "/docs", "/openapi.json", "/metrics"])
+def test_probes_and_docs_stay_open(keyed: str, path: str) -> None:
+    assert httpx.get(f"{keyed}{path}", timeout=30).status_code == 200, path
+
+
+def test_keys_are_never_logged(keyed: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         httpx.post(f"{keyed}/ocr", json={"image_base64": IMAGE}, headers={"X-API-Key": KEY})
         httpx.post(f"{keyed}/ocr", json={"image_base64": IMAGE}, headers={"X-API-Key": "bad-guess"})
