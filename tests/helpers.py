@@ -95,10 +95,10 @@ def serve(settings: Settings, engine: Any | None = None) -> Iterator[tuple[str, 
     The engine defaults to the one the settings name (the upstream gateway, or lite). The
     server stops when the block ends, a failing test included. Yields (base URL, app).
     """
+    from openai_ocr.cli.serve import choose_engine
     from openai_ocr.server import build_engine, create_app
 
-    engine = engine or build_engine(settings, settings.engine.kind if settings.engine.kind != "auto"
-                                    else ("upstream" if settings.upstream.url else "lite"))
+    engine = engine or build_engine(settings, choose_engine(settings, model_given=False).kind)
     app = create_app(settings, engine, registry=CollectorRegistry())
     with running_server(app) as url:
         yield url, app
