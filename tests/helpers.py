@@ -137,6 +137,9 @@ def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float =
         if proc.poll() is not None or time.monotonic() > deadline:
             why = (f"exited with {proc.returncode}" if proc.poll() is not None
                    else f"did not start in {timeout_s:.0f} s")
+            if proc.poll() is None:  # stop it first: reading a live process's pipe never ends
+                proc.kill()
+                proc.wait(timeout=30)
             text = output() if output else (proc.stdout.read() if proc.stdout else "")
             raise AssertionError(f"server at {url} {why}:\n{text}")
         time.sleep(poll_s)

@@ -26,22 +26,29 @@ def cli(*args: str) -> list[str]:
 
 
 @pytest.fixture()
-def served_gateway(fake_upstream: tuple[FakeUpstream, str],
-                   upstream: FakeUpstream) -> Iterator[tuple[str, FakeUpstream]]:
+def served_gateway(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
+                   tmp_path: Path) -> Iterator[tuple[str, FakeUpstream]]:
     _, upstream_url = fake_upstream
-    fake = upstream
     port = free_port()
-    proc = subprocess.Popen(
-        cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = tmp_path / "serve.log"  # a file, not a pipe: nobody reads while the test runs
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_process_server(url, proc)
-        yield url, fake
+        # two worker processes on a busy machine
+        wait_for_process_server(url, proc, timeout_s=120, output=log_path.read_text)
+        yield url, upstream
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def test_serve_gateway_answers_ocr(served_gateway: tuple[str, FakeUpstream]) -> None:
