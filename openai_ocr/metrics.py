@@ -1,29 +1,68 @@
 """Prometheus metrics of the project's own routes and engine calls.
 
-Kept in prometheus_client's default registry, so in vllm mode they appear on vLLM's own
-`/metrics` next to vLLM's metrics. With several uvicorn workers each process counts its own.
+Each app holds one `Metrics`: its collectors on one registry. The default is prometheus_client's
+global registry, so in vllm mode our series appear on vLLM's own `/metrics` next to vLLM's; an
+app built with its own registry (tests, several apps in one process) counts apart. With several
+uvicorn workers each process counts its own.
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+import threading
 
-REQUESTS = Counter("openai_ocr_requests_total", "HTTP requests by route, method and status",
-                   ["route", "method", "status"])
-LATENCY = Histogram("openai_ocr_request_duration_seconds", "HTTP request latency by route",
-                    ["route"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
-IN_FLIGHT = Gauge("openai_ocr_engine_in_flight", "Engine requests running now")
-QUEUED = Gauge("openai_ocr_engine_queue_length", "Engine requests waiting for a slot")
-PAGES = Counter("openai_ocr_pages_total", "Pages (engine requests) completed")
-LENGTH_STOPS = Counter("openai_ocr_finish_length_total",
-                       "Engine answers cut by max_tokens (finish_reason=length)")
-REJECTED = Counter("openai_ocr_engine_rejected_total", "Engine requests refused by backpressure")
-TIMEOUTS = Counter("openai_ocr_engine_timeouts_total", "Engine requests over the request timeout")
-LITE_LINES = Counter("openai_ocr_lite_lines_total",
-                     "Text lines the lite engine read, by the reader whose answer was kept "
-                     "(ppocr in tesseract mode: lines Tesseract was unsure of)", ["reader"])
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
-def lite_lines(reader: str) -> float:
-    """The count so far for one reader (0 before the first line): for benchmarks and tests."""
-    return REGISTRY.get_sample_value("openai_ocr_lite_lines_total", {"reader": reader}) or 0.0
+class Metrics:
+    """The project's collectors, registered on `registry` (names are the public interface)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter("openai_ocr_requests_total", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=registry)
+        self.latency = Histogram("openai_ocr_request_duration_seconds", "HTTP request latency by route",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.in_flight = Gauge("openai_ocr_engine_in_flight", "Engine requests running now",
+                               registry=registry)
+        self.queued = Gauge("openai_ocr_engine_queue_length", "Engine requests waiting for a slot",
+                            registry=registry)
+        self.pages = Counter("openai_ocr_pages_total", "Pages (engine requests) completed",
+                             registry=registry)
+        self.length_stops = Counter("openai_ocr_finish_length_total",
+                                    "Engine answers cut by max_tokens (finish_reason=length)",
+                                    registry=registry)
+        self.rejected = Counter("openai_ocr_engine_rejected_total",
+                                "Engine requests refused by backpressure", registry=registry)
+        self.timeouts = Counter("openai_ocr_engine_timeouts_total",
+                                "Engine requests over the request timeout", registry=registry)
+        self.lite_lines = Counter("openai_ocr_lite_lines_total",
+                                  "Text lines the lite engine read, by the reader whose answer was kept "
+                                  "(ppocr in tesseract mode: lines Tesseract was unsure of)", ["reader"],
+                                  registry=registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """One sample's value so far (0 before the first count): for benchmarks and tests."""
+        return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def lite_line_count(self, reader: str) -> float:
+        return self.value("openai_ocr_lite_lines_total", {"reader": reader})
+
+
+_default: Metrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_metrics() -> Metrics:
+    """The collectors on prometheus_client's global registry (made once per process)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Metrics(REGISTRY)
+        return _default
+
+
+def metrics_for(registry: CollectorRegistry | None) -> Metrics:
+    """`Metrics` on `registry`, or the process-wide default when None."""
+    return default_metrics() if registry is None or registry is REGISTRY else Metrics(registry)

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import STATE_KEY
@@ -22,6 +23,7 @@ from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
+from openai_ocr.metrics import Metrics, metrics_for
 from openai_ocr.service.serving import OCRService
 from openai_ocr.settings import SETTINGS_ENV, Settings
 
@@ -44,7 +46,8 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(ui.router)  # `/` (page or JSON summary), /playground, /ui/*
 
 
-def install_http_layer(app: FastAPI, settings: Settings, *, own_app: bool = True) -> None:
+def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
+                       own_app: bool = True) -> None:
     """The HTTP contract of every mode: body-size limit, X-Request-ID, one access line and
     request counters per request, and the `{"error": ...}` shape for unknown routes.
 
@@ -58,7 +61,8 @@ def install_http_layer(app: FastAPI, settings: Settings, *, own_app: bool = True
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            allow_credentials="*" not in settings.server.cors_origins)
-    app.add_middleware(RequestObserverMiddleware)
+    app.state.metrics = metrics
+    app.add_middleware(RequestObserverMiddleware, metrics=metrics)
 
 
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
@@ -74,9 +78,16 @@ def build_engine(settings: Settings, kind: str) -> ChatEngine:
     raise ValueError(f"no in-process app for engine {kind!r}")
 
 
-def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
-    """The FastAPI app of the upstream and lite modes."""
-    engine = gated(engine, settings)
+def create_app(settings: Settings, engine: ChatEngine, *,
+               registry: CollectorRegistry | None = None) -> FastAPI:
+    """The FastAPI app of the upstream and lite modes.
+
+    Its metrics go to `registry` (default: prometheus_client's global one), which `/metrics`
+    serves; apps built with their own registries in one process count apart.
+    """
+    metrics = metrics_for(registry)
+    engine.use_metrics(metrics)
+    engine = gated(engine, settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -92,7 +103,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
                   lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, OCRService(engine, settings))
-    install_http_layer(app, settings)
+    install_http_layer(app, settings, metrics)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)

@@ -34,9 +34,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from prometheus_client import CollectorRegistry
 
 from openai_ocr.engines.lite.engine import LiteEngine
-from openai_ocr.metrics import lite_lines
+from openai_ocr.metrics import Metrics
 from openai_ocr.settings import LiteSettings, Settings
 
 log = logging.getLogger("bench_lite")
@@ -287,12 +288,13 @@ class Run:
 
 async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
     """Every page through the engine at once (the pool bounds the concurrency)."""
-    engine = LiteEngine(Settings(lite=lite))
+    metrics = Metrics(CollectorRegistry())  # this run's counts only
+    engine = LiteEngine(Settings(lite=lite), metrics)
     await engine.start()
     try:
         assert engine.reader is not None
         log.info("engine: %s: %s", engine.model, engine.reader.describe())
-        before = {name: lite_lines(name) for name in ("tesseract", "ppocr")}
+        before = {name: metrics.lite_line_count(name) for name in ("tesseract", "ppocr")}  # warm-up lines
         started, cpu_started = time.perf_counter(), time.process_time()
         done = 0
 
@@ -305,7 +307,7 @@ async def run_pages(lite: LiteSettings, urls: list[str]) -> Run:
 
         texts = await asyncio.gather(*(one(u) for u in urls))
         timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
-        tesseract, ppocr = (lite_lines(name) - before[name] for name in ("tesseract", "ppocr"))
+        tesseract, ppocr = (metrics.lite_line_count(name) - before[name] for name in ("tesseract", "ppocr"))
         reread = ppocr / max(tesseract + ppocr, 1) if engine.plan.recognizer == "tesseract" else 0.0
         return Run(list(texts), timing, engine.model, reread)
     finally:

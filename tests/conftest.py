@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import gateway_settings, running_server
+from tests.helpers import gateway_settings, running_server, serve
 
 
 @pytest.fixture(scope="session")
@@ -20,17 +19,22 @@ def fake_upstream() -> Iterator[tuple[FakeUpstream, str]]:
 
 
 @pytest.fixture()
-def upstream(fake_upstream: tuple[FakeUpstream, str]) -> FakeUpstream:
+def upstream(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[FakeUpstream]:
+    """The session's fake upstream, reset before and after the test."""
     fake, _ = fake_upstream
     fake.reset()
-    return fake
+    yield fake
+    fake.reset()
 
 
 @pytest.fixture(scope="session")
-def gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
-    """Base URL of a gateway in front of the fake upstream (default settings)."""
+def gateway_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FastAPI]]:
+    """(base URL, app) of a gateway in front of the fake upstream (default settings)."""
     _, upstream_url = fake_upstream
-    settings = gateway_settings(upstream_url, limits={"max_batch_items": 100})
-    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
-    with running_server(app) as url:
-        yield url
+    with serve(gateway_settings(upstream_url, limits={"max_batch_items": 100})) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_server: tuple[str, FastAPI]) -> str:
+    return gateway_server[0]

@@ -1,14 +1,23 @@
 """A small real OpenAI-compatible server for tests: records requests, answers scripted text.
 
 It stands in for a remote vLLM node (outside the project), so the gateway can be tested over
-real HTTP. Each chat answer is `reply_for(prompt)`: the reply set for that prompt text, or
-`default_reply`.
+real HTTP. It refuses what vLLM 0.32 serving DeepSeek-OCR refuses, with vLLM's error bodies:
+an unknown model name (404), `vllm_xargs` of the wrong types (400: the request schema allows
+str/int/float or lists of them; DeepSeek-OCR's n-gram processor wants positive ints for
+`ngram_size`/`window_size`, and here a list of ints for `whitelist_token_ids`), more than one
+image in a prompt (400, as `--limit-mm-per-prompt image=1`), and a missing or wrong
+`Authorization: Bearer` when started with a key (401, as `--api-key`).
+Each chat answer is `reply_for(prompt)`: the reply set for that prompt text, or
+`default_reply`. `fail_after_chunks` makes a stream break off with vLLM's in-stream `error`
+event; clearing `hold` keeps every answer waiting until it is set again (the test's event, no
+sleep windows).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,29 +25,64 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+XARG_SCALARS = (str, int, float)
+
+
+def vllm_error(status: int, message: str, err_type: str, param: str | None = None) -> JSONResponse:
+    """vLLM's ErrorResponse body."""
+    return JSONResponse({"error": {"message": message, "type": err_type, "param": param, "code": status}},
+                        status_code=status)
+
+
+def xargs_problem(xargs: Any) -> str | None:
+    """Why vLLM would refuse these `vllm_xargs`, or None."""
+    if xargs is None:
+        return None
+    if not isinstance(xargs, dict) or not all(
+            isinstance(v, XARG_SCALARS) or (isinstance(v, list) and all(isinstance(x, XARG_SCALARS) for x in v))
+            for v in xargs.values()):
+        return "vllm_xargs: values must be str, int, float or lists of them"
+    ngram, window = xargs.get("ngram_size"), xargs.get("window_size", 100)
+    if ngram is None:
+        return None
+    if not isinstance(ngram, int) or isinstance(ngram, bool) or ngram <= 0:
+        return f"`ngram_size` has to be a strictly positive integer, got {ngram}."
+    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
+        return f"`window_size` has to be a strictly positive integer, got {window}."
+    whitelist = xargs.get("whitelist_token_ids")
+    if whitelist is not None and not (isinstance(whitelist, list) and all(
+            isinstance(t, int) and not isinstance(t, bool) for t in whitelist)):
+        return f"`whitelist_token_ids` has to be a sequence of integers, got {whitelist}."
+    return None
+
+
+def image_count(body: dict[str, Any]) -> int:
+    return sum(1 for m in body.get("messages", []) if isinstance(m.get("content"), list)
+               for part in m["content"] if isinstance(part, dict) and part.get("type") == "image_url")
+
 
 class FakeUpstream:
     def __init__(self, model: str = "deepseek-ai/DeepSeek-OCR") -> None:
         self.model = model
         self.requests: list[dict[str, Any]] = []
-        self.default_reply = "Hello\nworld"
-        self.replies: dict[str, str] = {}
-        self.finish_reason = "stop"
-        self.chunk_delay_s = 0.0
-        self.delay_s = 0.0
-        self.reply_fn: Callable[[dict[str, Any]], str] | None = None
-        self.disconnected = asyncio.Event()
+        self.hold = threading.Event()
         self.app = self._build()
+        self.reset()
 
     def reset(self) -> None:
-        self.requests.clear()
-        self.replies.clear()
+        self.requests = []
+        self.replies: dict[str, str] = {}
         self.default_reply = "Hello\nworld"
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
-        self.delay_s = 0.0
-        self.reply_fn = None
-        self.disconnected = asyncio.Event()
+        self.delay_s = 0.0  # a slow engine's time per answer (the load script sets it)
+        self.reply_fn: Callable[[dict[str, Any]], str] | None = None
+        self.api_key: str | None = None
+        self.fail_after_chunks: int | None = None
+        self.answer_order: Callable[[dict[str, Any]], bool] | None = None
+        self.hold.set()
+        self.cancelled = 0
+        self.disconnected = threading.Event()
 
     def reply_for(self, body: dict[str, Any]) -> str:
         if self.reply_fn is not None:
@@ -48,23 +92,41 @@ class FakeUpstream:
         prompt = texts[-1] if texts else ""
         return self.replies.get(prompt, self.default_reply)
 
+    def _refusal(self, request: Request, body: dict[str, Any] | None) -> JSONResponse | None:
+        if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)  # vLLM's exact body
+        if body is None:
+            return None
+        if body.get("model") != self.model:
+            return vllm_error(404, f"The model `{body.get('model')}` does not exist. "
+                                   f"Valid aliases: {self.model}.", "NotFoundError", "model")
+        if (problem := xargs_problem(body.get("vllm_xargs"))) is not None:
+            return vllm_error(400, problem, "BadRequestError")
+        if image_count(body) > 1:
+            return vllm_error(400, "At most 1 image(s) may be provided in one prompt.", "BadRequestError")
+        return None
+
     def _build(self) -> FastAPI:
         app = FastAPI()
 
         @app.get("/v1/models")
-        async def models() -> dict[str, Any]:
+        async def models(request: Request) -> Any:
+            if (refused := self._refusal(request, None)) is not None:
+                return refused
             return {"object": "list", "data": [
                 {"id": self.model, "object": "model", "created": 0, "owned_by": "vllm"}]}
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Any:
             body = await request.json()
+            if (refused := self._refusal(request, body)) is not None:
+                return refused
             self.requests.append(body)
             text = self.reply_for(body)
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
-                if self.delay_s and not await self._sleep_unless_gone(request, self.delay_s):
+                if not await self._wait_unless_gone(request, body):
                     return JSONResponse({}, status_code=499)
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
@@ -77,14 +139,18 @@ class FakeUpstream:
 
         return app
 
-    async def _sleep_unless_gone(self, request: Request, seconds: float) -> bool:
-        """Sleep like a slow engine; False (and `disconnected` set) if the client left."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
+    async def _wait_unless_gone(self, request: Request, body: dict[str, Any]) -> bool:
+        """Wait while `hold` is clear (or `answer_order` says this body must wait); False, with
+        `disconnected` set and `cancelled` counted, if the client left meanwhile. Also waits
+        `delay_s`, like an engine busy with the page."""
+        ready_at = asyncio.get_running_loop().time() + self.delay_s
+        while (not self.hold.is_set() or (self.answer_order is not None and not self.answer_order(body))
+               or asyncio.get_running_loop().time() < ready_at):
             if await request.is_disconnected():
+                self.cancelled += 1
                 self.disconnected.set()
                 return False
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         return True
 
     async def _stream(self, body: dict[str, Any], text: str, usage: dict[str, int],
@@ -95,10 +161,19 @@ class FakeUpstream:
             return f"data: {json.dumps(chunk)}\n\n"
 
         try:
+            if not await self._wait_unless_gone(request, body):
+                return
             yield event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                           "finish_reason": None}])
             pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
-            for piece in pieces:
+            for n, piece in enumerate(pieces):
+                if self.fail_after_chunks is not None and n == self.fail_after_chunks:
+                    # what vLLM's chat stream generator yields when the engine fails mid-answer
+                    error = {"error": {"message": "engine core died mid-stream", "type": "InternalServerError",
+                                       "param": None, "code": 500}}
+                    yield f"data: {json.dumps(error)}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
                 yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
@@ -107,5 +182,6 @@ class FakeUpstream:
                 yield event([], usage=usage)
             yield "data: [DONE]\n\n"
         except asyncio.CancelledError:
+            self.cancelled += 1
             self.disconnected.set()
             raise

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import io
+import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -12,15 +15,49 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
 import pypdfium2 as pdfium
+import pytest
 import uvicorn
+from fastapi import FastAPI
 from PIL import Image, ImageDraw
+from prometheus_client import CollectorRegistry
 
 from openai_ocr.settings import Settings, load_settings
+
+# -- Required parts: skipped on a partial install, a failure in CI ---------------
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _missing(what: str, why: str) -> None:
+    message = f"{what} is missing ({why})"
+    if in_ci():
+        pytest.fail(f"{message}: `make test` installs it, so CI must not skip", pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def require(module: str, why: str = "install the project's extras") -> ModuleType:
+    """Import a part `make test` always installs: skip where it is missing, fail under CI=true."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        _missing(f"Python module {module!r}", f"{why}; {exc}")
+        raise  # unreachable: _missing skips or fails
+
+
+def require_program(name: str) -> str:
+    """The path of a program the README's examples use (node, curl): skip, or fail under CI."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"program {name!r}", "the README's examples run with it")
+        raise AssertionError("unreachable")
+    return path
 
 # -- Real servers on loopback --------------------------------------------------
 
@@ -51,9 +88,41 @@ def running_server(app: Any, port: int | None = None) -> Iterator[str]:
         thread.join(timeout=30)
 
 
+@contextmanager
+def serve(settings: Settings, engine: Any | None = None) -> Iterator[tuple[str, FastAPI]]:
+    """The project's app for `settings` on loopback, with its own metrics registry.
+
+    The engine defaults to the one the settings name (the upstream gateway, or lite). The
+    server stops when the block ends, a failing test included. Yields (base URL, app).
+    """
+    from openai_ocr.cli.serve import choose_engine
+    from openai_ocr.server import build_engine, create_app
+
+    engine = engine or build_engine(settings, choose_engine(settings, model_given=False).kind)
+    app = create_app(settings, engine, registry=CollectorRegistry())
+    with running_server(app) as url:
+        yield url, app
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 10, what: str = "the condition",
+               poll_s: float = 0.02) -> None:
+    """Poll `condition` until it holds; fail after `timeout_s` (a deadline, not a sleep window)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
+        time.sleep(poll_s)
+
+
+def metric(app: FastAPI, name: str, labels: dict[str, str] | None = None) -> float:
+    """A sample of `app`'s own registry (0 before the first count)."""
+    return app.state.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
 def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float = 60,
                             path: str = "/health", poll_s: float = 0.2,
-                            output: Callable[[], str] | None = None) -> None:
+                            output: Callable[[], str] | None = None,
+                            headers: dict[str, str] | None = None) -> None:
     """Poll `url + path` until it answers 200; fail with the process output if it dies.
 
     `output` gives that output where the process does not write to a pipe (a log file).
@@ -61,13 +130,16 @@ def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float =
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2, headers=headers).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             why = (f"exited with {proc.returncode}" if proc.poll() is not None
                    else f"did not start in {timeout_s:.0f} s")
+            if proc.poll() is None:  # stop it first: reading a live process's pipe never ends
+                proc.kill()
+                proc.wait(timeout=30)
             text = output() if output else (proc.stdout.read() if proc.stdout else "")
             raise AssertionError(f"server at {url} {why}:\n{text}")
         time.sleep(poll_s)
@@ -105,13 +177,58 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 
-# -- PDFs: the born-digital PDF every machine has, and PDFs made on the fly ----
+# -- PDFs made on the fly -----------------------------------------------------------
 
-SYSTEM_PDF = Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")
+def _pdf_text(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def system_pdf() -> bytes:
-    return SYSTEM_PDF.read_bytes()
+def text_pdf(pages: list[tuple[float, float, list[str]]]) -> bytes:
+    """A born-digital PDF written by hand (no PDF library): per page (width pt, height pt, lines),
+    each line drawn in 20 pt Helvetica, 30 pt apart, from 72 pt below the top."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>",
+               "<< /Type /Pages /Kids [{}] /Count {} >>".format(
+                   " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages))), len(pages)),
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"]
+    for i, (width, height, lines) in enumerate(pages):
+        ops = ["BT", "/F1 20 Tf", f"72 {height - 72:g} Td"]
+        for n, line in enumerate(lines):
+            ops += ([] if n == 0 else ["0 -30 Td"]) + [f"({_pdf_text(line)}) Tj"]
+        stream = "\n".join([*ops, "ET"])
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:g} {height:g}] "
+                       f"/Resources << /Font << /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+SAMPLE_PAGES = 17
+"""Pages of `sample_pdf()`: page n is (600 + 10 n) x 800 pt, so a page is known by its size."""
+
+
+def sample_lines(page: int) -> list[str]:
+    """The text drawn on page `page` of `sample_pdf()` (the ground truth of its text layer)."""
+    return [f"Sample document, page {page} of {SAMPLE_PAGES}",
+            "The quick brown fox jumps over the lazy dog."]
+
+
+def sample_pdf() -> bytes:
+    """A 17-page text PDF; at 144 dpi page n renders (1200 + 20 n) x 1600 px."""
+    return text_pdf([(600 + 10 * n, 800, sample_lines(n)) for n in range(1, SAMPLE_PAGES + 1)])
+
+
+def page_of_width(width_px: int, dpi: int = 144) -> int:
+    """Which page of `sample_pdf()` rendered `width_px` wide at `dpi` (inverse of the layout)."""
+    points = width_px * 72 / dpi
+    return round((points - 600) / 10)
 
 
 def blank_pdf(pages: int, width: float = 200, height: float = 100) -> bytes:

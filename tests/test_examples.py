@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SYSTEM_PDF, png_bytes
+from tests.helpers import png_bytes, require_program, sample_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Invoice 2041\nTotal due 37.50"
@@ -62,25 +61,30 @@ def test_python_examples(gateway: str, upstream: FakeUpstream, page: str, script
     assert all(r["messages"][0]["content"][1]["text"] == "Free OCR." for r in upstream.requests)
 
 
-@pytest.mark.skipif(not SYSTEM_PDF.exists(), reason="no system PDF")
-def test_openai_sdk_example_pdf(gateway: str, upstream: FakeUpstream, page: str) -> None:
+@pytest.fixture()
+def pdf(tmp_path: Path) -> str:
+    path = tmp_path / "sample.pdf"
+    path.write_bytes(sample_pdf())
+    return str(path)
+
+
+def test_openai_sdk_example_pdf(gateway: str, upstream: FakeUpstream, page: str, pdf: str) -> None:
     upstream.default_reply = TEXT
-    output = sections(run([sys.executable, "examples/openai_sdk_example.py", page, str(SYSTEM_PDF)],
-                          gateway))
+    output = sections(run([sys.executable, "examples/openai_sdk_example.py", page, pdf], gateway))
     assert output["pdf"] == f"{TEXT}\n\n<--- Page Split --->\n\n{TEXT}"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_javascript_example(gateway: str, upstream: FakeUpstream, page: str) -> None:
+    node = require_program("node")
     upstream.default_reply = TEXT
-    output = sections(run(["node", "examples/javascript_example.mjs", page], gateway))
+    output = sections(run([node, "examples/javascript_example.mjs", page], gateway))
     assert output == {"/ocr/file": TEXT, "/ocr/stream": TEXT, "/v1/chat/completions": TEXT}
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_examples_reach_every_route(gateway: str, upstream: FakeUpstream, page: str) -> None:
+def test_curl_examples_reach_every_route(gateway: str, upstream: FakeUpstream, page: str, pdf: str) -> None:
+    require_program("curl")
     upstream.default_reply = TEXT
-    output = run(["bash", "examples/curl_examples.sh", page, str(SYSTEM_PDF)], gateway)
+    output = run(["bash", "examples/curl_examples.sh", page, pdf], gateway)
     escaped = TEXT.replace("\n", "\\n")
     for route in ("/health", "/ocr", "/ocr/file", "/ocr/stream", "/ocr/batch", "/v1/models",
                   "/v1/chat/completions", "/v1/ocr"):

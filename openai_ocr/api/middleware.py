@@ -15,8 +15,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from openai_ocr import metrics
 from openai_ocr.errors import PayloadTooLarge
+from openai_ocr.metrics import Metrics
 
 #: A fixed name, not `__name__`: the one-JSON-line-per-request access log, which deployments
 #: route or silence on its own (README, "Observability").
@@ -87,8 +87,9 @@ class BodySizeLimitMiddleware:
 class RequestObserverMiddleware:
     """X-Request-ID (kept from the client when sane, else new), one JSON log line, metrics."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -113,8 +114,8 @@ class RequestObserverMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
-            metrics.LATENCY.labels(route).observe(elapsed)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
             state = scope.get("state", {})
             access_log.info(json.dumps({
                 "request_id": request_id, "method": scope["method"], "path": scope["path"],

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from openai_ocr.metrics import Metrics
 
 
 class EngineStatus(BaseModel):
@@ -40,6 +43,10 @@ class ChatEngine(abc.ABC):
     async def close(self) -> None:
         """Release what `start` acquired."""
         return None  # optional hook
+
+    def use_metrics(self, metrics: Metrics) -> None:
+        """Count into the app's metrics (called before `start`)."""
+        return None  # optional hook: only engines that count something of their own need it
 
     @abc.abstractmethod
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:

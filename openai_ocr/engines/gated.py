@@ -16,16 +16,17 @@ from typing import Any
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from openai_ocr import metrics
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.errors import EngineTimeout, OCRError, TooManyRequests
+from openai_ocr.metrics import Metrics, default_metrics
 from openai_ocr.settings import Settings
 
 
 class GatedEngine(ChatEngine):
     def __init__(self, inner: ChatEngine, *, max_in_flight: int, max_queue: int,
-                 timeout_s: float) -> None:
+                 timeout_s: float, metrics: Metrics | None = None) -> None:
         self.inner = inner
+        self.metrics = metrics or default_metrics()
         self.kind = inner.kind
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
@@ -55,33 +56,32 @@ class GatedEngine(ChatEngine):
             await self._slots.acquire()
         else:
             if self._waiting >= self.max_queue:
-                metrics.REJECTED.inc()
+                self.metrics.rejected.inc()
                 raise TooManyRequests(f"the server is busy ({self.max_in_flight} engine requests "
                                 f"running, {self._waiting} waiting); retry shortly")
             self._waiting += 1
-            metrics.QUEUED.set(self._waiting)
+            self.metrics.queued.set(self._waiting)
             try:
                 await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 raise self._timeout() from None
             finally:
                 self._waiting -= 1
-                metrics.QUEUED.set(self._waiting)
-        metrics.IN_FLIGHT.inc()
+                self.metrics.queued.set(self._waiting)
+        self.metrics.in_flight.inc()
 
     def _release(self) -> None:
-        metrics.IN_FLIGHT.dec()
+        self.metrics.in_flight.dec()
         self._slots.release()
 
     def _timeout(self) -> OCRError:
-        metrics.TIMEOUTS.inc()
+        self.metrics.timeouts.inc()
         return EngineTimeout(f"the request did not finish within {self.timeout_s:g} s")
 
-    @staticmethod
-    def _count(finish_reason: str | None) -> None:
-        metrics.PAGES.inc()
+    def _count(self, finish_reason: str | None) -> None:
+        self.metrics.pages.inc()
         if finish_reason == "length":
-            metrics.LENGTH_STOPS.inc()
+            self.metrics.length_stops.inc()
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
         deadline = time.monotonic() + self.timeout_s
@@ -121,8 +121,8 @@ class GatedEngine(ChatEngine):
                 self._release()
 
 
-def gated(engine: ChatEngine, settings: Settings) -> GatedEngine:
+def gated(engine: ChatEngine, settings: Settings, metrics: Metrics | None = None) -> GatedEngine:
     """Wrap `engine` with the limits of `settings` (every mode does, vllm included)."""
     limits = settings.limits
     return GatedEngine(engine, max_in_flight=limits.max_in_flight, max_queue=limits.max_queue,
-                        timeout_s=limits.request_timeout_s)
+                       timeout_s=limits.request_timeout_s, metrics=metrics)

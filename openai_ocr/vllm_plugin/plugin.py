@@ -36,10 +36,12 @@ class OCREndpointPlugin:
 
     def attach_router(self, app: Any) -> None:
         """Our routes, and our HTTP layer around the whole app (before vLLM starts it)."""
+        from openai_ocr.metrics import default_metrics
         from openai_ocr.server import attach_compat_routes, install_http_layer
 
         attach_compat_routes(app)
-        install_http_layer(app, plugin_settings(None), own_app=False)
+        # vLLM's /metrics serves prometheus_client's global registry: our series go there
+        install_http_layer(app, plugin_settings(None), default_metrics(), own_app=False)
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         from openai_ocr.api.dependencies import STATE_KEY

@@ -9,10 +9,8 @@ import openai
 import pytest
 import respx
 
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, b64, gateway_settings, png_bytes, running_server
+from tests.helpers import SERVED_NAME, b64, gateway_settings, png_bytes, serve
 
 IMAGE_URL = "data:image/png;base64," + b64(png_bytes())
 MESSAGES = [{"role": "user", "content": [
@@ -76,10 +74,9 @@ UPSTREAM = "http://upstream.test/v1"
 def mocked_gateway():
     """A gateway whose upstream is mocked with respx (loopback calls pass through)."""
     settings = gateway_settings(UPSTREAM, upstream={"timeout_s": 1.0})
-    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="127.0.0.1").pass_through()
-        with running_server(app) as url:
+        with serve(settings) as (url, _):
             yield url, mock
 
 
@@ -87,25 +84,31 @@ def mocked_gateway():
     (httpx.Response(500, json={"error": {"message": "engine died"}}), 502, "engine died"),
     (httpx.Response(400, json={"error": {"message": "image too small"}}), 400, "image too small"),
     (httpx.Response(404, json={"detail": "model nope not found"}), 404, "not found"),
+    (httpx.Response(413, json={"error": {"message": "prompt of 9000 tokens over max_model_len",
+                                          "type": "BadRequestError", "code": 413}}), 413, "max_model_len"),
+    (httpx.Response(422, json={"detail": [{"loc": ["body", "messages"], "msg": "Field required",
+                                           "type": "missing"}]}), 422, "upstream rejected"),
     (httpx.Response(401, json={"error": {"message": "bad key"}}), 502, "401"),
     (httpx.ConnectError("refused"), 502, "unreachable"),
     (httpx.ReadTimeout("slow"), 504, "in time"),
 ])
+@pytest.mark.parametrize("path, kwargs", [
+    ("/ocr", {"json": {"image_base64": b64(png_bytes())}}),
+    ("/v1/chat/completions", {"json": {"messages": MESSAGES}}),
+    ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
+    ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}}),
+], ids=["ocr", "chat", "ocr-stream", "chat-stream"])
 def test_upstream_failures_become_clear_errors(mocked_gateway, upstream_answer, status: int,
-                                               needle: str) -> None:
+                                               needle: str, path: str, kwargs: dict) -> None:
     url, mock = mocked_gateway
     route = mock.post(f"{UPSTREAM}/chat/completions")
     if isinstance(upstream_answer, Exception):
         route.side_effect = upstream_answer
     else:
         route.return_value = upstream_answer
-    for path, kwargs in (("/ocr", {"json": {"image_base64": b64(png_bytes())}}),
-                         ("/v1/chat/completions", {"json": {"messages": MESSAGES}}),
-                         ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
-                         ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}})):
-        r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
-        assert r.status_code == status, (path, r.text)
-        assert needle in r.json()["error"]["message"], (path, r.text)
+    r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
+    assert r.status_code == status, (path, r.text)
+    assert needle in r.json()["error"]["message"], (path, r.text)
 
 
 def test_batch_item_failure_upstream_keeps_other_items(mocked_gateway) -> None:
@@ -132,3 +135,6 @@ def test_health_is_503_when_upstream_is_down(mocked_gateway) -> None:
     body = r.json()
     assert body["status"] == "unavailable" and body["engine_status"]["reachable"] is False
     assert "unreachable" in body["engine_status"]["detail"]
+    ready = httpx.get(f"{url}/ready", timeout=30)
+    assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+    assert httpx.get(f"{url}/live", timeout=30).status_code == 200  # alive, just not ready

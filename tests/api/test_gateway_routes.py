@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
 
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, gateway_settings, jpeg_bytes, parse_sse, png_bytes, running_server
+from tests.helpers import b64, gateway_settings, jpeg_bytes, parse_sse, png_bytes, serve, wait_until
 
 GUARD = {"ngram_size": 30, "window_size": 90, "whitelist_token_ids": [128821, 128822]}
 
@@ -226,17 +223,13 @@ def test_client_leaving_a_stream_closes_the_upstream_stream(gateway: str, upstre
         for line in r.iter_lines():
             if line.startswith("data:"):
                 break
-    deadline = time.monotonic() + 5
-    while not upstream.disconnected.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert upstream.disconnected.is_set(), "the upstream stream kept running after the client left"
+    wait_until(upstream.disconnected.is_set, 5, "the upstream stream closing after the client left")
 
 
 def test_cors_origins_come_from_config(fake_upstream: tuple[FakeUpstream, str]) -> None:
     _, upstream_url = fake_upstream
     settings = gateway_settings(upstream_url, server={"cors_origins": ["https://app.example"]})
-    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
-    with running_server(app) as url:
+    with serve(settings) as (url, _):
         r = httpx.options(f"{url}/ocr", headers={"Origin": "https://app.example",
                                                  "Access-Control-Request-Method": "POST"})
         assert r.headers.get("access-control-allow-origin") == "https://app.example"

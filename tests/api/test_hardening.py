@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from openai_ocr.api.ratelimit import RateLimiter
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, gateway_settings, png_bytes, png_header_only, running_server
+from tests.helpers import b64, gateway_settings, metric, png_bytes, png_header_only, serve, wait_until
 
 KEY = "sk-test-4f1c2a"
 IMAGE = b64(png_bytes())
@@ -23,16 +21,10 @@ CHAT = {"messages": [{"role": "user", "content": [
     {"type": "text", "text": "Free OCR."}]}]}
 
 
-def serve(upstream_url: str, **sections: dict) -> Iterator[str]:
-    settings = gateway_settings(upstream_url, **sections)
-    app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
-    with running_server(app) as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def keyed(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
-    yield from serve(fake_upstream[1], auth={"api_keys": [KEY, "second-key"]})
+    with serve(gateway_settings(fake_upstream[1], auth={"api_keys": [KEY, "second-key"]})) as (url, _):
+        yield url
 
 
 PROTECTED = [
@@ -45,25 +37,33 @@ PROTECTED = [
 ]
 
 
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": KEY + "x"},
+                                     {"Authorization": KEY}], ids=["none", "wrong", "longer", "no-bearer"])
 @pytest.mark.parametrize("method, path, kwargs", PROTECTED)
-def test_every_route_needs_a_valid_key(keyed: str, upstream: FakeUpstream, method: str, path: str,
-                                       kwargs: dict) -> None:
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"X-API-Key": KEY + "x"},
-                    {"Authorization": KEY}):
-        r = httpx.request(method, f"{keyed}{path}", headers=headers, **kwargs)
-        assert r.status_code == 401, (headers, r.text)
-        assert r.json()["error"]["type"] == "authentication_error"
-        assert r.headers["www-authenticate"] == "Bearer"
+def test_every_route_refuses_a_missing_or_wrong_key(keyed: str, upstream: FakeUpstream, method: str,
+                                                    path: str, kwargs: dict, headers: dict) -> None:
+    r = httpx.request(method, f"{keyed}{path}", headers=headers, **kwargs)
+    assert r.status_code == 401, (headers, r.text)
+    assert r.json()["error"]["type"] == "authentication_error"
+    assert r.headers["www-authenticate"] == "Bearer"
     assert upstream.requests == []
-    for headers in ({"Authorization": f"Bearer {KEY}"}, {"X-API-Key": "second-key"}):
-        r = httpx.request(method, f"{keyed}{path}", headers=headers, **kwargs)
-        assert r.status_code == 200, r.text
 
 
-def test_probes_and_docs_stay_open_and_keys_are_never_logged(
-        keyed: str, caplog: pytest.LogCaptureFixture) -> None:
-    for path in ("/health", "/ready", "/live", "/docs", "/openapi.json", "/metrics"):
-        assert httpx.get(f"{keyed}{path}").status_code == 200, path
+@pytest.mark.parametrize("headers", [{"Authorization": f"Bearer {KEY}"}, {"X-API-Key": "second-key"}],
+                         ids=["bearer", "x-api-key"])
+@pytest.mark.parametrize("method, path, kwargs", PROTECTED)
+def test_every_route_accepts_a_valid_key(keyed: str, upstream: FakeUpstream, method: str, path: str,
+                                         kwargs: dict, headers: dict) -> None:
+    r = httpx.request(method, f"{keyed}{path}", headers=headers, **kwargs)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/live", "/docs", "/openapi.json", "/metrics"])
+def test_probes_and_docs_stay_open(keyed: str, path: str) -> None:
+    assert httpx.get(f"{keyed}{path}", timeout=30).status_code == 200, path
+
+
+def test_keys_are_never_logged(keyed: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         httpx.post(f"{keyed}/ocr", json={"image_base64": IMAGE}, headers={"X-API-Key": KEY})
         httpx.post(f"{keyed}/ocr", json={"image_base64": IMAGE}, headers={"X-API-Key": "bad-guess"})
@@ -73,7 +73,7 @@ def test_probes_and_docs_stay_open_and_keys_are_never_logged(
 
 
 def test_docs_can_be_protected(fake_upstream: tuple[FakeUpstream, str]) -> None:
-    for url in serve(fake_upstream[1], auth={"api_keys": [KEY], "protect_docs": True}):
+    with serve(gateway_settings(fake_upstream[1], auth={"api_keys": [KEY], "protect_docs": True})) as (url, _):
         for path in ("/docs", "/redoc", "/openapi.json"):
             assert httpx.get(f"{url}{path}").status_code == 401
             assert httpx.get(f"{url}{path}", headers={"X-API-Key": KEY}).status_code == 200
@@ -92,9 +92,15 @@ def test_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_limits(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[str]:
-    yield from serve(fake_upstream[1], limits={"max_body_bytes": 200_000, "max_in_flight": 1,
-                                               "max_queue": 1, "request_timeout_s": 1.5})
+def small_limits_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FastAPI]]:
+    with serve(gateway_settings(fake_upstream[1], limits={
+            "max_body_bytes": 200_000, "max_in_flight": 1, "max_queue": 1, "request_timeout_s": 1.5})) as served:
+        yield served
+
+
+@pytest.fixture()
+def small_limits(small_limits_server: tuple[str, FastAPI]) -> str:
+    return small_limits_server[0]
 
 
 def test_body_over_the_limit_is_413_before_it_is_read(small_limits: str, upstream: FakeUpstream) -> None:
@@ -115,58 +121,83 @@ def test_body_over_the_limit_is_413_before_it_is_read(small_limits: str, upstrea
     assert upstream.requests == []
 
 
-def test_decompression_bomb_is_refused_cheaply(gateway: str, upstream: FakeUpstream) -> None:
-    for width, height in ((20000, 20000), (9000, 8000)):  # over Pillow's own guard, and under it
-        bomb = png_header_only(width, height)
-        started = time.monotonic()
-        r = httpx.post(f"{gateway}/ocr/file", files={"file": ("bomb.png", bomb, "image/png")},
-                       timeout=60)
-        assert r.status_code == 413 and "pixels" in r.json()["error"]["message"], r.text
-        assert time.monotonic() - started < 2
+@pytest.mark.parametrize("width, height", [(20000, 20000), (9000, 8000)],
+                         ids=["over-pillows-guard", "under-pillows-guard"])
+def test_decompression_bomb_is_refused_cheaply(gateway: str, upstream: FakeUpstream,
+                                               monkeypatch: pytest.MonkeyPatch, width: int, height: int) -> None:
+    """Refused from the header alone: Pillow never decodes a pixel (the gateway runs in this
+    process, so a spy on Pillow's decoder sees every decode)."""
+    from PIL import ImageFile
+
+    decoded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(image: ImageFile.ImageFile):  # type: ignore[no-untyped-def]
+        decoded.append(image.size)
+        return real_load(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    r = httpx.post(f"{gateway}/ocr/file", files={"file": ("bomb.png", png_header_only(width, height), "image/png")},
+                   timeout=60)
+    assert r.status_code == 413 and "pixels" in r.json()["error"]["message"], r.text
+    assert decoded == []
     assert upstream.requests == []
+    # the spy does see decodes: a real image is decoded once it passes the checks
+    r = httpx.post(f"{gateway}/ocr/file", files={"file": ("ok.png", png_bytes(), "image/png")}, timeout=60)
+    assert r.status_code == 200 and (64, 48) in decoded
 
 
-def test_saturation_answers_429_with_retry_after(small_limits: str, upstream: FakeUpstream) -> None:
-    upstream.delay_s = 0.6
+def test_saturation_answers_429_with_retry_after(small_limits_server: tuple[str, FastAPI],
+                                                 upstream: FakeUpstream) -> None:
+    """One request runs (held by the upstream), one waits, the third is refused and counted."""
+    url, app = small_limits_server
+    upstream.hold.clear()
+    rejected = metric(app, "openai_ocr_engine_rejected_total")
 
-    async def flood() -> list[httpx.Response]:
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(timeout=30) as client:
-            return await asyncio.gather(*(client.post(f"{small_limits}/ocr", json={"image_base64": IMAGE})
-                                          for _ in range(6)))
+            async def ocr() -> httpx.Response:
+                return await client.post(f"{url}/ocr", json={"image_base64": IMAGE})
 
-    answers = asyncio.run(flood())
-    codes = sorted(r.status_code for r in answers)
-    assert codes.count(200) >= 2 and codes.count(429) >= 1 and set(codes) <= {200, 429}, codes
-    refused = next(r for r in answers if r.status_code == 429)
+            running = asyncio.create_task(ocr())
+            await asyncio.to_thread(wait_until, lambda: len(upstream.requests) == 1, 10, "the first request")
+            waiting = asyncio.create_task(ocr())
+            await asyncio.to_thread(wait_until, lambda: metric(app, "openai_ocr_engine_queue_length") == 1,
+                                    10, "the second request queueing")
+            refused = await ocr()
+            upstream.hold.set()
+            return list(await asyncio.gather(running, waiting)), refused
+
+    served, refused = asyncio.run(scenario())
+    assert [r.status_code for r in served] == [200, 200]
+    assert refused.status_code == 429, refused.text
     assert int(refused.headers["retry-after"]) >= 1 and "busy" in refused.json()["error"]["message"]
+    assert metric(app, "openai_ocr_engine_rejected_total") == rejected + 1
     # the server is fine afterwards
-    upstream.delay_s = 0
-    assert httpx.post(f"{small_limits}/ocr", json={"image_base64": IMAGE}).status_code == 200
+    assert httpx.post(f"{url}/ocr", json={"image_base64": IMAGE}).status_code == 200
 
 
-def test_request_timeout_is_504_and_aborts_upstream(small_limits: str, upstream: FakeUpstream) -> None:
-    upstream.delay_s = 5
-    r = httpx.post(f"{small_limits}/ocr", json={"image_base64": IMAGE}, timeout=30)
+def test_request_timeout_is_504_counted_and_aborts_upstream(small_limits_server: tuple[str, FastAPI],
+                                                             upstream: FakeUpstream) -> None:
+    url, app = small_limits_server
+    timeouts = metric(app, "openai_ocr_engine_timeouts_total")
+    upstream.hold.clear()  # never answers: only the 1.5 s limit ends the request
+    r = httpx.post(f"{url}/ocr", json={"image_base64": IMAGE}, timeout=30)
     assert r.status_code == 504 and "1.5 s" in r.json()["error"]["message"]
-    deadline = time.monotonic() + 3
-    while not upstream.disconnected.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert upstream.disconnected.is_set(), "the upstream request kept running"
+    wait_until(upstream.disconnected.is_set, 5, "the upstream request being aborted")
+    assert metric(app, "openai_ocr_engine_timeouts_total") == timeouts + 1
 
 
 def test_client_leaving_a_plain_request_cancels_upstream(gateway: str, upstream: FakeUpstream) -> None:
-    upstream.delay_s = 5
+    upstream.hold.clear()
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{gateway}/ocr", json={"image_base64": IMAGE}, timeout=0.5)
-    deadline = time.monotonic() + 3
-    while not upstream.disconnected.is_set() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert upstream.disconnected.is_set(), "the upstream request kept running after the client left"
+    wait_until(upstream.disconnected.is_set, 5, "the upstream request being cancelled after the client left")
 
 
 def test_rate_limit_per_key(fake_upstream: tuple[FakeUpstream, str]) -> None:
-    for url in serve(fake_upstream[1], auth={"api_keys": ["a", "b"]},
-                     limits={"rate_limit_per_minute": 2}):
+    with serve(gateway_settings(fake_upstream[1], auth={"api_keys": ["a", "b"]},
+                                limits={"rate_limit_per_minute": 2})) as (url, _):
         codes = [httpx.get(f"{url}/v1/models", headers={"X-API-Key": "a"}).status_code
                  for _ in range(3)]
         assert codes == [200, 200, 429]
@@ -191,36 +222,40 @@ def test_request_id_is_echoed_and_used(gateway: str, upstream: FakeUpstream) -> 
     assert httpx.get(f"{gateway}/nope").headers["x-request-id"]
 
 
-def test_metrics_count_routes_pages_and_length(gateway: str, upstream: FakeUpstream) -> None:
-    def value(text: str, prefix: str) -> float:
+def test_metrics_count_routes_pages_and_length(fake_upstream: tuple[FakeUpstream, str],
+                                               upstream: FakeUpstream) -> None:
+    """A fresh app with its own registry: /metrics shows exactly what this test sent."""
+    def value(text: str, sample: str) -> float:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(prefix))
+                   if line.split(" ")[0] == sample)
 
-    before = httpx.get(f"{gateway}/metrics").text
-    upstream.finish_reason = "length"
-    httpx.post(f"{gateway}/ocr", json={"image_base64": IMAGE})
-    httpx.post(f"{gateway}/ocr", json={"image_base64": "!!"})
-    after = httpx.get(f"{gateway}/metrics").text
-    ok = 'openai_ocr_requests_total{method="POST",route="/ocr",status="200"}'
-    bad = 'openai_ocr_requests_total{method="POST",route="/ocr",status="400"}'
-    assert value(after, ok) == value(before, ok) + 1
-    assert value(after, bad) == value(before, bad) + 1
-    assert value(after, "openai_ocr_pages_total") == value(before, "openai_ocr_pages_total") + 1
-    assert value(after, "openai_ocr_finish_length_total") == value(before, "openai_ocr_finish_length_total") + 1
-    assert "openai_ocr_request_duration_seconds_bucket" in after
-    assert "openai_ocr_engine_in_flight" in after and "openai_ocr_engine_queue_length" in after
+    with serve(gateway_settings(fake_upstream[1])) as (url, _):
+        upstream.finish_reason = "length"
+        httpx.post(f"{url}/ocr", json={"image_base64": IMAGE})
+        httpx.post(f"{url}/ocr", json={"image_base64": "!!"})
+        text = httpx.get(f"{url}/metrics").text
+    assert value(text, 'openai_ocr_requests_total{method="POST",route="/ocr",status="200"}') == 1
+    assert value(text, 'openai_ocr_requests_total{method="POST",route="/ocr",status="400"}') == 1
+    assert value(text, "openai_ocr_pages_total") == 1
+    assert value(text, "openai_ocr_finish_length_total") == 1
+    assert value(text, 'openai_ocr_request_duration_seconds_count{route="/ocr"}') == 2
+    assert value(text, "openai_ocr_engine_in_flight") == 0 and value(text, "openai_ocr_engine_queue_length") == 0
+    assert value(text, "openai_ocr_engine_timeouts_total") == 0
+    assert value(text, "openai_ocr_engine_rejected_total") == 0
 
 
 def test_batch_whose_client_leaves_stops_its_items(fake_upstream: tuple[FakeUpstream, str],
                                                    upstream: FakeUpstream) -> None:
-    for url in serve(fake_upstream[1], limits={"batch_concurrency": 2}):
-        upstream.delay_s = 2
+    """Two items run (held by the upstream); the client leaves; both are cancelled, and once
+    the upstream is released no other item starts."""
+    with serve(gateway_settings(fake_upstream[1], limits={"batch_concurrency": 2})) as (url, app):
+        upstream.hold.clear()
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{url}/ocr/batch", json={"requests": [{"image_base64": IMAGE}] * 10},
                        timeout=0.5)
-        deadline = time.monotonic() + 3
-        while not upstream.disconnected.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert upstream.disconnected.is_set(), "running items were not cancelled"
-        time.sleep(2.5)  # had the batch gone on, items 3..10 would have started by now
-        assert len(upstream.requests) == 2, len(upstream.requests)
+        wait_until(lambda: upstream.cancelled == 2, 5, "both running items being cancelled")
+        upstream.hold.set()
+        wait_until(lambda: metric(app, "openai_ocr_engine_in_flight") == 0, 5, "the engine slots freeing")
+        # a probe through the same app: had the batch gone on, items 3..10 would reach the upstream first
+        assert httpx.post(f"{url}/ocr", json={"image_base64": IMAGE}).status_code == 200
+        assert len(upstream.requests) == 3, len(upstream.requests)

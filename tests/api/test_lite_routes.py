@@ -12,11 +12,10 @@ import openai
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from openai_ocr.server import create_app
 from openai_ocr.settings import load_settings
-from tests.helpers import b64, parse_sse, running_server
+from tests.helpers import b64, parse_sse, png_header_only, require, serve
 
-pytest.importorskip("rapidocr", reason="the lite extra is not installed")
+require("rapidocr", "the lite extra")
 
 LINES = ["Invoice number 2041", "Total due 37.50 EUR", "Thank you for your order"]
 
@@ -41,10 +40,7 @@ def words(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lite_server() -> Iterator[str]:
-    from openai_ocr.engines.lite.engine import LiteEngine
-
-    settings = load_settings(overrides={"engine": {"kind": "lite"}})
-    with running_server(create_app(settings, LiteEngine(settings))) as url:
+    with serve(load_settings(overrides={"engine": {"kind": "lite"}})) as (url, _):
         yield url
 
 
@@ -107,37 +103,42 @@ def test_health_names_the_lite_engine(lite_server: str) -> None:
     assert body["engine"] == "lite" and body["model_loaded"] is True
 
 
-def test_abuse_in_lite_mode_gets_designed_answers() -> None:
-    """Keys, bombs and broken input in lite mode: the designed 4xx, then normal service."""
-    from openai_ocr.engines.lite.engine import LiteEngine
-    from tests.helpers import png_header_only
+KEY = {"X-API-Key": "k"}
 
+
+@pytest.fixture(scope="module")
+def keyed_lite_server() -> Iterator[str]:
     settings = load_settings(overrides={"engine": {"kind": "lite"}, "auth": {"api_keys": ["k"]},
                                         "limits": {"max_body_bytes": 2_000_000}})
-    with running_server(create_app(settings, LiteEngine(settings))) as url:
-        key = {"X-API-Key": "k"}
-        cases = [
-            ({}, "/ocr", {"json": {"image_base64": b64(PAGE)}}, 401),
-            ({"X-API-Key": "nope"}, "/v1/models", {}, 401),
-            (key, "/ocr/file", {"files": {"file": ("b.png", png_header_only(20000, 20000))}}, 413),
-            (key, "/ocr/file", {"files": {"file": ("t.png", PAGE[:200])}}, 400),
-            (key, "/ocr", {"json": {"image_base64": "@@"}}, 400),
-            (key, "/ocr", {"content": b"x" * 2_100_000,
-                           "headers": {"content-type": "application/json", **key}}, 413),
-            (key, "/ocr/batch", {"json": {"requests": [{"image_base64": b64(PAGE)}] * 101}}, 413),
-            (key, "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                {"type": "text", "text": "Free OCR."}]}]}}, 400),
-        ]
-        for headers, path, kwargs, status in cases:
-            method = "GET" if path == "/v1/models" else "POST"
-            kwargs.setdefault("headers", headers)
-            r = httpx.request(method, f"{url}{path}", timeout=60, **kwargs)
-            assert r.status_code == status, (path, r.text)
-            assert r.json()["error"]["code"] == status
-        r = httpx.post(f"{url}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
-                       headers=key, timeout=120)
-        assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()
+    with serve(settings) as (url, _):
+        yield url
+
+
+@pytest.mark.parametrize("headers, path, kwargs, status", [
+    ({}, "/ocr", {"json": {"image_base64": b64(PAGE)}}, 401),
+    ({"X-API-Key": "nope"}, "/v1/models", {}, 401),
+    (KEY, "/ocr/file", {"files": {"file": ("b.png", png_header_only(20000, 20000))}}, 413),
+    (KEY, "/ocr/file", {"files": {"file": ("t.png", PAGE[:200])}}, 400),
+    (KEY, "/ocr", {"json": {"image_base64": "@@"}}, 400),
+    (KEY, "/ocr", {"content": b"x" * 2_100_000, "headers": {"content-type": "application/json", **KEY}}, 413),
+    (KEY, "/ocr/batch", {"json": {"requests": [{"image_base64": b64(PAGE)}] * 101}}, 413),
+    (KEY, "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "text", "text": "Free OCR."}]}]}}, 400),
+], ids=["no-key", "wrong-key", "bomb", "truncated", "bad-base64", "big-body", "big-batch", "remote-url"])
+def test_abuse_in_lite_mode_gets_designed_answers(keyed_lite_server: str, headers: dict, path: str,
+                                                  kwargs: dict, status: int) -> None:
+    """Keys, bombs and broken input in lite mode: the designed 4xx."""
+    method = "GET" if path == "/v1/models" else "POST"
+    r = httpx.request(method, f"{keyed_lite_server}{path}", timeout=60, **{"headers": headers, **kwargs})
+    assert r.status_code == status, (path, r.text)
+    assert r.json()["error"]["code"] == status
+
+
+def test_lite_mode_serves_normally_with_a_key(keyed_lite_server: str) -> None:
+    r = httpx.post(f"{keyed_lite_server}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
+                   headers=KEY, timeout=120)
+    assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()
 
 
 def test_lite_answers_to_the_deepseek_ocr_names(lite_server: str) -> None:

@@ -7,9 +7,9 @@ import pytest
 
 from openai_ocr.api.routes.mistral import one_based_pages
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, SYSTEM_PDF, b64, png_bytes, system_pdf
+from tests.helpers import SERVED_NAME, b64, png_bytes, require, sample_pdf
 
-mistralai = pytest.importorskip("mistralai")
+mistralai = require("mistralai", "the dev extra")
 
 REPLY = ("<|ref|>title<|/ref|><|det|>[[100, 50, 899, 90]]<|/det|>\n# Spec\n\n"
          "<|ref|>image<|/ref|><|det|>[[0, 100, 499, 499]]<|/det|>\n\n"
@@ -22,7 +22,6 @@ def test_zero_based_pages_become_one_based(pages, spec) -> None:
     assert one_based_pages(pages) == spec
 
 
-@pytest.mark.skipif(not SYSTEM_PDF.exists(), reason="no system PDF")
 def test_mistral_sdk_pdf_with_images(gateway: str, upstream: FakeUpstream) -> None:
     from mistralai.client import Mistral
 
@@ -31,16 +30,16 @@ def test_mistral_sdk_pdf_with_images(gateway: str, upstream: FakeUpstream) -> No
     response = client.ocr.process(
         model="deepseek-ai/DeepSeek-OCR",
         document={"type": "document_url",
-                  "document_url": "data:application/pdf;base64," + b64(system_pdf())},
+                  "document_url": "data:application/pdf;base64," + b64(sample_pdf())},
         pages=[1, 2], include_image_base64=True)
     assert [p.index for p in response.pages] == [1, 2]
     page = response.pages[0]
     assert page.markdown == "# Spec\n\n![](images/2_0.png)\n\nBody."
     assert page.dimensions is not None
-    assert (page.dimensions.width, page.dimensions.height, page.dimensions.dpi) == (1220, 1579, 144)
+    assert (page.dimensions.width, page.dimensions.height, page.dimensions.dpi) == (1240, 1600, 144)  # page 2
     (image,) = page.images
     assert image.id == "images/2_0.png"
-    assert (image.top_left_x, image.bottom_right_x) == (0, round(499 / 999 * 1220))
+    assert (image.top_left_x, image.bottom_right_x) == (0, 619)  # 499 / 999 * 1240 = 619.4
     assert isinstance(image.image_base64, str) and image.image_base64.startswith("data:image/png;base64,")
     assert response.usage_info.pages_processed == 2
     assert len(upstream.requests) == 2

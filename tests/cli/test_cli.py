@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from openai_ocr.cli.serve import choose_engine
 from openai_ocr.settings import load_settings
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, free_port, png_bytes, wait_for_process_server
+from tests.helpers import b64, free_port, png_bytes, wait_for_process_server, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,21 +26,29 @@ def cli(*args: str) -> list[str]:
 
 
 @pytest.fixture()
-def served_gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FakeUpstream]]:
-    fake, upstream_url = fake_upstream
-    fake.reset()
+def served_gateway(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
+                   tmp_path: Path) -> Iterator[tuple[str, FakeUpstream]]:
+    _, upstream_url = fake_upstream
     port = free_port()
-    proc = subprocess.Popen(
-        cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = tmp_path / "serve.log"  # a file, not a pipe: nobody reads while the test runs
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+                "--workers", "2", "--model", "deepseek-ai/DeepSeek-OCR"),
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_process_server(url, proc)
-        yield url, fake
+        # two worker processes on a busy machine
+        wait_for_process_server(url, proc, timeout_s=120, output=log_path.read_text)
+        yield url, upstream
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
 
 
 def test_serve_gateway_answers_ocr(served_gateway: tuple[str, FakeUpstream]) -> None:
@@ -113,13 +122,12 @@ def test_serve_flags_are_not_abbreviated_and_choices_are_checked() -> None:
         build_parser().parse_known_args(["serve", "--engine", "gpu"])
 
 
-def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstream, str]) -> None:
-    import signal
-    import threading
-
-    fake, upstream_url = fake_upstream
-    fake.reset()
-    fake.delay_s = 2
+def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstream, str],
+                                                upstream: FakeUpstream) -> None:
+    """SIGTERM while a request waits on the upstream: the server stops accepting connections,
+    and the request still gets its answer once the upstream releases it."""
+    _, upstream_url = fake_upstream
+    upstream.hold.clear()
     port = free_port()
     proc = subprocess.Popen(cli("serve", "--upstream-url", upstream_url, "--host", "127.0.0.1",
                                 "--port", str(port)), cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -131,8 +139,19 @@ def test_sigterm_lets_in_flight_requests_finish(fake_upstream: tuple[FakeUpstrea
         worker = threading.Thread(target=lambda: answers.append(httpx.post(
             f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)))
         worker.start()
-        time.sleep(0.8)  # the request is now waiting on the slow upstream
+        wait_until(lambda: len(upstream.requests) == 1, 30, "the request reaching the upstream")
         proc.send_signal(signal.SIGTERM)
+
+        def refusing() -> bool:
+            try:
+                httpx.get(f"{url}/live", timeout=1)
+            except httpx.TransportError:
+                return True
+            return False
+
+        wait_until(refusing, 30, "the server to stop accepting connections after SIGTERM")
+        assert not answers, "the request ended before the upstream answered"
+        upstream.hold.set()
         worker.join(timeout=30)
         assert answers and answers[0].status_code == 200, answers
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal

@@ -7,11 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from openai_ocr.ocr.assembly import PAGE_SPLIT
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SYSTEM_PDF, free_port, png_bytes, system_pdf
+from tests.helpers import free_port, png_bytes, sample_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLY = ("<|ref|>title<|/ref|><|det|>[[0, 0, 999, 99]]<|/det|>\n# Heading\n\n"
@@ -23,22 +20,22 @@ def ocr(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(not SYSTEM_PDF.exists(), reason="no system PDF")
 def test_pdf_to_markdown_and_json_through_the_server(tmp_path: Path, gateway: str,
                                                      upstream: FakeUpstream) -> None:
     upstream.default_reply = REPLY
     pdf = tmp_path / "spec.pdf"
-    pdf.write_bytes(system_pdf())
+    pdf.write_bytes(sample_pdf())
     done = ocr(str(pdf), "--server", gateway, "--pages", "2-4")
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "spec.md").read_text() == PAGE_SPLIT.join(["# Heading\n\nSome text."] * 3) + "\n"
+    assert (tmp_path / "spec.md").read_text() == "\n\n<--- Page Split --->\n\n".join(
+        ["# Heading\n\nSome text."] * 3) + "\n"
     assert len(upstream.requests) == 3
     done = ocr(str(pdf), "--server", gateway, "--pages", "5", "--output", "json")
     assert done.returncode == 0, done.stderr
     body = json.loads((tmp_path / "spec.json").read_text())
     (page,) = body["pages"]
-    assert (page["index"], page["width"], page["height"]) == (5, 1220, 1579)
-    assert page["blocks"][1]["boxes_px"] == [[0.0, 100 / 999 * 1579, 1220.0, 199 / 999 * 1579]]
+    assert (page["index"], page["width"], page["height"]) == (5, 1300, 1600)  # 650 x 800 pt at 144 dpi
+    assert page["blocks"][1]["boxes_px"] == [[0.0, 100 / 999 * 1600, 1300.0, 199 / 999 * 1600]]
     assert body["usage"]["prompt_tokens"] == 278
 
 

@@ -11,10 +11,10 @@ from PIL import Image
 from openai_ocr.errors import OCRError
 from openai_ocr.inputs.documents import ImageInput, open_document
 from openai_ocr.inputs.page_ranges import parse_pages
-from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, assemble
+from openai_ocr.ocr.assembly import PageOutcome, assemble
 from openai_ocr.ocr.models import Usage
 from openai_ocr.ocr.translation import CompletionResult
-from tests.helpers import SYSTEM_PDF, blank_pdf, encrypted_pdf, png_bytes, system_pdf
+from tests.helpers import blank_pdf, encrypted_pdf, png_bytes, sample_lines, sample_pdf, text_pdf
 
 LIMITS = {"dpi": 144, "max_pages": 1000, "max_pixels": 64_000_000, "max_bytes": 50 * 2**20}
 
@@ -34,15 +34,34 @@ def test_bad_page_specs_are_400(spec: str) -> None:
     assert err.value.status_code == 400
 
 
-@pytest.mark.skipif(not SYSTEM_PDF.exists(), reason="no system PDF")
 def test_pdf_pages_render_at_the_configured_dpi() -> None:
-    with open_document(system_pdf(), pages="2-3", **LIMITS) as doc:
+    with open_document(sample_pdf(), pages="2-3", **LIMITS) as doc:
         assert (doc.kind, doc.page_count, doc.pages) == ("pdf", 17, [2, 3])
         image = doc.page_image(2)
-    # 609.71 x 789.04 points at 144 dpi, rounded up as pdfium does
-    assert (image.width, image.height, image.mime) == (1220, 1579, "image/png")
-    with open_document(system_pdf(), pages="1", **{**LIMITS, "dpi": 72}) as doc:
-        assert (doc.page_image(1).width, doc.page_image(1).height) == (610, 790)
+    # page 2 is 620 x 800 points: x 2 at 144 dpi
+    assert (image.width, image.height, image.mime) == (1240, 1600, "image/png")
+    with open_document(sample_pdf(), pages="1", **{**LIMITS, "dpi": 72}) as doc:
+        assert (doc.page_image(1).width, doc.page_image(1).height) == (610, 800)
+
+
+def test_fractional_page_sizes_round_up() -> None:
+    """609.71 x 789.04 pt (a real document's page) at 144 dpi: 1219.42 x 1578.08, rounded up."""
+    with open_document(text_pdf([(609.71, 789.04, ["x"])]), pages=None, **LIMITS) as doc:
+        assert (doc.page_image(1).width, doc.page_image(1).height) == (1220, 1579)
+
+
+def test_the_rendered_page_is_the_selected_one() -> None:
+    """The text drawn on page 5 is what the rendered image of page 5 shows: black pixels where
+    page 5's first line is, in a band that is blank on a page with one short line."""
+    with open_document(sample_pdf(), pages="5", **{**LIMITS, "dpi": 72}) as doc:
+        image = Image.open(io.BytesIO(doc.page_image(5).data))
+    assert image.size == (650, 800)  # page 5: 650 x 800 pt
+    gray = image.convert("L")
+    # first line: baseline 72 pt below the top, 20 pt Helvetica -> ink between y ~57 and ~77
+    band = [gray.getpixel((x, y)) for x in range(72, 400) for y in range(57, 78)]
+    assert min(band) < 100 and sample_lines(5)[0].startswith("Sample document, page 5")
+    below = [gray.getpixel((x, y)) for x in range(0, 650, 7) for y in range(200, 790, 7)]
+    assert min(below) > 200  # nothing drawn below the two lines
 
 
 def test_pdf_page_over_pixel_cap_renders_smaller() -> None:
@@ -100,7 +119,7 @@ def outcome(number: int, text: str, reason: str = "stop") -> PageOutcome:
 def test_assemble_json_pages_with_pixel_boxes_and_warnings() -> None:
     done = assemble([outcome(2, GROUNDED), outcome(5, "cut <table><tr>", "length")], "json",
                     include_images=True, max_tokens=8192)
-    assert done.text == GROUNDED + PAGE_SPLIT + "cut <table><tr>"
+    assert done.text == GROUNDED + "\n\n<--- Page Split --->\n\n" + "cut <table><tr>"
     assert done.finish_reason == "length"
     assert done.usage == Usage(prompt_tokens=20, completion_tokens=10, total_tokens=30)
     assert done.pages is not None
@@ -118,5 +137,5 @@ def test_assemble_json_pages_with_pixel_boxes_and_warnings() -> None:
 
 def test_assemble_markdown_joins_clean_pages() -> None:
     done = assemble([outcome(1, GROUNDED), outcome(2, "plain")], "markdown", include_images=False)
-    assert done.text == "# Title\n\n![](images/1_0.png)\n\nBody [1]." + PAGE_SPLIT + "plain"
+    assert done.text == "# Title\n\n![](images/1_0.png)\n\nBody [1].\n\n<--- Page Split --->\n\nplain"
     assert done.pages is None

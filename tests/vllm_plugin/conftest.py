@@ -25,6 +25,9 @@ import pytest
 from tests.helpers import ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
+API_KEY = "sk-engine-test-7d1e"
+"""The server runs with `--api-key`: vLLM guards /v1 with it, our plugin guards the OCR routes."""
+
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
 
 
@@ -49,7 +52,7 @@ def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(tiny_checkpoint),
            *ENGINE_FLAGS, "--host", "127.0.0.1", "--port", str(port),
-           "--served-model-name", SERVED_NAME]
+           "--served-model-name", SERVED_NAME, "--api-key", API_KEY]
     with log_path.open("wb") as log:
         # cwd outside the checkout: a stale `openai_ocr.egg-info` there would shadow the
         # installed metadata, and with it the `vllm.endpoint_plugins` entry point.
@@ -58,7 +61,8 @@ def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
-                                output=lambda: _tail(log_path))
+                                output=lambda: _tail(log_path),
+                                headers={"Authorization": f"Bearer {API_KEY}"})
         yield url
     finally:
         if proc.poll() is None:

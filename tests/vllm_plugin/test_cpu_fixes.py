@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 
-import pytest
+from tests.helpers import require
 
-pytest.importorskip("vllm", reason="vLLM is not installed (pip install -e '.[cpu]' or '.[vllm]')")
+require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
 
 
 def test_torchvision_and_vllm_config_import_in_a_fresh_process() -> None:

@@ -17,10 +17,11 @@ import pytest
 from openai import OpenAI
 from PIL import Image, ImageDraw
 
-pytest.importorskip("vllm", reason="vLLM is not installed (pip install -e '.[cpu]' or '.[vllm]')")
-
-from tests.helpers import SERVED_NAME
+from tests.helpers import SERVED_NAME, require
+from tests.vllm_plugin.conftest import API_KEY
 from tests.vllm_plugin.tiny_checkpoint import SPECIAL_TOKENS
+
+require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
 
 BOS_ID = SPECIAL_TOKENS["<｜begin▁of▁sentence｜>"]
 IMAGE_ID = SPECIAL_TOKENS["<image>"]
@@ -55,7 +56,8 @@ def text_ids(tiny_checkpoint: Path):
 
 @pytest.fixture(scope="module")
 def client(vllm_server: str) -> httpx.Client:
-    with httpx.Client(base_url=vllm_server, timeout=TIMEOUT) as c:
+    with httpx.Client(base_url=vllm_server, timeout=TIMEOUT,
+                      headers={"Authorization": f"Bearer {API_KEY}"}) as c:
         yield c
 
 
@@ -80,6 +82,23 @@ def test_models_lists_the_served_name(client: httpx.Client) -> None:
     assert ids == [SERVED_NAME]
 
 
+@pytest.mark.parametrize("method, path, kwargs", [
+    ("GET", "/v1/models", {}),
+    ("POST", "/ocr", {"json": {"image_base64": base64.b64encode(b"not an image").decode()}}),
+    ("POST", "/ocr/file", {"files": {"file": ("x.png", b"not an image", "image/png")}}),
+])
+def test_api_key_guards_vllm_and_our_routes(vllm_server: str, method: str, path: str, kwargs: dict) -> None:
+    """One key set (`--api-key`) for the whole server: 401 without it or with a wrong one; with it,
+    the request is served (a broken image is a 400 from our route, not a 401)."""
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        r = httpx.request(method, f"{vllm_server}{path}", headers=headers, timeout=TIMEOUT, **kwargs)
+        assert r.status_code == 401, (path, headers, r.text)
+    r = httpx.request(method, f"{vllm_server}{path}", headers={"Authorization": f"Bearer {API_KEY}"},
+                      timeout=TIMEOUT, **kwargs)
+    assert r.status_code == (200 if path == "/v1/models" else 400), r.text
+    assert httpx.get(f"{vllm_server}/health", timeout=TIMEOUT).status_code == 200  # probes stay open
+
+
 def test_prompt_is_bos_image_tokens_then_text(client: httpx.Client, text_ids) -> None:
     """Our chat template + vLLM's placeholder: `<BOS><image>\\nFree OCR.`, 273 image tokens."""
     r = client.post("/v1/chat/completions", json={
@@ -96,7 +115,7 @@ def test_prompt_is_bos_image_tokens_then_text(client: httpx.Client, text_ids) ->
 
 
 def test_stream_through_the_openai_sdk(vllm_server: str, text_ids) -> None:
-    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key="unused", timeout=600)
+    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key=API_KEY, timeout=600)
     chunks = list(sdk.chat.completions.create(
         model=SERVED_NAME, messages=image_message(), max_tokens=3, temperature=0, stream=True,
         stream_options={"include_usage": True},

@@ -36,6 +36,7 @@ from openai_ocr.engines.lite import layout
 from openai_ocr.engines.lite.reader import LineReader, plan_reader
 from openai_ocr.errors import BadRequest, Unavailable
 from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load_image
+from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
 from openai_ocr.settings import LimitSettings, Settings
 
@@ -187,16 +188,20 @@ class LiteEngine(ChatEngine):
 
     kind = "lite"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.plan = plan_reader(settings.lite)
         self.model = self.plan.model_id
+        self.metrics = metrics
         self.reader: LineReader | None = None
         self._pool: ThreadPoolExecutor | None = None
 
+    def use_metrics(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
     async def start(self) -> None:
         workers = self.settings.lite.workers
-        reader = await asyncio.to_thread(LineReader, self.settings.lite, self.plan, workers)
+        reader = await asyncio.to_thread(LineReader, self.settings.lite, self.plan, workers, self.metrics)
         await asyncio.to_thread(reader.warm_up)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lite-ocr")
         self.reader = reader

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from openai_ocr.engines.lite import layout
-from openai_ocr.metrics import LITE_LINES
+from openai_ocr.metrics import Metrics, default_metrics
 from openai_ocr.settings import LiteSettings
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,9 @@ def _rapidocr_params(config: LiteSettings, runtime: Runtime, threads: int) -> di
 class _Worker:
     """One worker's engines: used by one thread at a time (rapidocr and Tesseract keep state)."""
 
-    def __init__(self, config: LiteSettings, plan: ReaderPlan, threads: int) -> None:
+    def __init__(self, config: LiteSettings, plan: ReaderPlan, threads: int,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or default_metrics()
         from rapidocr import RapidOCR
 
         self.ocr = RapidOCR(params=_rapidocr_params(config, plan.runtime, threads))
@@ -188,9 +190,9 @@ class _Worker:
             text = self.tesseract.GetUTF8Text().strip()
             confidence = self.tesseract.MeanTextConf()
             if text and confidence >= self.fallback_below:
-                LITE_LINES.labels("tesseract").inc()
+                self.metrics.lite_lines.labels("tesseract").inc()
                 return text, confidence / 100
-        LITE_LINES.labels("ppocr").inc()
+        self.metrics.lite_lines.labels("ppocr").inc()
         result = self.ocr(crop, use_det=False, use_cls=False, use_rec=True)
         texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
         if not texts or not scores or float(scores[0]) < self.text_score:
@@ -201,10 +203,12 @@ class _Worker:
 class LineReader:
     """A pool of workers, one per thread, returning recognised `TextLine`s."""
 
-    def __init__(self, config: LiteSettings, plan: ReaderPlan, workers: int) -> None:
+    def __init__(self, config: LiteSettings, plan: ReaderPlan, workers: int,
+                 metrics: Metrics | None = None) -> None:
         self.plan = plan
+        self.metrics = metrics or default_metrics()
         self.threads = config.threads_per_worker or max(1, _cpu_count() // workers)
-        self._workers = [_Worker(config, self.plan, self.threads) for _ in range(workers)]
+        self._workers = [_Worker(config, self.plan, self.threads, self.metrics) for _ in range(workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         for worker in self._workers:
             self._idle.put(worker)

@@ -79,8 +79,8 @@ def test_plain_text_separates_paragraphs_by_a_blank_line() -> None:
 
 def test_grid_scaling() -> None:
     assert grid_box((0, 0, W, H), W, H) == [0, 0, 999, 999]
-    expected = [round(100 / W * 999), round(700 / H * 999), round(500 / W * 999), 999]
-    assert grid_box((100, 700, 500, 1400), W, H) == expected
+    # 100/1000*999 = 99.9 -> 100; 700/1400*999 = 499.5 -> 500 (half to even); 500/1000*999 = 499.5 -> 500
+    assert grid_box((100, 700, 500, 1400), W, H) == [100, 500, 500, 999]
     assert grid_box((-5, -5, W + 20, H + 20), W, H) == [0, 0, 999, 999]
 
 
@@ -89,7 +89,8 @@ def test_grounding_format_with_title_and_paragraph() -> None:
     lines = [TextLine(100, 50, 900, 110, "Big Title"), *para]
     out = to_grounding(reading_order(lines, W, H), W, H, markdown=True)
     blocks = out.split("\n\n")
-    assert blocks[0] == f"<|ref|>title<|/ref|><|det|>[{grid_box((100, 50, 900, 110), W, H)}]<|/det|>\n# Big Title"
+    # (100, 50, 900, 110) px on 1000 x 1400: 99.9, 35.7, 899.1, 78.5 on the 0..999 grid
+    assert blocks[0] == "<|ref|>title<|/ref|><|det|>[[100, 36, 899, 78]]<|/det|>\n# Big Title"
     head, text = blocks[1].split("\n")
     assert re.fullmatch(r"<\|ref\|>text<\|/ref\|><\|det\|>\[\[\d+, \d+, \d+, \d+\]\]<\|/det\|>", head)
     assert text == "first line of a paragraph goes on"
@@ -110,12 +111,10 @@ def test_blocks_label_larger_later_lines_as_sub_title() -> None:
 
 def test_locate_whole_line_and_part_of_line() -> None:
     lines = [TextLine(100, 100, 500, 130, "Invoice"), TextLine(100, 200, 900, 230, "Total invoice amount")]
-    boxes = locate_boxes(lines, "INVOICE")
-    assert boxes[0] == (100, 100, 500, 130)
-    x1, _, x2, _ = boxes[1]
-    assert 100 < x1 < x2 < 900
+    # "invoice" is characters 6..13 of the 20 in line two: x 100 + 800 * 6/20 .. 100 + 800 * 13/20
+    assert locate_boxes(lines, "INVOICE") == [(100, 100, 500, 130), (340, 200, 620, 230)]
     assert to_locate(lines, "invoice", W, H) == (
-        f"<|ref|>invoice<|/ref|><|det|>[{grid_box(boxes[0], W, H)}, {grid_box(boxes[1], W, H)}]<|/det|>")
+        "<|ref|>invoice<|/ref|><|det|>[[100, 71, 500, 93], [340, 143, 619, 164]]<|/det|>")
 
 
 def test_locate_absent_text_answers_nothing() -> None:

@@ -15,17 +15,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-pytest.importorskip("rapidocr")
-pytest.importorskip("tesserocr")
-
 from PIL import Image, ImageDraw, ImageFont
+from prometheus_client import CollectorRegistry
 
 from openai_ocr.engines.lite.engine import LiteEngine
 from openai_ocr.engines.lite.reader import LineReader, plan_reader
 from openai_ocr.errors import OCRError
-from openai_ocr.metrics import lite_lines
+from openai_ocr.metrics import Metrics
 from openai_ocr.settings import LiteSettings, Settings
+from tests.helpers import require
+
+require("rapidocr", "the lite extra")
+require("tesserocr", "the lite extra")
 
 LINES = ["The quick brown fox jumps", "over the lazy dog 12345.", "Invoice total: 678.90"]
 LEFT = ["alpha is the left one", "bravo is the left two", "charlie left three", "delta is left four"]
@@ -204,11 +205,11 @@ def test_auto_reads_with_tesseract_and_falls_back_to_ppocr_where_it_is_missing(t
     LiteSettings(recognizer="tesseract", fallback_confidence=0.0),
 ], ids=["ppocr-onnxruntime", "tesseract-every-line-reread", "tesseract-never-reread"])
 def test_every_reader_configuration_reads_the_page(config: LiteSettings) -> None:
-    reader = LineReader(config, plan_reader(config), workers=1)
-    before = {name: lite_lines(name) for name in ("tesseract", "ppocr")}
+    metrics = Metrics(CollectorRegistry())
+    reader = LineReader(config, plan_reader(config), workers=1, metrics=metrics)
     lines = reader.read(text_image())
     assert cer("\n".join(LINES), "\n".join(line.text for line in lines)) <= 0.02, lines
-    counted = {name: lite_lines(name) - before[name] for name in before}
+    counted = {name: metrics.lite_line_count(name) for name in ("tesseract", "ppocr")}
     by_ppocr = reader.plan.recognizer == "ppocr" or config.fallback_confidence == 1.0
     assert counted == ({"tesseract": 0, "ppocr": len(LINES)} if by_ppocr else {"tesseract": len(LINES), "ppocr": 0})
 
@@ -217,10 +218,10 @@ def test_a_crop_too_thin_for_tesseract_is_left_to_ppocr() -> None:
     """Even when no line goes back to PP-OCR for low confidence, Tesseract never sees a thin
     crop: it reads a blank 6 px strip as "Be" (confidence 0), PP-OCR as nothing."""
     config = LiteSettings(recognizer="tesseract", fallback_confidence=0.0)
-    worker = LineReader(config, plan_reader(config), workers=1)._workers[0]
-    before = lite_lines("ppocr")
+    metrics = Metrics(CollectorRegistry())
+    worker = LineReader(config, plan_reader(config), workers=1, metrics=metrics)._workers[0]
     assert worker._read_line(np.full((6, 60, 3), 255, np.uint8)) == ("", 0.0)
-    assert lite_lines("ppocr") == before + 1
+    assert (metrics.lite_line_count("ppocr"), metrics.lite_line_count("tesseract")) == (1, 0)
 
 
 def test_the_plan_follows_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
