@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 EngineKind = Literal["auto", "upstream", "lite", "vllm"]
 ModeName = Literal["markdown", "ocr", "free_ocr", "figure", "describe", "locate"]
+ResolutionName = Literal["tiny", "small", "base", "large", "gundam"]
 """The named official prompts (`openai_ocr.ocr.prompts.MODES` holds their texts)."""
 
 
@@ -94,6 +95,10 @@ class OCRSettings(BaseModel):
     max_tokens_cap: int = Field(8192, ge=1)
     skip_special_tokens: bool = False
     ngram_guard: NgramGuardSettings = NgramGuardSettings()
+    resolution: ResolutionName = Field(
+        "gundam", description="Default resolution mode when a request names none: tiny (512), "
+        "small (640), base (1024), large (1280) without tiles, or gundam (1024 global view + "
+        "640 tiles; DeepSeek-OCR-2: 768 tiles, its only mode). Smaller modes are faster.")
 
     @model_validator(mode="after")
     def _check(self) -> OCRSettings:

@@ -28,6 +28,7 @@ class GatedEngine(ChatEngine):
         self.inner = inner
         self.kind = inner.kind
         self.model = inner.model
+        self.architectures = inner.architectures
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.timeout_s = timeout_s
@@ -37,6 +38,7 @@ class GatedEngine(ChatEngine):
     async def start(self) -> None:
         await self.inner.start()
         self.model = self.inner.model
+        self.architectures = self.inner.architectures
 
     async def close(self) -> None:
         await self.inner.close()

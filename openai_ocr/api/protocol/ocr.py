@@ -60,6 +60,8 @@ class OCRResponse(BaseModel):
     pages: list[PageResult] | None = Field(None, description="Per page, when `output` is "
                                            "`json` or `include_images` is set.")
     warnings: list[str] = Field([], description="E.g. pages whose output hit max_tokens.")
+    resolution: str | None = Field(None, description="The resolution mode used (`tiny` ... "
+                                   "`gundam`); it decides the image tokens in `usage.prompt_tokens`.")
 
 
 class BatchRequest(BaseModel):

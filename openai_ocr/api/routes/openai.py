@@ -34,7 +34,7 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
-                                  service.engine.model)
+                                  service.engine.model, service.family)
     await service.check_chat_images(payload)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None
