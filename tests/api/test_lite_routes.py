@@ -138,3 +138,16 @@ def test_abuse_in_lite_mode_gets_designed_answers() -> None:
         r = httpx.post(f"{url}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
                        headers=key, timeout=120)
         assert r.status_code == 200 and words(r.json()["text"]) == " ".join(LINES).split()
+
+
+def test_resolution_fields_are_accepted_and_reported_as_unused(lite_server: str) -> None:
+    r = httpx.post(f"{lite_server}/ocr/file", files={"file": ("p.png", PAGE, "image/png")},
+                   data={"mode": "free_ocr", "resolution": "tiny"}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["resolution"] == "tiny"
+    assert any("lite engine" in w and "resolution" in w for w in body["warnings"]), body["warnings"]
+    assert words(body["text"]) == " ".join(LINES).split()  # read at full resolution all the same
+    plain = httpx.post(f"{lite_server}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
+                       timeout=120).json()
+    assert not any("lite engine" in w for w in plain["warnings"])

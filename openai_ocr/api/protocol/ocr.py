@@ -92,6 +92,7 @@ class BatchItemResult(BaseModel):
     page_count: int | None = None
     pages: list[PageResult] | None = None
     warnings: list[str] = []
+    resolution: str | None = None
     error: ErrorDetail | None = None
 
 
