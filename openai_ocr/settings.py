@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 EngineKind = Literal["auto", "upstream", "lite", "vllm"]
 ModeName = Literal["markdown", "ocr", "free_ocr", "figure", "describe", "locate"]
+ResolutionName = Literal["tiny", "small", "base", "large", "gundam"]
 """The named official prompts (`openai_ocr.ocr.prompts.MODES` holds their texts)."""
 
 
@@ -134,6 +135,10 @@ class OCRSettings(BaseModel):
         NgramGuardSettings(), description="The n-gram repetition guard of DeepSeek-OCR's logits processor, "
         "sent as vllm_xargs. The vLLM server must run with the NGramPerReqLogitsProcessor (openai-ocr serve "
         "does).")
+    resolution: ResolutionName = Field(
+        "gundam", description="Default resolution mode when a request names none: tiny (512), "
+        "small (640), base (1024), large (1280) without tiles, or gundam (1024 global view + "
+        "640 tiles; DeepSeek-OCR-2: 768 tiles, its only mode). Smaller modes are faster.")
 
     @model_validator(mode="after")
     def _check(self) -> OCRSettings:

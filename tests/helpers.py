@@ -290,6 +290,10 @@ def parse_sse(lines: Iterable[str]) -> list[str]:
 SERVED_NAME = "deepseek-ai/DeepSeek-OCR"
 """The model name the test servers serve."""
 
+ENGINE_API_KEY = "sk-engine-test-7d1e"
+"""The vLLM test servers run with `--api-key`: vLLM guards /v1 with it, our plugin the OCR routes."""
+ENGINE_AUTH = {"Authorization": f"Bearer {ENGINE_API_KEY}"}
+
 #: vLLM start flags for the tiny checkpoint on a small CPU machine; without them start-up
 #: profiling times out (docs/vllm-engine-notes.md)
 ENGINE_FLAGS = [

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--ref", help="the text to find, for --mode locate")
     ocr.add_argument("--prompt", help="raw DeepSeek-OCR prompt (wins over --mode)")
     ocr.add_argument("--dpi", type=int, help="PDF render resolution")
+    ocr.add_argument("--resolution", choices=["tiny", "small", "base", "large", "gundam"],
+                     help="vision resolution mode (default: the server's, gundam); smaller is faster")
     ocr.add_argument("--max-tokens", type=int)
     ocr.add_argument("--api-key", help="API key of the server")
     ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the "
@@ -65,7 +67,7 @@ def ocr_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     try:
         settings = load_settings(args.config)
         options = OCROptions(pages=args.pages, mode=args.mode, ref=args.ref, prompt=args.prompt,
-                             dpi=args.dpi, max_tokens=args.max_tokens)
+                             dpi=args.dpi, max_tokens=args.max_tokens, resolution=args.resolution)
     except (ValidationError, FileNotFoundError) as exc:
         parser.exit(2, f"openai-ocr: {exc}\n")
     if args.mode == "locate" and not args.ref:

@@ -35,6 +35,9 @@ class ChatEngine(abc.ABC):
     kind: str
     #: the model id answered in /v1/models and in every response
     model: str
+    #: the served checkpoint's `architectures` (config.json) where the engine knows them;
+    #: they decide the model family (DeepSeek-OCR or -OCR-2), else the model name does
+    architectures: tuple[str, ...] = ()
 
     async def start(self) -> None:
         """Acquire resources (clients, pools, models); called once before serving."""

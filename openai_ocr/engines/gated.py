@@ -42,6 +42,10 @@ class GatedEngine(ChatEngine):
         """The inner engine's: a gateway learns its model from the upstream, maybe late."""
         return self.inner.model
 
+    @property
+    def architectures(self) -> tuple[str, ...]:  # type: ignore[override]  # follows the inner engine
+        return self.inner.architectures
+
     async def close(self) -> None:
         await self.inner.close()
 

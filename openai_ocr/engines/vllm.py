@@ -80,6 +80,8 @@ class VLLMEngine(ChatEngine):
         self.engine_client = engine_client if engine_client is not None else getattr(
             serving_chat, "engine_client", None)
         self.model = model or self._served_names()[0]
+        hf_config = getattr(getattr(self.engine_client, "model_config", None), "hf_config", None)
+        self.architectures = tuple(getattr(hf_config, "architectures", None) or ())
 
     @classmethod
     def from_app_state(cls, state: Any, engine_client: Any = None) -> VLLMEngine:

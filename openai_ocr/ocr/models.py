@@ -50,6 +50,17 @@ class OCROptions(BaseModel):
                                       "(a PDF page rendered) as base64 PNG in "
                                       "`pages[].image_base64`, so a client can draw the boxes "
                                       "over it without rendering PDFs itself.")
+    resolution: str | None = Field(
+        None, max_length=100, description="Vision resolution mode: `tiny` (512, 73 image tokens), "
+        "`small` (640, 111), `base` (1024, 273), `large` (1280, 421), `gundam` (1024 global view + "
+        "640 tiles; the default). DeepSeek-OCR-2 has only `gundam` (768 tiles). Default from config.",
+        examples=["tiny", "gundam"])
+    base_size: int | None = Field(None, description="Raw global-view size (the old server's "
+                                  "BASE_SIZE); must be a mode's value.")
+    image_size: int | None = Field(None, description="Raw tile size (the old server's "
+                                   "IMAGE_SIZE); must be a mode's value.")
+    crop_mode: bool | None = Field(None, description="Raw tiling switch (the old server's "
+                                   "CROP_MODE); must be a mode's value.")
 
 
 class Usage(BaseModel):

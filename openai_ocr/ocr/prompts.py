@@ -28,6 +28,12 @@ MODE_DESCRIPTIONS: Final[dict[str, str]] = {  # what each mode is for, in the AP
     "locate": "find the text given in `ref` and answer its boxes",
 }
 
+FAMILY_MODES: Final[dict[str, tuple[str, ...]]] = {
+    "deepseek-ocr": tuple(MODES),
+    # DeepSeek-OCR-2's repository documents two prompts only
+    "deepseek-ocr-2": ("markdown", "free_ocr"),
+}
+"""The named modes each model family was trained for."""
 _PLACEHOLDER_RE = re.compile(r"<image>[ \t]*\n?")
 
 
@@ -44,7 +50,8 @@ def strip_image_placeholder(prompt: str) -> str:
     return _PLACEHOLDER_RE.sub("", prompt).strip()
 
 
-def build_prompt(prompt: str | None, mode: str | None, ref: str | None, default_mode: str) -> str:
+def build_prompt(prompt: str | None, mode: str | None, ref: str | None, default_mode: str,
+                 family: str = "deepseek-ocr") -> str:
     """The prompt text for one request: an explicit prompt wins, then `mode`, then the default."""
     if prompt is not None and prompt.strip():
         text = strip_image_placeholder(prompt)
@@ -55,6 +62,10 @@ def build_prompt(prompt: str | None, mode: str | None, ref: str | None, default_
     template = MODES.get(name)
     if template is None:
         raise PromptError(f"unknown mode {name!r}; choose one of: {', '.join(MODES)}")
+    allowed = FAMILY_MODES.get(family, tuple(MODES))
+    if name not in allowed:
+        raise PromptError(f"mode {name!r} is not one of {family}'s prompts; it supports: "
+                          + ", ".join(f"{n} ({MODES[n]!r})" for n in allowed))
     if "{ref}" in template:
         if not ref or not ref.strip():
             raise PromptError(f"mode {name!r} needs a non-empty `ref` (the text to locate)")

@@ -17,6 +17,14 @@ from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.prompts import PromptError, build_prompt
+from openai_ocr.ocr.resolution import (
+    DEFAULT_RESOLUTION,
+    Family,
+    Resolution,
+    ResolutionError,
+    resolve,
+    resolve_mm_kwargs,
+)
 from openai_ocr.settings import NgramGuardSettings, OCRSettings
 
 
@@ -29,6 +37,8 @@ class SamplingPlan:
     max_tokens: int
     vllm_xargs: dict[str, Any] | None
     skip_special_tokens: bool
+    resolution: str = DEFAULT_RESOLUTION
+    mm_processor_kwargs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,17 +49,36 @@ class CompletionResult:
     model: str
 
 
-def plan_request(options: OCROptions, config: OCRSettings) -> SamplingPlan:
+def mode_kwargs(name: str, mode: Resolution) -> dict[str, Any] | None:
+    """`mm_processor_kwargs` for a mode; None for the model's built-in one (Gundam), so a
+    plain vLLM server (no plugin, no `--trust-request-mm-kwargs`) still takes the request."""
+    return None if name == DEFAULT_RESOLUTION else mode.mm_processor_kwargs()
+
+
+def plan_resolution(options: OCROptions, config: OCRSettings, family: Family) -> tuple[str, Resolution]:
+    """The request's resolution mode, validated for the served model's family (400 otherwise)."""
+    try:
+        return resolve(family, options.resolution, options.base_size, options.image_size,
+                       options.crop_mode, default=config.resolution)
+    except ResolutionError as exc:
+        raise BadRequest(str(exc), param=exc.param) from None
+
+
+def plan_request(options: OCROptions, config: OCRSettings,
+                 family: Family = "deepseek-ocr") -> SamplingPlan:
     """Resolve a request's options against the configured defaults and limits."""
     try:
-        prompt = build_prompt(options.prompt, options.mode, options.ref, config.default_mode)
+        prompt = build_prompt(options.prompt, options.mode, options.ref, config.default_mode, family)
     except PromptError as exc:
         raise BadRequest(str(exc), param="mode" if options.mode or not options.prompt else "prompt") from None
     max_tokens = options.max_tokens if options.max_tokens is not None else config.default_max_tokens
     if max_tokens > config.max_tokens_cap:
         raise BadRequest(f"max_tokens {max_tokens} exceeds this server's limit of "
                          f"{config.max_tokens_cap}", param="max_tokens")
+    name, mode = plan_resolution(options, config, family)
     return SamplingPlan(
+        resolution=name,
+        mm_processor_kwargs=mode_kwargs(name, mode),
         prompt=prompt,
         temperature=options.temperature if options.temperature is not None else config.temperature,
         max_tokens=max_tokens,
@@ -73,13 +102,25 @@ def ngram_xargs(guard: NgramGuardSettings, ngram_size: int | None = None,
     }
 
 
-def apply_chat_defaults(body: dict[str, Any], config: OCRSettings, model: str) -> dict[str, Any]:
+def apply_chat_defaults(body: dict[str, Any], config: OCRSettings, model: str,
+                        family: Family = "deepseek-ocr") -> dict[str, Any]:
     """Fill DeepSeek-OCR's sampling defaults into a client's chat request where it set none.
 
     Clients of the OpenAI API then get correct output without knowing vLLM's extra fields;
-    anything the client did set is kept, except a `max_tokens` above the cap (400).
+    anything the client did set is kept, except a `max_tokens` above the cap (400) and
+    `mm_processor_kwargs` that are not one of the model's resolution modes (400). A valid
+    mode is sent on as explicit sizes (a `resolution` name becomes its three values).
     """
     out = dict(body)
+    try:
+        chosen = resolve_mm_kwargs(family, out.get("mm_processor_kwargs"))
+    except ResolutionError as exc:
+        raise BadRequest(str(exc), param=exc.param) from None
+    if chosen is None and config.resolution != DEFAULT_RESOLUTION:
+        chosen = resolve(family, default=config.resolution)
+    out.pop("mm_processor_kwargs", None)
+    if chosen is not None and (kwargs := mode_kwargs(*chosen)) is not None:
+        out["mm_processor_kwargs"] = kwargs
     if not out.get("model"):
         out["model"] = model
     if out.get("temperature") is None:
@@ -116,6 +157,8 @@ def build_chat_request(model: str, image: ImageInput, plan: SamplingPlan, *,
     }
     if plan.vllm_xargs is not None:
         body["vllm_xargs"] = plan.vllm_xargs
+    if plan.mm_processor_kwargs is not None:
+        body["mm_processor_kwargs"] = plan.mm_processor_kwargs
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body

@@ -51,6 +51,7 @@ from openai_ocr.ocr.assembly import (
     sum_usage,
 )
 from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.resolution import Family, family_of
 from openai_ocr.ocr.translation import (
     CompletionResult,
     SamplingPlan,
@@ -105,6 +106,23 @@ class OCRService:
         if requested not in served:
             raise ModelNotFound(requested, served or [self.engine.model])
 
+    @property
+    def family(self) -> Family:
+        """DeepSeek-OCR or -OCR-2: decides the accepted prompts and resolution modes."""
+        return family_of(self.engine.model, self.engine.architectures)
+
+    def plan(self, options: OCROptions) -> SamplingPlan:
+        return plan_request(options, self.settings.ocr, self.family)
+
+    def engine_warnings(self, options: OCROptions) -> list[str]:
+        """Warnings about options this engine takes but does not use."""
+        asked = [k for k in ("resolution", "base_size", "image_size", "crop_mode")
+                 if getattr(options, k) is not None]
+        if self.engine.kind == "lite" and asked:
+            return [f"the lite engine reads every page at full resolution; {', '.join(asked)} "
+                    "accepted but not used"]
+        return []
+
     # -- inputs -----------------------------------------------------------------------
     async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file") -> Document:
         """Validate an upload (image, multi-frame TIFF or PDF) and select its pages."""
@@ -146,7 +164,7 @@ class OCRService:
                         request_id: str | None = None) -> OCRResponse:
         """OCR of every selected page, concurrently (bounded), answered in page order."""
         started = time.perf_counter()
-        plan = plan_request(options, self.settings.ocr)
+        plan = self.plan(options)
         gate = asyncio.Semaphore(self.settings.documents.page_concurrency)
         keep_pixels = options.include_images or options.include_page_images
 
@@ -165,13 +183,15 @@ class OCRService:
                                            plan.max_tokens, options.include_page_images)
         else:
             done = assemble(outcomes, options.output, False, plan.max_tokens)
+        warnings = [*done.warnings, *self.engine_warnings(options)]
         for warning in done.warnings:
             logger.warning("%s", warning)
         return OCRResponse(
             request_id=request_id or new_request_id(), text=done.text,
             model=outcomes[0].result.model, finish_reason=done.finish_reason, usage=done.usage,
             prompt=plan.prompt, processing_time=round(time.perf_counter() - started, 4),
-            page_count=len(outcomes), pages=done.pages, warnings=done.warnings)
+            page_count=len(outcomes), pages=done.pages, warnings=warnings,
+            resolution=plan.resolution)
 
     # -- streams ----------------------------------------------------------------------
     async def open_stream(self, document: Document, options: OCROptions,
@@ -183,7 +203,7 @@ class OCRService:
         Pages stream one after the other, in order.
         """
         try:
-            plan = plan_request(options, self.settings.ocr)
+            plan = self.plan(options)
             image = await self._page(document, document.pages[0])
             chunks = await primed(self.engine.stream(
                 build_chat_request(self.engine.model, image, plan, stream=True)))

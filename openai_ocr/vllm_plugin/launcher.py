@@ -12,6 +12,12 @@ defaults, each of which the user can override with the usual vLLM flag:
 * `VLLM_PLUGINS` gets `openai_ocr` added, so vLLM loads our endpoint plugin (the legacy
   `/ocr*` routes, bound in-process to vLLM's chat handler).
 
+The same defaults serve DeepSeek-OCR-2 (`openai-ocr serve deepseek-ai/DeepSeek-OCR-2`): its
+recipe uses the same template, logits processor and flags. What differs (its two prompts,
+its single resolution mode) is decided per request from the checkpoint's architecture
+(`openai_ocr.ocr.resolution.family_of`). The `vllm.general_plugins` entry point of this
+project registers DeepSeek-OCR with per-request resolution modes in every vLLM process.
+
 Every other flag goes to vLLM unchanged (`--port`, `--api-key`, `--tensor-parallel-size`,
 `--data-parallel-size`, `--api-server-count`, `--config`, ...).
 

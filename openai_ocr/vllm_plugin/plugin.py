@@ -7,9 +7,12 @@
 vLLM's chat handler directly. vLLM keeps serving its own `/v1/*` routes. Endpoint plugins
 load only when named in `VLLM_PLUGINS` (`openai-ocr serve` sets it).
 
-There is no `vllm.general_plugins` hook: the CPU-build fix (`openai_ocr.vllm_plugin.cpu_fixes`) must
-run before transformers is imported, which happens before vLLM loads general plugins; the
-project's `.pth` file applies it instead.
+`register_models` (entry point group `vllm.general_plugins`, same name) runs in every vLLM
+process before models load and registers `openai_ocr.vllm_plugin.models`' DeepSeek-OCR class
+(per-request resolution modes) over vLLM's. The CPU-build fix
+(`openai_ocr.vllm_plugin.cpu_fixes`) cannot be such a hook: it must run before transformers
+is imported, which happens before vLLM loads general plugins; the project's `.pth` file
+applies it instead.
 """
 
 from __future__ import annotations
@@ -38,22 +41,27 @@ class OCREndpointPlugin:
         """Our routes, and our HTTP layer around the whole app (before vLLM starts it)."""
         from openai_ocr.metrics import default_metrics
         from openai_ocr.server import attach_compat_routes, install_http_layer
+        from openai_ocr.vllm_plugin.gate import install_mm_kwargs_gate
 
         attach_compat_routes(app)
         # vLLM's /metrics serves prometheus_client's global registry: our series go there
         install_http_layer(app, plugin_settings(None), default_metrics(), own_app=False)
+        install_mm_kwargs_gate()
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         from openai_ocr.api.dependencies import STATE_KEY
         from openai_ocr.engines.gated import gated
         from openai_ocr.engines.vllm import VLLMEngine
+        from openai_ocr.ocr.resolution import family_of
         from openai_ocr.service.serving import OCRService
+        from openai_ocr.vllm_plugin.gate import set_served_family
 
         if engine_client is None:  # render-only server: nothing to bind to
             logger.warning("openai_ocr: no engine client, the OCR routes answer 503")
             return
         settings = plugin_settings(getattr(args, "api_key", None))
         engine = gated(VLLMEngine.from_app_state(state, engine_client), settings)
+        set_served_family(family_of(engine.model, engine.architectures))
         await engine.start()
         setattr(state, STATE_KEY, OCRService(engine=engine, settings=settings))
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
@@ -78,6 +86,20 @@ def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
             SecretStr(k) for k in extra)]})
         settings = settings.model_copy(update={"auth": auth})
     return settings
+
+
+RESOLUTION_MODEL = "openai_ocr.vllm_plugin.models:ResolutionDeepseekOCRForCausalLM"
+
+
+def register_models() -> None:
+    """General-plugin entry point: DeepSeek-OCR with per-request resolution modes.
+
+    Registered lazily (by import path), so vLLM imports the class only where it builds the
+    model or its processor.
+    """
+    from vllm import ModelRegistry
+
+    ModelRegistry.register_model("DeepseekOCRForCausalLM", RESOLUTION_MODEL)
 
 
 def endpoint_plugin() -> OCREndpointPlugin:

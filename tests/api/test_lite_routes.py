@@ -151,3 +151,16 @@ def test_lite_answers_to_the_deepseek_ocr_names(lite_server: str) -> None:
     assert words(reply.choices[0].message.content or "") == " ".join(LINES).split()
     with pytest.raises(openai.NotFoundError, match="model_not_found|does not exist"):
         client.chat.completions.create(model="gpt-4o", messages=messages)
+
+
+def test_resolution_fields_are_accepted_and_reported_as_unused(lite_server: str) -> None:
+    r = httpx.post(f"{lite_server}/ocr/file", files={"file": ("p.png", PAGE, "image/png")},
+                   data={"mode": "free_ocr", "resolution": "tiny"}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["resolution"] == "tiny"
+    assert any("lite engine" in w and "resolution" in w for w in body["warnings"]), body["warnings"]
+    assert words(body["text"]) == " ".join(LINES).split()  # read at full resolution all the same
+    plain = httpx.post(f"{lite_server}/ocr", json={"image_base64": b64(PAGE), "mode": "free_ocr"},
+                       timeout=120).json()
+    assert not any("lite engine" in w for w in plain["warnings"])

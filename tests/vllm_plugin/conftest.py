@@ -18,18 +18,17 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
+from tests.helpers import ENGINE_API_KEY, ENGINE_AUTH, ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
-API_KEY = "sk-engine-test-7d1e"
-"""The server runs with `--api-key`: vLLM guards /v1 with it, our plugin guards the OCR routes."""
+OCR2_SERVED_NAME = "tiny-ocr-2"
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
-
 
 
 @pytest.fixture(scope="session")
@@ -45,14 +44,21 @@ def _tail(path: Path, lines: int = 60) -> str:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin)."""
+def tiny_ocr2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-deepseek-ocr-2"), family="deepseek-ocr-2")
+
+
+@contextmanager
+def running_vllm(checkpoint: Path, served_name: str, tmp_path_factory: pytest.TempPathFactory,
+                 extra_flags: tuple[str, ...] = ()) -> Iterator[str]:
+    """Start the launcher on `checkpoint`; yield its base URL; stop it (and its engine)."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("vllm-log") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
-    cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(tiny_checkpoint),
-           *ENGINE_FLAGS, "--host", "127.0.0.1", "--port", str(port),
-           "--served-model-name", SERVED_NAME, "--api-key", API_KEY]
+    cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(checkpoint),
+           *ENGINE_FLAGS, *extra_flags, "--host", "127.0.0.1", "--port", str(port),
+           "--served-model-name", served_name, "--api-key", ENGINE_API_KEY]
+
     with log_path.open("wb") as log:
         # cwd outside the checkout: a stale `openai_ocr.egg-info` there would shadow the
         # installed metadata, and with it the `vllm.endpoint_plugins` entry point.
@@ -62,7 +68,7 @@ def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
     try:
         wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
                                 output=lambda: _tail(log_path),
-                                headers={"Authorization": f"Bearer {API_KEY}"})
+                                headers=ENGINE_AUTH)
         yield url
     finally:
         if proc.poll() is None:
@@ -72,3 +78,18 @@ def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin)."""
+    with running_vllm(tiny_checkpoint, SERVED_NAME, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def vllm_ocr2_server(tiny_ocr2_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second server, on the tiny DeepSeek-OCR-2 checkpoint: started by its one test module
+    and stopped after it, so the two servers never run at once."""
+    with running_vllm(tiny_ocr2_checkpoint, OCR2_SERVED_NAME, tmp_path_factory) as url:
+        yield url

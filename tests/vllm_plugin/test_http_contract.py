@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from tests.helpers import SERVED_NAME, png_bytes
+from tests.helpers import ENGINE_AUTH, SERVED_NAME, png_bytes
 
 TIMEOUT = httpx.Timeout(60.0)
 
@@ -40,7 +40,7 @@ def test_a_streamed_body_over_the_limit_is_413(vllm_server: str) -> None:
             yield b"\0" * (1024 * 1024)
 
     r = httpx.post(f"{vllm_server}/v1/chat/completions", content=body(), timeout=TIMEOUT,
-                   headers={"content-type": "application/json"})
+                   headers={"content-type": "application/json", **ENGINE_AUTH})
     assert r.status_code == 413
     # raised inside vLLM's route while it reads the body, so vLLM's handler shapes it
     assert r.json()["error"]["message"]
@@ -48,21 +48,21 @@ def test_a_streamed_body_over_the_limit_is_413(vllm_server: str) -> None:
 
 def test_request_ids_are_echoed_on_our_routes_and_vllms(vllm_server: str) -> None:
     ours = httpx.post(f"{vllm_server}/ocr", json={"image_base64": "!!"}, timeout=TIMEOUT,
-                      headers={"X-Request-ID": "ours-1"})
+                      headers={"X-Request-ID": "ours-1", **ENGINE_AUTH})
     assert ours.status_code == 400 and ours.headers["x-request-id"] == "ours-1"
     theirs = httpx.post(f"{vllm_server}/v1/chat/completions", timeout=TIMEOUT,
-                        headers={"X-Request-ID": "theirs-1"},
+                        headers={"X-Request-ID": "theirs-1", **ENGINE_AUTH},
                         json={"model": SERVED_NAME, "messages": [{"role": "user", "content": "hi"}],
                               "max_tokens": -1})
     assert 400 <= theirs.status_code < 500
     assert theirs.headers.get_list("x-request-id") == ["theirs-1"]
-    generated = httpx.get(f"{vllm_server}/v1/models", timeout=TIMEOUT)
+    generated = httpx.get(f"{vllm_server}/v1/models", timeout=TIMEOUT, headers=ENGINE_AUTH)
     assert len(generated.headers["x-request-id"]) >= 16
 
 
 def test_a_file_posted_to_ocr_is_a_4xx_json_error(vllm_server: str) -> None:
     r = httpx.post(f"{vllm_server}/ocr", files={"file": ("page.png", png_bytes(), "image/png")},
-                   timeout=TIMEOUT)
+                   timeout=TIMEOUT, headers=ENGINE_AUTH)
     assert r.status_code == 415, r.text
     assert "/ocr/file" in r.json()["error"]["message"]
 

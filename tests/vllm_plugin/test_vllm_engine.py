@@ -17,8 +17,7 @@ import pytest
 from openai import OpenAI
 from PIL import Image, ImageDraw
 
-from tests.helpers import SERVED_NAME, require
-from tests.vllm_plugin.conftest import API_KEY
+from tests.helpers import ENGINE_API_KEY, ENGINE_AUTH, SERVED_NAME, require
 from tests.vllm_plugin.tiny_checkpoint import SPECIAL_TOKENS
 
 require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
@@ -57,7 +56,7 @@ def text_ids(tiny_checkpoint: Path):
 @pytest.fixture(scope="module")
 def client(vllm_server: str) -> httpx.Client:
     with httpx.Client(base_url=vllm_server, timeout=TIMEOUT,
-                      headers={"Authorization": f"Bearer {API_KEY}"}) as c:
+                      headers=ENGINE_AUTH) as c:
         yield c
 
 
@@ -93,7 +92,7 @@ def test_api_key_guards_vllm_and_our_routes(vllm_server: str, method: str, path:
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         r = httpx.request(method, f"{vllm_server}{path}", headers=headers, timeout=TIMEOUT, **kwargs)
         assert r.status_code == 401, (path, headers, r.text)
-    r = httpx.request(method, f"{vllm_server}{path}", headers={"Authorization": f"Bearer {API_KEY}"},
+    r = httpx.request(method, f"{vllm_server}{path}", headers=ENGINE_AUTH,
                       timeout=TIMEOUT, **kwargs)
     assert r.status_code == (200 if path == "/v1/models" else 400), r.text
     assert httpx.get(f"{vllm_server}/health", timeout=TIMEOUT).status_code == 200  # probes stay open
@@ -115,7 +114,7 @@ def test_prompt_is_bos_image_tokens_then_text(client: httpx.Client, text_ids) ->
 
 
 def test_stream_through_the_openai_sdk(vllm_server: str, text_ids) -> None:
-    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key=API_KEY, timeout=600)
+    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key=ENGINE_API_KEY, timeout=600)
     chunks = list(sdk.chat.completions.create(
         model=SERVED_NAME, messages=image_message(), max_tokens=3, temperature=0, stream=True,
         stream_options={"include_usage": True},

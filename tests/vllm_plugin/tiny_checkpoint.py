@@ -1,4 +1,4 @@
-"""A tiny DeepSeek-OCR checkpoint for engine tests: real architecture, random weights.
+"""Tiny DeepSeek-OCR and DeepSeek-OCR-2 checkpoints for engine tests: real architecture, random weights.
 
 `make_tiny_checkpoint(path)` writes what vLLM needs to serve `DeepseekOCRForCausalLM` with
 `--load-format dummy` (weights are drawn at random, so no weight file is written or
@@ -118,20 +118,30 @@ _CORPUS = [
 ]
 
 
-def config_dict(full_size: bool = False) -> dict[str, object]:
+#: per family: (architecture, projector input width). DeepSeek-OCR's projector takes CLIP-L's
+#: and SAM's features side by side (1024 + 1024); DeepSeek-OCR-2's takes the output of its
+#: Qwen2-0.5B "decoder as encoder" (896), which vLLM builds at its real size.
+ARCHITECTURES: dict[str, tuple[str, int]] = {
+    "deepseek-ocr": ("DeepseekOCRForCausalLM", 2048),
+    "deepseek-ocr-2": ("DeepseekOCR2ForCausalLM", 896),
+}
+
+
+def config_dict(full_size: bool = False, family: str = "deepseek-ocr") -> dict[str, object]:
     """config.json: DeepSeek-OCR's layout, language keys repeated at the top level as upstream."""
     language = FULL_LANGUAGE_CONFIG if full_size else LANGUAGE_CONFIG
     top_level_language = {k: v for k, v in language.items() if k != "architectures"}
+    architecture, projector_input = ARCHITECTURES[family]
     return {
-        "_name_or_path": "tiny-deepseek-ocr",
-        "architectures": ["DeepseekOCRForCausalLM"],
+        "_name_or_path": f"tiny-{family}",
+        "architectures": [architecture],
         "model_type": "deepseek_vl_v2",
         "candidate_resolutions": [[1024, 1024]],
         "global_view_pos": "head",
         "tile_tag": "2D",
         "torch_dtype": "bfloat16",
         "language_config": dict(language),
-        "projector_config": {"input_dim": 2048, "model_type": "mlp_projector",
+        "projector_config": {"input_dim": projector_input, "model_type": "mlp_projector",
                              "n_embed": language["hidden_size"],
                              "projector_type": "linear"},
         "vision_config": VISION_CONFIG,
@@ -176,9 +186,13 @@ def _train_tokenizer_json() -> str:
     return json.dumps(data, ensure_ascii=False)
 
 
-def make_tiny_checkpoint(path: str | Path, full_size: bool = False) -> Path:
+def make_tiny_checkpoint(path: str | Path, full_size: bool = False,
+                         family: str = "deepseek-ocr") -> Path:
     """Write the checkpoint files into `path` (created if missing) and return it.
 
+    `family` "deepseek-ocr-2" writes a DeepSeek-OCR-2 checkpoint (`DeepseekOCR2ForCausalLM`:
+    SAM ViT-B and the Qwen2 vision encoder at real size, the same small language model and
+    tokenizer).
     `full_size` writes the real DeepSeek-OCR dimensions (for GPU throughput checks with
     `--load-format dummy`); the tokenizer is the small test one either way.
     """
@@ -186,7 +200,7 @@ def make_tiny_checkpoint(path: str | Path, full_size: bool = False) -> Path:
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config_dict(full_size), indent=2), encoding="utf-8")
+    (out / "config.json").write_text(json.dumps(config_dict(full_size, family), indent=2), encoding="utf-8")
     (out / "generation_config.json").write_text(
         json.dumps({"_from_model_config": True, "bos_token_id": 0, "eos_token_id": 1}),
         encoding="utf-8")

@@ -33,6 +33,11 @@ class MistralOCRRequest(BaseModel):
     pages: list[Annotated[int, Field(ge=0)]] | str | None = Field(
         None, description="0-based pages: a list, or a string such as \"0,2-4\".")
     include_image_base64: bool | None = False
+    resolution: str | None = Field(None, max_length=100, description="Extra field: the vision "
+                                   "resolution mode (tiny, small, base, large, gundam).")
+    base_size: int | None = Field(None, description="Extra field: raw global-view size of a mode.")
+    image_size: int | None = Field(None, description="Extra field: raw tile size of a mode.")
+    crop_mode: bool | None = Field(None, description="Extra field: raw tiling switch of a mode.")
 
 
 class MistralImage(BaseModel):
@@ -66,3 +71,4 @@ class MistralOCRResponse(BaseModel):
     pages: list[MistralPage]
     model: str
     usage_info: MistralUsage
+    resolution: str | None = Field(None, description="Extra field: the resolution mode used.")

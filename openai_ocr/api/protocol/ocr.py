@@ -62,6 +62,8 @@ class OCRResponse(BaseModel):
                                            "`json`, `include_images` or `include_page_images` "
                                            "is set.")
     warnings: list[str] = Field([], description="E.g. pages whose output hit max_tokens.")
+    resolution: str | None = Field(None, description="The resolution mode used (`tiny` ... "
+                                   "`gundam`); it decides the image tokens in `usage.prompt_tokens`.")
 
 
 class BatchRequest(BaseModel):
@@ -92,6 +94,7 @@ class BatchItemResult(BaseModel):
     page_count: int | None = None
     pages: list[PageResult] | None = None
     warnings: list[str] = []
+    resolution: str | None = None
     error: ErrorDetail | None = None
 
 

@@ -76,11 +76,14 @@ async def mistral_ocr(request: Request, body: MistralOCRRequest,
     limits = service.settings.limits
     data = decode_base64_payload(document_data_url(body.document), max_bytes=limits.max_file_bytes,
                                  param="document")
-    options = OCROptions(pages=one_based_pages(body.pages), output="json", include_images=True)
+    options = OCROptions(pages=one_based_pages(body.pages), output="json", include_images=True,
+                         resolution=body.resolution, base_size=body.base_size,
+                         image_size=body.image_size, crop_mode=body.crop_mode)
     with await service.open_bytes(data, options, param="document") as document:
         dpi = service.settings.documents.dpi if document.kind == "pdf" else 72
         answer = await service.recognize(document, options)
     include = bool(body.include_image_base64)
     return MistralOCRResponse(
         pages=[mistral_page(p, dpi, include) for p in answer.pages or []], model=answer.model,
-        usage_info=MistralUsage(pages_processed=answer.page_count, doc_size_bytes=len(data)))
+        usage_info=MistralUsage(pages_processed=answer.page_count, doc_size_bytes=len(data)),
+        resolution=answer.resolution)

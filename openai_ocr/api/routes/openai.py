@@ -35,7 +35,7 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     await service.check_model(body.model)
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
-                                  service.engine.model)
+                                  service.engine.model, service.family)
     await service.check_chat_images(payload)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None
