@@ -57,6 +57,7 @@ def build_engine(settings: Settings, kind: str) -> ChatEngine:
 def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
     """The FastAPI app of the upstream and lite modes."""
     engine = gated(engine, settings)
+    service = OCRService(engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +66,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
         try:
             yield
         finally:
+            service.close()
             await engine.close()
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
@@ -72,7 +74,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
                   lifespan=lifespan, docs_url=None if protect_docs else "/docs",
                   redoc_url=None if protect_docs else "/redoc",
                   openapi_url=None if protect_docs else "/openapi.json")
-    setattr(app.state, STATE_KEY, OCRService(engine, settings))
+    setattr(app.state, STATE_KEY, service)
     # Outermost first: request ids and logs see every answer, 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     if settings.server.cors_origins:

@@ -175,6 +175,63 @@ class LiteSettings(BaseModel):
     text_score: float = Field(0.5, ge=0.0, le=1.0)
 
 
+class BudgetSettings(BaseModel):
+    """Bounded cost per request: decoder processes, pixels and pages in flight, input shapes."""
+
+    model_config = {"extra": "forbid"}
+
+    decode_workers: int = Field(2, ge=0, le=64, description=(
+        "Worker processes that decode images and render PDF pages; a task past its request's "
+        "time, or whose client left, is killed and its worker replaced. 0 decodes in threads "
+        "(cannot be stopped)."))
+    decode_memory_mb: int = Field(3072, ge=0, description=(
+        "Address-space limit of each decoder process in MiB (an input needing more is a 413); "
+        "0 = no limit."))
+    max_pixels_in_flight: int = Field(256_000_000, ge=1, description=(
+        "Decoded pixels of all pages being decoded or recognised at once, server-wide; pages "
+        "past it wait up to `max_wait_s`, then 503 with Retry-After."))
+    max_pages_in_flight: int = Field(64, ge=1, description=(
+        "Pages being decoded or recognised at once, server-wide (same waiting rule)."))
+    max_wait_s: float = Field(30.0, ge=0, description=(
+        "How long a page waits for room in the pixel/page budget before the request gets 503."))
+    max_request_pixels: int = Field(2_500_000_000, ge=1, description=(
+        "Pixels one request may decode in all (a GIF frame k costs k frames: Pillow composes "
+        "every frame before it); more is a 413."))
+    max_aspect_ratio: float = Field(50.0, ge=0, description=(
+        "Longest side over shortest side of a page image; more is a 400 (0 = no check)."))
+    max_prompt_chars: int = Field(4096, ge=1, description=(
+        "Longest `prompt`, `ref` or chat text accepted, in characters; more is a 400."))
+
+
+class ConnectionSettings(BaseModel):
+    """uvicorn's connection limits (the lite and gateway modes; vLLM has its own flags)."""
+
+    model_config = {"extra": "forbid"}
+
+    header_timeout_s: float = Field(10.0, gt=0, description=(
+        "Seconds a connection may take to send a request's headers (slow-header clients are "
+        "closed; uvicorn has no such limit of its own)."))
+    keep_alive_s: float = Field(5.0, gt=0, description=(
+        "Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)."))
+    limit_concurrency: int = Field(1000, ge=1, description=(
+        "Connections plus tasks at once per worker; past it uvicorn answers 503 "
+        "(uvicorn's limit_concurrency)."))
+    max_header_bytes: int = Field(65536, ge=1024, description=(
+        "Largest request head (request line and headers) in bytes (uvicorn's "
+        "h11_max_incomplete_event_size)."))
+
+
+class GatewaySettings(BaseModel):
+    """What the gateway forwards to an engine that fetches URLs itself (vLLM)."""
+
+    model_config = {"extra": "forbid"}
+
+    remote_url_hosts: list[str] = Field([], description=(
+        "Hosts whose http(s) image/document URLs may be forwarded for the engine to fetch; "
+        "empty = `data:` URLs only. Private, loopback and link-local addresses are refused "
+        "even when listed."))
+
+
 class Settings(BaseSettings):
     """All settings of one server process."""
 
@@ -190,6 +247,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     documents: DocumentSettings = DocumentSettings()
     lite: LiteSettings = LiteSettings()
+    budget: BudgetSettings = BudgetSettings()
+    connections: ConnectionSettings = ConnectionSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from openai_ocr.ocr.prompts import MODES
 from openai_ocr.settings import ModeName
@@ -19,6 +19,8 @@ assert set(ModeName.__args__) == set(MODES)  # type: ignore[attr-defined]
 
 class OCROptions(BaseModel):
     """Per-request options shared by every legacy route (JSON body or multipart form)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON NaN/Infinity are refused, not forwarded
 
     prompt: str | None = Field(
         None, description="Raw DeepSeek-OCR prompt. A leading `<image>` placeholder is "
@@ -31,7 +33,8 @@ class OCROptions(BaseModel):
                 "ocr": "OCR with grounding boxes", "free_ocr": "plain text",
                 "figure": "parse a figure", "describe": "describe the image",
                 "locate": "boxes of the text given in `ref`"}.items()))
-    ref: str | None = Field(None, description="Text to find, for mode `locate`.", max_length=1000)
+    ref: str | None = Field(None, description="Text to find, for mode `locate` (at most "
+                            "`budget.max_prompt_chars` characters).")
     temperature: float | None = Field(None, ge=0.0, le=2.0,
                                       description="Sampling temperature; 0 (greedy) by default.")
     max_tokens: int | None = Field(None, ge=1, description="Output token limit; 8192 by default, "
