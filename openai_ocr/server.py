@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from openai_ocr import __version__
+from openai_ocr.api.auth_middleware import APIKeyMiddleware
 from openai_ocr.api.dependencies import STATE_KEY
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.api.routes import health, mistral, openai
@@ -62,6 +63,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.start()
+        await service.start()
         logger.info("serving %s with the %s engine", engine.model, engine.kind)
         try:
             yield
@@ -77,6 +79,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
     setattr(app.state, STATE_KEY, service)
     # Outermost first: request ids and logs see every answer, 413s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(APIKeyMiddleware)  # keys before bodies
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],

@@ -6,6 +6,7 @@ when the vLLM endpoint plugin mounts them on vLLM's own app (whose handlers stay
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from openai_ocr.errors import (
+    BadRequest,
     ErrorBody,
     InternalError,
     OCRError,
@@ -48,12 +50,39 @@ def error_response(error: OCRError, headers: dict[str, str] | None = None) -> JS
                         headers={**error.headers, **(headers or {})})
 
 
+_ECHOED = ("input", "ctx", "url")
+"""Parts of pydantic's error details that repeat the client's input: never sent back."""
+
+
 def validation_error(exc: RequestValidationError) -> JSONResponse:
-    errors = jsonable_encoder(exc.errors())
+    errors = jsonable_encoder([{k: v for k, v in e.items() if k not in _ECHOED} for e in exc.errors()])
     err = UnprocessableEntity(validation_message(errors))
     body = err.as_json()
     body["detail"] = errors  # FastAPI's usual field, kept for clients that read it
     return JSONResponse(body, status_code=422)
+
+
+_NON_FINITE = (b"NaN", b"Infinity")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"the JSON body holds {name}, which JSON does not allow; send a number")
+
+
+async def refuse_non_finite_json(request: Request) -> None:
+    """400 for `NaN`/`Infinity` in a JSON body (Python's parser accepts them; JSON does not).
+
+    A byte search first, so ordinary bodies are not parsed twice; the body is cached for the
+    route's own parsing.
+    """
+    if "json" not in request.headers.get("content-type", ""):
+        return
+    body = await request.body()
+    if any(token in body for token in _NON_FINITE):
+        try:
+            json.loads(body, parse_constant=_refuse_constant)
+        except ValueError:
+            return  # not valid JSON at all: the route's parser answers that (422)
 
 
 class OCRRoute(APIRoute):
@@ -64,6 +93,7 @@ class OCRRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
+                await refuse_non_finite_json(request)
                 return await handler(request)
             except OCRError as exc:
                 return error_response(exc)

@@ -23,6 +23,12 @@ from openai_ocr.errors import BadRequest, EngineTimeout, PayloadTooLarge, Unavai
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+PRELOAD = "openai_ocr.inputs.documents"
+"""Imported by the fork server, so every worker starts with Pillow and pdfium loaded."""
+
+
+def _ready() -> bool:
+    return True
 
 
 def _limit_memory(max_bytes: int) -> None:
@@ -46,11 +52,19 @@ class DecodePool:
         if self._pool is None:
             import pebble
 
-            # forkserver: workers start from a clean process, not a copy of the server's threads
+            # forkserver: workers start from a clean process, not a copy of the server's
+            # threads; the decoders are imported there once, so a replaced worker is quick
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([PRELOAD])
             self._pool = pebble.ProcessPool(
                 max_workers=self.workers, max_tasks=self._max_tasks, initializer=_limit_memory,
-                initargs=(self._memory,), context=multiprocessing.get_context("forkserver"))
+                initargs=(self._memory,), context=context)
         return self._pool
+
+    async def start(self) -> None:
+        """Start every worker now, so the first requests do not pay for it."""
+        if self.workers > 0:
+            await asyncio.gather(*(self.run(_ready) for _ in range(self.workers)))
 
     async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None,
                   **kwargs: Any) -> T:

@@ -144,6 +144,9 @@ class OCRService:
                                    max_pixels=document.max_pixels, max_bytes=document.max_bytes,
                                    param=document.param, deadline=document.deadline)
 
+    async def start(self) -> None:
+        await self.pool.start()
+
     def close(self) -> None:
         self.pool.close()
 

@@ -34,9 +34,12 @@ class OCREndpointPlugin:
     required_tasks = ("generate",)
 
     def attach_router(self, app: Any) -> None:
+        from openai_ocr.api.auth_middleware import APIKeyMiddleware, compat_paths
         from openai_ocr.server import attach_compat_routes
 
         attach_compat_routes(app)
+        # our keys checked from the headers before vLLM's app reads a body of our routes
+        app.add_middleware(APIKeyMiddleware, protected=compat_paths)
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
         from openai_ocr.api.dependencies import STATE_KEY
@@ -50,7 +53,9 @@ class OCREndpointPlugin:
         settings = plugin_settings(getattr(args, "api_key", None))
         engine = gated(VLLMEngine.from_app_state(state, engine_client), settings)
         await engine.start()
-        setattr(state, STATE_KEY, OCRService(engine=engine, settings=settings))
+        service = OCRService(engine=engine, settings=settings)
+        await service.start()
+        setattr(state, STATE_KEY, service)
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
                     engine.model)
 
