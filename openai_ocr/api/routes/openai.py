@@ -20,6 +20,7 @@ from openai_ocr.api.protocol.openai import ChatCompletionBody, ModelList
 from openai_ocr.errors import OCRError
 from openai_ocr.ocr.translation import apply_chat_defaults
 from openai_ocr.service.chat_documents import DocumentChat, file_part_location
+from openai_ocr.service.chat_policy import check_chat_request
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.streams import primed
 
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.engine.model)
+    await check_chat_request(payload, service.settings.gateway, service.settings.budget.max_prompt_chars)
     await service.check_chat_images(payload)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None
