@@ -6,7 +6,6 @@ In vllm mode vLLM builds the app; the endpoint plugin calls `attach_compat_route
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,7 +22,7 @@ from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
 from openai_ocr.service.serving import OCRService
-from openai_ocr.settings import SETTINGS_ENV, Settings
+from openai_ocr.settings import SETTINGS_FILE_ENV, Settings, handed_over
 
 logger = logging.getLogger(__name__)
 
@@ -101,5 +100,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory for worker processes: settings and engine come from the environment."""
-    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    settings = handed_over()
+    if settings is None:
+        raise RuntimeError(f"no settings handed over (${SETTINGS_FILE_ENV} is not set)")
     return create_app(settings, build_engine(settings, settings.engine.kind))

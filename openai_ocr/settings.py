@@ -265,7 +265,12 @@ class Settings(BaseSettings):
 
 
 SETTINGS_ENV = "OPENAI_OCR_SETTINGS_JSON"
-"""Resolved settings handed to worker processes and to the vLLM plugin (`reveal_secrets`)."""
+"""Resolved settings as JSON in the environment (read if set by hand; never written, since a
+child's environment is readable by anyone who can read /proc/PID/environ as that user)."""
+
+SETTINGS_FILE_ENV = "OPENAI_OCR_SETTINGS_FILE"
+"""Path of a 0600 file with the resolved settings (secrets included) for worker processes and
+the vLLM plugin; written by `hand_over`, removed when the process that wrote it exits."""
 
 API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 """Comma-separated API keys; above the config file, below --api-key."""
@@ -274,6 +279,36 @@ API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 def reveal_secrets(settings: Settings) -> str:
     """Settings as JSON with secrets in clear: only for handing them to worker processes."""
     return settings.model_dump_json(context={"reveal_secrets": True})
+
+
+def hand_over(settings: Settings) -> Path:
+    """Write the settings for child processes to a private file and name it in the environment."""
+    import atexit
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="openai-ocr-settings-", suffix=".json")  # mode 0600
+    with os.fdopen(fd, "w") as out:
+        out.write(reveal_secrets(settings))
+    path = Path(name)
+    atexit.register(path.unlink, missing_ok=True)
+    os.environ[SETTINGS_FILE_ENV] = name
+    os.environ.pop(SETTINGS_ENV, None)
+    return path
+
+
+def handed_over() -> Settings | None:
+    """The settings a parent process handed over (`hand_over`), else None."""
+    name = os.environ.get(SETTINGS_FILE_ENV)
+    if name:
+        return Settings.model_validate_json(Path(name).read_text())
+    text = os.environ.get(SETTINGS_ENV)
+    return Settings.model_validate_json(text) if text else None
+
+
+def read_key_file(path: str | os.PathLike[str]) -> list[str]:
+    """API keys from a file, one a line (blank lines and `#` comments skipped)."""
+    lines = Path(path).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

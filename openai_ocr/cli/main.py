@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--upstream-url", help="OpenAI-compatible base URL, e.g. http://gpu1:8000/v1")
     serve.add_argument("--upstream-api-key", help="API key sent to the upstream")
     serve.add_argument("--api-key", action="append", dest="api_keys", metavar="KEY",
-                       help="API key clients must present (repeatable); also "
-                       "OPENAI_OCR_API_KEYS=k1,k2 or auth.api_keys in the config")
+                       help="API key clients must present (repeatable; visible in `ps`: prefer "
+                       "--api-key-file or OPENAI_OCR_API_KEYS=k1,k2 or auth.api_keys in the config)")
+    serve.add_argument("--api-key-file", metavar="PATH",
+                       help="file of API keys clients must present, one a line")
     serve.add_argument("--model", dest="served_model", metavar="NAME",
                        help="model name sent upstream and shown in /v1/models")
     serve.add_argument("--host")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from openai_ocr.settings import Settings, load_settings, reveal_secrets
+from openai_ocr.settings import Settings, hand_over, load_settings, read_key_file
 
 logger = logging.getLogger("openai_ocr")
 
@@ -66,16 +66,22 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for (section, key), value in pairs.items():
         if value is not None:
             out.setdefault(section, {})[key] = value
+    key_file = getattr(args, "api_key_file", None)
+    if key_file:  # keys in a file stay out of `ps`; added to any --api-key
+        out.setdefault("auth", {})["api_keys"] = [*(args.api_keys or []), *read_key_file(key_file)]
     return out
 
 
 def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.ArgumentParser) -> int:
     try:
         settings = load_settings(args.config, overrides_from_args(args))
-    except (ValidationError, FileNotFoundError) as exc:
+    except (ValidationError, FileNotFoundError, OSError) as exc:
         parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
     logging.basicConfig(level=settings.server.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.api_keys:
+        logger.warning("--api-key is visible to every user in the process list; use "
+                       "--api-key-file or OPENAI_OCR_API_KEYS instead")
     choice = choose_engine(settings, model_given=args.model is not None)
     logger.info("engine: %s (%s)", choice.kind, choice.reason)
     if choice.kind == "vllm":
@@ -95,12 +101,23 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
 
 
 def run_app(settings: Settings) -> None:
-    """Serve the gateway or lite app with uvicorn (worker processes read the settings from env)."""
+    """Serve the gateway or lite app with uvicorn.
+
+    Worker processes read the settings from a private file (`hand_over`), never from their
+    environment. uvicorn's access log is off: our request log has the path without the query
+    string (which may hold a key).
+    """
     import uvicorn
 
-    from openai_ocr.settings import SETTINGS_ENV
+    from openai_ocr.api.connections import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
 
-    os.environ[SETTINGS_ENV] = reveal_secrets(settings)
+    hand_over(settings)
+    limits = settings.connections
+    os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
     uvicorn.run("openai_ocr.server:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
-                log_level=settings.server.log_level, timeout_graceful_shutdown=30)
+                log_level=settings.server.log_level, timeout_graceful_shutdown=30,
+                access_log=False, http=HeaderTimeoutProtocol,
+                timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+                limit_concurrency=limits.limit_concurrency,
+                h11_max_incomplete_event_size=limits.max_header_bytes)

@@ -65,12 +65,9 @@ def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
 
     vLLM's `--api-key` keys also guard our routes, so one key set covers the whole server.
     """
-    import os
+    from openai_ocr.settings import handed_over, load_settings
 
-    from openai_ocr.settings import SETTINGS_ENV, Settings, load_settings
-
-    handed = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(handed) if handed else load_settings()
+    settings = handed_over() or load_settings()
     keys = [k.get_secret_value() for k in settings.auth.api_keys]
     extra = [k for k in (vllm_api_keys or []) if k and k not in keys]
     if extra:
