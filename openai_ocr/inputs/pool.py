@@ -27,12 +27,22 @@ PRELOAD = "openai_ocr.inputs.documents"
 """Imported by the fork server, so every worker starts with Pillow and pdfium loaded."""
 
 
+NICENESS = 10
+
+
 def _ready() -> bool:
     return True
 
 
 def _limit_memory(max_bytes: int) -> None:
-    """Worker initializer: cap the address space, so a bomb fails with MemoryError (413)."""
+    """Worker initializer: cap the address space, so a bomb fails with MemoryError (413).
+
+    Workers also run at a lower CPU priority: on a busy machine the server's event loop
+    (probes, small requests, cancellations) comes before decoding.
+    """
+    import os
+
+    os.nice(NICENESS)
     if max_bytes:
         import resource
 
