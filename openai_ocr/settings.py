@@ -189,11 +189,11 @@ class BudgetSettings(BaseModel):
         "0 = no limit."))
     max_pixels_in_flight: int = Field(256_000_000, ge=1, description=(
         "Decoded pixels of all pages being decoded or recognised at once, server-wide; pages "
-        "past it wait up to `max_wait_s`, then 503 with Retry-After."))
+        "past it wait up to `max_wait_s`, then 429 with Retry-After."))
     max_pages_in_flight: int = Field(64, ge=1, description=(
         "Pages being decoded or recognised at once, server-wide (same waiting rule)."))
     max_wait_s: float = Field(30.0, ge=0, description=(
-        "How long a page waits for room in the pixel/page budget before the request gets 503."))
+        "How long a page waits for room in the pixel/page budget before the request gets 429."))
     max_request_pixels: int = Field(2_500_000_000, ge=1, description=(
         "Pixels one request may decode in all (a GIF frame k costs k frames: Pillow composes "
         "every frame before it); more is a 413."))

@@ -3,7 +3,7 @@
 Counting requests is not enough: one request can carry a thousand 64-megapixel frames. Each
 page reserves its decoded pixel count (known from the headers) before it is decoded and
 holds it until its OCR is done. Past the budget a page waits, up to `max_wait_s`, then the
-request gets 503 with Retry-After, so memory stays bounded under any mix of requests.
+request gets 429 with Retry-After, so memory stays bounded under any mix of requests.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 
-from openai_ocr.errors import PayloadTooLarge, Unavailable
+from openai_ocr.errors import PayloadTooLarge, TooManyRequests
 
 
 class CostBudget:
@@ -31,7 +31,7 @@ class CostBudget:
 
     @contextlib.asynccontextmanager
     async def reserve(self, pixels: int, deadline: float | None = None) -> AsyncIterator[None]:
-        """Hold `pixels` and one page for the block; wait for room, then 503 (Retry-After)."""
+        """Hold `pixels` and one page for the block; wait for room, then 429 (Retry-After)."""
         if pixels > self.max_pixels:
             raise PayloadTooLarge(f"one page needs {pixels} pixels; this server decodes at most "
                                   f"{self.max_pixels} at a time")
@@ -43,10 +43,9 @@ class CostBudget:
                 try:
                     await asyncio.wait_for(self._changed.wait(), max(0.0, limit - time.monotonic()))
                 except TimeoutError:
-                    raise Unavailable(
+                    raise TooManyRequests(
                         f"the server is decoding {self.pixels} pixels ({self.pages} pages); "
-                        "retry shortly", headers={"Retry-After": str(max(1, math.ceil(
-                            self.max_wait_s)))}) from None
+                        "retry shortly", max(1, math.ceil(self.max_wait_s))) from None
             self.pixels += pixels
             self.pages += 1
         try:

@@ -248,7 +248,9 @@ def test_webp_batch_stays_under_the_memory_bound(server: Server) -> None:
         r = during(lambda: httpx.post(f"{server.url}/ocr/batch", json={"requests": [item] * WEBP_ITEMS},
                                       headers=AUTH, timeout=120), server.url)
     assert r.status_code == 200, r.text  # type: ignore[union-attr]
-    assert [x["status"] for x in r.json()["results"]] == ["success"] * WEBP_ITEMS, r.text[:600]  # type: ignore[union-attr]
+    codes = [x["status_code"] for x in r.json()["results"]]  # type: ignore[union-attr]
+    # past the pixel budget an item waits `budget.max_wait_s`, then gets 429 (never a 5xx)
+    assert set(codes) <= {200, 429} and codes.count(200) >= 2, codes
     print(f"webp batch: peak tree RSS {peak[0] / 2**20:.0f} MiB")
     assert peak[0] < WEBP_BATCH_BOUND
     normal_page_after(server)
