@@ -99,7 +99,7 @@ def create_app(settings: Settings, engine: ChatEngine) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory for worker processes: settings and engine come from the environment."""
+    """uvicorn factory for worker processes: settings from the file `hand_over` wrote."""
     settings = handed_over()
     if settings is None:
         raise RuntimeError(f"no settings handed over (${SETTINGS_FILE_ENV} is not set)")

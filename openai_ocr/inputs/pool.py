@@ -11,6 +11,7 @@ memory. `workers=0` runs tasks in threads instead (no kill; for embedding and te
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import logging
 import multiprocessing
@@ -69,6 +70,7 @@ class DecodePool:
             self._pool = pebble.ProcessPool(
                 max_workers=self.workers, max_tasks=self._max_tasks, initializer=_limit_memory,
                 initargs=(self._memory,), context=context)
+            atexit.register(self.close)  # also where no lifespan closes it (the vLLM plugin)
         return self._pool
 
     async def start(self) -> None:

@@ -61,7 +61,7 @@ class OCREndpointPlugin:
 
 
 def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
-    """Settings handed over by `openai-ocr serve` (environment), else config and environment.
+    """Settings handed over by `openai-ocr serve` (a private file), else config and environment.
 
     vLLM's `--api-key` keys also guard our routes, so one key set covers the whole server.
     """

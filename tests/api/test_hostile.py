@@ -102,7 +102,7 @@ def server(fake_upstream: tuple[FakeUpstream, str], tmp_path_factory: pytest.Tem
     key_file.write_text(KEY + "\n")
     log = folder / "server.log"
     port = free_port()
-    env = {**os.environ, "OPENAI_OCR_LIMITS__REQUEST_TIMEOUT_S": "90",
+    env = {**os.environ, "OPENAI_OCR_LIMITS__REQUEST_TIMEOUT_S": "300",
            "OPENAI_OCR_CONNECTIONS__HEADER_TIMEOUT_S": "2",
            "OPENAI_OCR_BUDGET__DECODE_WORKERS": "2", "PYTHONPATH": str(ROOT)}
     env.pop("OPENAI_OCR_API_KEYS", None)
@@ -248,7 +248,7 @@ def test_webp_batch_stays_under_the_memory_bound(server: Server) -> None:
     assert len(out.getvalue()) < 100_000
     with server.peak_memory() as peak:
         r = during(lambda: httpx.post(f"{server.url}/ocr/batch", json={"requests": [item] * WEBP_ITEMS},
-                                      headers=AUTH, timeout=120), server.url)
+                                      headers=AUTH, timeout=400), server.url)
     assert r.status_code == 200, r.text  # type: ignore[union-attr]
     codes = [x["status_code"] for x in r.json()["results"]]  # type: ignore[union-attr]
     # past the pixel budget an item waits `budget.max_wait_s`, then gets 429 (never a 5xx)
