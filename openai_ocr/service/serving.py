@@ -189,18 +189,19 @@ class OCRService:
         request is answered with a proper status code instead of an error inside a 200 stream.
         Pages stream one after the other, in order.
         """
-        held = contextlib.AsyncExitStack()
         try:
             plan = self.check_options(options)
-            await held.enter_async_context(self.reserve(document, document.pages[0]))
-            image = await self.page(document, document.pages[0])
+            # page 1's reservation covers its decoding only: a generator that is never
+            # started (client gone before the first byte) would never release it
+            async with self.reserve(document, document.pages[0]):
+                image = await self.page(document, document.pages[0])
             chunks = await primed(self.engine.stream(
                 build_chat_request(self.engine.model, image, plan, stream=True)))
         except BaseException:
-            await held.aclose()
             document.close()
             raise
-        return self._stream_events(document, plan, image, chunks, new_request_id(), held)
+        return self._stream_events(document, plan, image, chunks, new_request_id(),
+                                   contextlib.AsyncExitStack())
 
     async def _stream_events(self, document: Document, plan: SamplingPlan, image: ImageInput,
                              chunks: AsyncIterator[Any], request_id: str,
