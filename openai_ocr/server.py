@@ -6,7 +6,6 @@ In vllm mode vLLM builds the app; the endpoint plugin calls `attach_compat_route
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
+from openai_ocr.api.auth_middleware import APIKeyMiddleware, compat_paths, every_path_but_open
 from openai_ocr.api.dependencies import STATE_KEY
 from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
@@ -25,7 +25,7 @@ from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
 from openai_ocr.metrics import Metrics, metrics_for
 from openai_ocr.service.serving import OCRService
-from openai_ocr.settings import SETTINGS_ENV, Settings
+from openai_ocr.settings import SETTINGS_FILE_ENV, Settings, handed_over
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +48,18 @@ def attach_compat_routes(app: FastAPI) -> None:
 
 def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
                        own_app: bool = True) -> None:
-    """The HTTP contract of every mode: body-size limit, X-Request-ID, one access line and
-    request counters per request, and the `{"error": ...}` shape for unknown routes.
+    """The HTTP contract of every mode: body-size limit, API keys checked before any body is
+    read, X-Request-ID, one access line and request counters per request, and the
+    `{"error": ...}` shape for unknown routes.
 
-    On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too; validation errors
-    of those routes stay vLLM's.
+    On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too (validation errors
+    of those routes stay vLLM's, and vLLM's `--api-key` guards them); our keys guard our routes.
     """
     install_error_handlers(app, validation=own_app)
-    # Outermost last: request ids and logs see every answer, 413s included.
+    # Added innermost first: the request observer is outermost, so request ids and logs see
+    # every answer, 413s and 401s included.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if own_app else compat_paths)
     if settings.server.cors_origins and own_app:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
@@ -88,21 +91,24 @@ def create_app(settings: Settings, engine: ChatEngine, *,
     metrics = metrics_for(registry)
     engine.use_metrics(metrics)
     engine = gated(engine, settings, metrics)
+    service = OCRService(engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.start()
+        await service.start()
         logger.info("serving %s with the %s engine", engine.model, engine.kind)
         try:
             yield
         finally:
+            service.close()
             await engine.close()
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
-    setattr(app.state, STATE_KEY, OCRService(engine, settings))
+    setattr(app.state, STATE_KEY, service)
     install_http_layer(app, settings, metrics)
     attach_compat_routes(app)
     app.include_router(openai.router)
@@ -113,6 +119,8 @@ def create_app(settings: Settings, engine: ChatEngine, *,
 
 
 def app_from_env() -> FastAPI:
-    """uvicorn factory for worker processes: settings and engine come from the environment."""
-    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    """uvicorn factory for worker processes: settings from the file `hand_over` wrote."""
+    settings = handed_over()
+    if settings is None:
+        raise RuntimeError(f"no settings handed over (${SETTINGS_FILE_ENV} is not set)")
     return create_app(settings, build_engine(settings, settings.engine.kind))

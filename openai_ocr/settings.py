@@ -263,6 +263,63 @@ class UISettings(BaseModel):
                           "the API key when `auth.protect_docs` is set.")
 
 
+class BudgetSettings(BaseModel):
+    """Bounded cost per request: decoder processes, pixels and pages in flight, input shapes."""
+
+    model_config = {"extra": "forbid"}
+
+    decode_workers: int = Field(2, ge=0, le=64, description=(
+        "Worker processes that decode images and render PDF pages; a task past its request's "
+        "time, or whose client left, is killed and its worker replaced. 0 decodes in threads "
+        "(cannot be stopped)."))
+    decode_memory_mb: int = Field(3072, ge=0, description=(
+        "Address-space limit of each decoder process in MiB (an input needing more is a 413); "
+        "0 = no limit."))
+    max_pixels_in_flight: int = Field(256_000_000, ge=1, description=(
+        "Decoded pixels of all pages being decoded or recognised at once, server-wide; pages "
+        "past it wait up to `max_wait_s`, then 429 with Retry-After."))
+    max_pages_in_flight: int = Field(64, ge=1, description=(
+        "Pages being decoded or recognised at once, server-wide (same waiting rule)."))
+    max_wait_s: float = Field(30.0, ge=0, description=(
+        "How long a page waits for room in the pixel/page budget before the request gets 429."))
+    max_request_pixels: int = Field(2_500_000_000, ge=1, description=(
+        "Pixels one request may decode in all (a GIF frame k costs k frames: Pillow composes "
+        "every frame before it); more is a 413."))
+    max_aspect_ratio: float = Field(50.0, ge=0, description=(
+        "Longest side over shortest side of a page image; more is a 400 (0 = no check)."))
+    max_prompt_chars: int = Field(4096, ge=1, description=(
+        "Longest `prompt`, `ref` or chat text accepted, in characters; more is a 400."))
+
+
+class ConnectionSettings(BaseModel):
+    """uvicorn's connection limits (the lite and gateway modes; vLLM has its own flags)."""
+
+    model_config = {"extra": "forbid"}
+
+    header_timeout_s: float = Field(10.0, gt=0, description=(
+        "Seconds a connection may take to send a request's headers (slow-header clients are "
+        "closed; uvicorn has no such limit of its own)."))
+    keep_alive_s: float = Field(5.0, gt=0, description=(
+        "Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)."))
+    limit_concurrency: int = Field(1000, ge=1, description=(
+        "Connections plus tasks at once per worker; past it uvicorn answers 503 "
+        "(uvicorn's limit_concurrency)."))
+    max_header_bytes: int = Field(65536, ge=1024, description=(
+        "Largest request head (request line and headers) in bytes (uvicorn's "
+        "h11_max_incomplete_event_size)."))
+
+
+class GatewaySettings(BaseModel):
+    """What the gateway forwards to an engine that fetches URLs itself (vLLM)."""
+
+    model_config = {"extra": "forbid"}
+
+    remote_url_hosts: list[str] = Field([], description=(
+        "Hosts whose http(s) image/document URLs may be forwarded for the engine to fetch; "
+        "empty = `data:` URLs only. Private, loopback and link-local addresses are refused "
+        "even when listed."))
+
+
 class Settings(BaseSettings):
     """All settings of one server process.
 
@@ -290,6 +347,13 @@ class Settings(BaseSettings):
         "lines Tesseract is unsure of are read again by the PP-OCRv6 recogniser. Answers \"Free OCR.\", the "
         "<|grounding|> prompts and Locate; other prompts (describe, parse figure) are refused with a 400.")
     ui: UISettings = Field(UISettings(), description="The web playground served at / and /playground.")
+    budget: BudgetSettings = Field(
+        BudgetSettings(), description="What one request, and the whole server, may cost: decoder processes, "
+        "pixels and pages in flight, prompt length.")
+    connections: ConnectionSettings = Field(
+        ConnectionSettings(), description="HTTP connection limits (uvicorn's, plus a request-header time-out).")
+    gateway: GatewaySettings = Field(
+        GatewaySettings(), description="What the gateway lets through to the engine.")
 
     @classmethod
     def settings_customise_sources(
@@ -373,7 +437,12 @@ def iter_settings(model: BaseModel | None = None) -> list[SettingInfo]:
 
 
 SETTINGS_ENV = "OPENAI_OCR_SETTINGS_JSON"
-"""Resolved settings handed to worker processes and to the vLLM plugin (`reveal_secrets`)."""
+"""Resolved settings as JSON in the environment (read if set by hand; never written, since a
+child's environment is readable by anyone who can read /proc/PID/environ as that user)."""
+
+SETTINGS_FILE_ENV = "OPENAI_OCR_SETTINGS_FILE"
+"""Path of a 0600 file with the resolved settings (secrets included) for worker processes and
+the vLLM plugin; written by `hand_over`, removed when the process that wrote it exits."""
 
 API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 """Comma-separated API keys; above the config file, below --api-key."""
@@ -382,6 +451,36 @@ API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 def reveal_secrets(settings: Settings) -> str:
     """Settings as JSON with secrets in clear: only for handing them to worker processes."""
     return settings.model_dump_json(context={"reveal_secrets": True})
+
+
+def hand_over(settings: Settings) -> Path:
+    """Write the settings for child processes to a private file and name it in the environment."""
+    import atexit
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="openai-ocr-settings-", suffix=".json")  # mode 0600
+    with os.fdopen(fd, "w") as out:
+        out.write(reveal_secrets(settings))
+    path = Path(name)
+    atexit.register(path.unlink, missing_ok=True)
+    os.environ[SETTINGS_FILE_ENV] = name
+    os.environ.pop(SETTINGS_ENV, None)
+    return path
+
+
+def handed_over() -> Settings | None:
+    """The settings a parent process handed over (`hand_over`), else None."""
+    name = os.environ.get(SETTINGS_FILE_ENV)
+    if name:
+        return Settings.model_validate_json(Path(name).read_text())
+    text = os.environ.get(SETTINGS_ENV)
+    return Settings.model_validate_json(text) if text else None
+
+
+def read_key_file(path: str | os.PathLike[str]) -> list[str]:
+    """API keys from a file, one a line (blank lines and `#` comments skipped)."""
+    lines = Path(path).read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:

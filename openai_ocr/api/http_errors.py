@@ -6,6 +6,7 @@ when the vLLM endpoint plugin mounts them on vLLM's own app (whose handlers stay
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
@@ -149,6 +150,29 @@ def _known_fields(route: APIRoute) -> tuple[bool, set[str]]:
     return form, {field.name}
 
 
+_NON_FINITE = (b"NaN", b"Infinity")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"the JSON body holds {name}, which JSON does not allow; send a number")
+
+
+async def refuse_non_finite_json(request: Request) -> None:
+    """400 for `NaN`/`Infinity` in a JSON body (Python's parser accepts them; JSON does not).
+
+    A byte search first, so ordinary bodies are not parsed twice; the body is cached for the
+    route's own parsing.
+    """
+    if "json" not in request.headers.get("content-type", ""):
+        return
+    body = await request.body()
+    if any(token in body for token in _NON_FINITE):
+        try:
+            json.loads(body, parse_constant=_refuse_constant)
+        except ValueError:
+            return  # not valid JSON at all: the route's parser answers that (422)
+
+
 class OCRRoute(APIRoute):
     """APIRoute whose errors are always `{"error": {...}}` JSON with the right status."""
 
@@ -158,6 +182,7 @@ class OCRRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
+                await refuse_non_finite_json(request)
                 return await handler(request)
             except OCRError as exc:
                 return error_response(exc)

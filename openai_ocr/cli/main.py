@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default deepseek-ai/DeepSeek-OCR); implies --engine vllm")
     serve.add_argument("--config", help="TOML settings file (default ./config.toml if present)")
     add_setting_flags(serve)  # --host, --upstream-url, --api-key...: from the settings' fields
+    serve.add_argument("--api-key-file", metavar="PATH",
+                       help="file of API keys clients must present, one a line (keeps them out of `ps`)")
 
     ocr = commands.add_parser(
         "ocr", help="OCR images or PDFs, writing NAME.md or NAME.json next to each",

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
-from openai_ocr.settings import SettingInfo, Settings, iter_settings, load_settings, reveal_secrets
+from openai_ocr.settings import SettingInfo, Settings, hand_over, iter_settings, load_settings, read_key_file
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         for part in setting.path[:-1]:
             node = node.setdefault(part, {})
         node[setting.path[-1]] = value
+    key_file = getattr(args, "api_key_file", None)
+    if key_file:  # keys in a file stay out of `ps`; added to any --api-key
+        keys = out.setdefault("auth", {}).get("api_keys") or []
+        out["auth"]["api_keys"] = [*keys, *read_key_file(key_file)]
     return out
 
 
@@ -116,9 +120,12 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
     overrides = overrides_from_args(args)
     try:
         settings = load_settings(args.config, overrides)
-    except (ValidationError, FileNotFoundError) as exc:
+    except (ValidationError, FileNotFoundError, OSError) as exc:
         parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
+    if getattr(args, "auth__api_keys", None):
+        logger.warning("--api-key is visible to every user in the process list; use "
+                       "--api-key-file or OPENAI_OCR_API_KEYS instead")
     choice = choose_engine(settings, model_given=args.model is not None)
     logger.info("engine: %s (%s)", choice.kind, choice.reason)
     if choice.kind == "vllm":
@@ -139,11 +146,13 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
 
 
 def run_app(settings: Settings) -> None:
-    """Serve the gateway or lite app with uvicorn (worker processes read the settings from env)."""
+    """Serve the gateway or lite app with uvicorn.
 
-    from openai_ocr.settings import SETTINGS_ENV
-
-    os.environ[SETTINGS_ENV] = reveal_secrets(settings)
+    Worker processes read the settings from a private file (`hand_over`), never from their
+    environment. uvicorn's access log is off: our request log has the path without the query
+    string (which may hold a key).
+    """
+    hand_over(settings)
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; a stop asked for is a clean
     # exit (status 0, no traceback, no "make: *** Terminated").
     signal.signal(signal.SIGTERM, _stopped)
@@ -160,11 +169,18 @@ def _stopped(signum: int, frame: Any) -> None:
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
+    from openai_ocr.api.connections import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
+
+    limits = settings.connections
+    os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
     # Our access line replaces uvicorn's (one line per request, with the request id).
     uvicorn.run("openai_ocr.server:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30,
-                access_log=False, log_config=log_config(settings.server.log_level))
+                access_log=False, log_config=log_config(settings.server.log_level),
+                http=HeaderTimeoutProtocol, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
+                limit_concurrency=limits.limit_concurrency,
+                h11_max_incomplete_event_size=limits.max_header_bytes)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

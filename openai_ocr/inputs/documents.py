@@ -1,8 +1,9 @@
 """Decoding of request inputs into validated page images: base64, data URLs, uploads, PDFs.
 
 Everything here is pure (bytes in, bytes out) and raises `OCRError`s with a 4xx status, so
-bad input never reaches an engine. Callers run `load_image` in a thread: decoding a large
-image is CPU work.
+bad input never reaches an engine. `probe_document` reads headers only (sizes, frame and page
+counts); `render_page` and `load_image` decode, which is CPU work that the service runs in
+its decoder processes (`openai_ocr.inputs.pool`), where an overrunning task can be killed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from openai_ocr.errors import BadRequest, PayloadTooLarge
+from openai_ocr.inputs.frames import frame_table
 from openai_ocr.inputs.page_ranges import parse_pages
 from openai_ocr.inputs.pdf import PdfPages, is_pdf
 
@@ -107,11 +109,23 @@ def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "im
     except UnidentifiedImageError:
         raise BadRequest(f"{param} is not a supported image or PDF; accepted formats: "
                          f"{', '.join([*sorted(ACCEPTED_FORMATS), 'PDF'])}", param=param) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except MemoryError:
+        raise PayloadTooLarge(f"{param} needs too much memory to decode", param=param) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is bad input
         raise BadRequest(f"{param} is a corrupt or truncated image ({_short(exc)})", param=param) from None
     if width < 1 or height < 1:
         raise BadRequest(f"{param} has no pixels", param=param)
 
+    try:
+        return _normalised(image, data, fmt, width, height)
+    except MemoryError:
+        raise PayloadTooLarge(f"{param} needs too much memory to decode", param=param) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a broken EXIF block
+        raise BadRequest(f"{param} is a corrupt or truncated image ({_short(exc)})", param=param) from None
+
+
+def _normalised(image: Image.Image, data: bytes, fmt: str, width: int, height: int) -> ImageInput:
+    """The bytes as they are where engines read them as such, else upright PNG."""
     orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
     if fmt in PASS_THROUGH and orientation in (None, 1) and not getattr(image, "is_animated", False):
         return ImageInput(data=data, mime=PASS_THROUGH[fmt], width=width, height=height)
@@ -135,22 +149,154 @@ def encode_png(image: Image.Image) -> ImageInput:
     return ImageInput(data=out.getvalue(), mime="image/png", width=image.width, height=image.height)
 
 
-class Document:
-    """Pages of one input (an image, a multi-frame TIFF or a PDF), rendered on demand.
+@dataclass(frozen=True)
+class DocumentInfo:
+    """What the headers say about an input, before any pixel is decoded (small, picklable).
 
-    `pages` holds the selected 1-based page numbers, in answer order. `page_image` is
-    blocking CPU work: call it in a thread.
+    `page_pixels` is the decoding cost of each selected page in pixels: its size, or for a
+    GIF frame k the k frames Pillow composes to reach it.
     """
 
-    kind: str = "image"
-    pages: list[int]
+    kind: str  # "image", "frames" (multi-frame TIFF or GIF) or "pdf"
     page_count: int
+    pages: list[int]
+    page_pixels: dict[int, int]
+    dpi: float = 72.0
+
+
+def probe_document(data: bytes, *, pages: str | None, dpi: float, max_pages: int,
+                   max_pixels: int, max_bytes: int, param: str = "file",
+                   max_aspect_ratio: float = 0.0) -> DocumentInfo:
+    """Identify an input and select its pages, checking every limit from the headers alone."""
+    if not data:
+        raise BadRequest(f"{param} is empty", param=param)
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{param} is larger than {max_bytes} bytes", param=param)
+    if is_pdf(data):
+        with PdfPages(data) as pdf:
+            selected = _select(pages, pdf.page_count, max_pages)
+            rendered = {n: min(max_pixels, _area(pdf.page_size_px(n, dpi))) for n in selected}
+            return DocumentInfo("pdf", pdf.page_count, selected, rendered, dpi)
+    table = frame_table(data, cap=max_pages, param=param)
+    if table is not None and len(table.sizes) > 1:
+        selected = _select(pages, len(table.sizes), max_pages)
+        cost: dict[int, int] = {}
+        for number in selected:
+            size = table.sizes[number - 1]
+            _check_size(size, max_pixels, max_aspect_ratio, f"{param} frame {number}", param)
+            cost[number] = _area(size) * (number if table.format == "GIF" else 1)
+        return DocumentInfo("frames", len(table.sizes), selected, cost)
+    _select(pages, 1, max_pages)  # "1" or "all" are fine for an image, "2" is not
+    size = _header_size(data, param)
+    _check_size(size, max_pixels, max_aspect_ratio, param, param)
+    return DocumentInfo("image", 1, [1], {1: _area(size)})
+
+
+def render_page(data: bytes, info: DocumentInfo, number: int, *, max_pixels: int,
+                max_bytes: int, param: str = "file") -> ImageInput:
+    """Decode or render one page. Opens its own handle, so concurrent calls share nothing."""
+    if info.kind == "pdf":
+        with PdfPages(data) as pdf:
+            width, height = pdf.page_size_px(number, info.dpi)
+            dpi = info.dpi
+            if width * height > max_pixels:
+                dpi = info.dpi * (max_pixels / (width * height)) ** 0.5 * 0.999
+                logger.info("page %d rendered at %.0f dpi to stay under %d pixels", number, dpi,
+                            max_pixels)
+            return encode_png(pdf.render(number, dpi))
+    if info.kind == "frames":
+        return _frame(data, number, max_pixels, param)
+    return load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, param=param)
+
+
+def _frame(data: bytes, number: int, max_pixels: int, param: str) -> ImageInput:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["TIFF", "GIF"]) as image:
+                image.seek(number - 1)
+                if image.width * image.height > max_pixels:
+                    raise PayloadTooLarge(f"{param} frame {number} has more than {max_pixels} "
+                                          "pixels", param=param)
+                frame = ImageOps.exif_transpose(image).convert("RGB")
+    except PayloadTooLarge:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadTooLarge(f"{param} frame {number} has too many pixels", param=param) from None
+    except MemoryError:
+        raise PayloadTooLarge(f"{param} frame {number} needs too much memory", param=param) from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is bad input
+        raise BadRequest(f"{param} frame {number} is corrupt ({_short(exc)})", param=param) from None
+    return encode_png(frame)
+
+
+def _header_size(data: bytes, param: str) -> tuple[int, int]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS)) as image:
+                return image.size
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLarge(f"{param} has too many pixels ({_short(exc)})", param=param) from None
+    except UnidentifiedImageError as exc:
+        raise BadRequest(f"{param} is not a supported image ({_short(exc)}); "
+                         f"accepted formats: {', '.join(sorted(ACCEPTED_FORMATS))}", param=param) from None
+    except Exception as exc:  # noqa: BLE001 - a header Pillow cannot read is bad input
+        raise BadRequest(f"{param} is a corrupt or truncated image ({_short(exc)})", param=param) from None
+
+
+def _check_size(size: tuple[int, int], max_pixels: int, max_aspect_ratio: float, what: str,
+                param: str) -> None:
+    width, height = size
+    if width < 1 or height < 1:
+        raise BadRequest(f"{what} has no pixels", param=param)
+    if width * height > max_pixels:
+        raise PayloadTooLarge(f"{what} has {width}x{height} = {width * height} pixels; "
+                              f"the limit is {max_pixels}", param=param)
+    if max_aspect_ratio and max(width, height) / min(width, height) > max_aspect_ratio:
+        raise BadRequest(f"{what} is {width}x{height}: longer than {max_aspect_ratio:g} times its "
+                         "width or height", param=param)
+
+
+def _area(size: tuple[int, int]) -> int:
+    return int(size[0]) * int(size[1])
+
+
+class Document:
+    """Pages of one input (an image, a multi-frame TIFF or GIF, or a PDF), rendered on demand.
+
+    Holds the bytes and what `probe_document` found; `page_image` is blocking CPU work (the
+    service runs it in its decoder processes). `deadline` (time.monotonic) ends all its work.
+    """
+
+    def __init__(self, data: bytes, info: DocumentInfo, *, max_pixels: int, max_bytes: int,
+                 param: str = "file", deadline: float | None = None) -> None:
+        self.data = data
+        self.info = info
+        self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
+        self.param = param
+        self.deadline = deadline
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    @property
+    def pages(self) -> list[int]:
+        return self.info.pages
+
+    @property
+    def page_count(self) -> int:
+        return self.info.page_count
 
     def page_image(self, number: int) -> ImageInput:
-        raise NotImplementedError
+        return render_page(self.data, self.info, number, max_pixels=self.max_pixels,
+                           max_bytes=self.max_bytes, param=self.param)
 
     def close(self) -> None:
-        """Release the source (PDF handles)."""
+        """Drop the bytes: long-lived references (streams) must not keep them."""
+        self.data = b""
 
     def __enter__(self) -> Document:
         return self
@@ -159,98 +305,13 @@ class Document:
         self.close()
 
 
-class SingleImage(Document):
-    def __init__(self, image: ImageInput) -> None:
-        self.image = image
-        self.pages = [1]
-        self.page_count = 1
-
-    def page_image(self, number: int) -> ImageInput:
-        return self.image
-
-
-class ImageFrames(Document):
-    """A multi-frame TIFF (or GIF): one page per frame, each re-encoded as PNG."""
-
-    kind = "tiff"
-
-    def __init__(self, image: Image.Image, pages: list[int], max_pixels: int) -> None:
-        self._image = image
-        self.page_count = getattr(image, "n_frames", 1)
-        self.pages = pages
-        self._max_pixels = max_pixels
-
-    def page_image(self, number: int) -> ImageInput:
-        try:
-            self._image.seek(number - 1)
-            frame = ImageOps.exif_transpose(self._image).convert("RGB")
-        except (OSError, ValueError, EOFError) as exc:
-            raise BadRequest(f"frame {number} is corrupt ({_short(exc)})", param="file") from None
-        if frame.width * frame.height > self._max_pixels:
-            raise PayloadTooLarge(f"frame {number} has more than {self._max_pixels} pixels")
-        return encode_png(frame)
-
-
-class PdfDocumentPages(Document):
-    """A PDF rendered at `dpi`, lowered per page where needed to stay under the pixel limit."""
-
-    kind = "pdf"
-
-    def __init__(self, pdf: PdfPages, pages: list[int], dpi: float, max_pixels: int) -> None:
-        self._pdf = pdf
-        self.page_count = pdf.page_count
-        self.pages = pages
-        self._dpi = dpi
-        self._max_pixels = max_pixels
-
-    def page_image(self, number: int) -> ImageInput:
-        width, height = self._pdf.page_size_px(number, self._dpi)
-        dpi = self._dpi
-        if width * height > self._max_pixels:
-            dpi = self._dpi * (self._max_pixels / (width * height)) ** 0.5 * 0.999
-            logger.info("page %d rendered at %.0f dpi to stay under %d pixels", number, dpi,
-                        self._max_pixels)
-        return encode_png(self._pdf.render(number, dpi))
-
-    def close(self) -> None:
-        self._pdf.close()
-
-
 def open_document(data: bytes, *, pages: str | None, dpi: float, max_pages: int,
-                  max_pixels: int, max_bytes: int, param: str = "file") -> Document:
+                  max_pixels: int, max_bytes: int, param: str = "file",
+                  max_aspect_ratio: float = 0.0) -> Document:
     """Open any accepted input as a Document, with page selection and limits applied."""
-    if not data:
-        raise BadRequest(f"{param} is empty", param=param)
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"{param} is larger than {max_bytes} bytes", param=param)
-    if is_pdf(data):
-        pdf = PdfPages(data)
-        try:
-            selected = _select(pages, pdf.page_count, max_pages)
-        except Exception:
-            pdf.close()
-            raise
-        return PdfDocumentPages(pdf, selected, dpi, max_pixels)
-    frames = _frame_count(data)
-    if frames > 1:
-        image = Image.open(io.BytesIO(data), formats=["TIFF", "GIF"])
-        width, height = image.size
-        if width * height > max_pixels:
-            raise PayloadTooLarge(f"{param} has {width}x{height} pixels per frame; the limit "
-                                  f"is {max_pixels}", param=param)
-        return ImageFrames(image, _select(pages, frames, max_pages), max_pixels)
-    _select(pages, 1, max_pages)  # "1" or "all" are fine for an image, "2" is not
-    return SingleImage(load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, param=param))
-
-
-def _frame_count(data: bytes) -> int:
-    """Frames of a multi-page TIFF/GIF; 1 for anything else (load_image judges those)."""
-    try:
-        with Image.open(io.BytesIO(data), formats=["TIFF", "GIF"]) as image:
-            return int(getattr(image, "n_frames", 1))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
-            Image.DecompressionBombError):
-        return 1
+    info = probe_document(data, pages=pages, dpi=dpi, max_pages=max_pages, max_pixels=max_pixels,
+                          max_bytes=max_bytes, param=param, max_aspect_ratio=max_aspect_ratio)
+    return Document(data, info, max_pixels=max_pixels, max_bytes=max_bytes, param=param)
 
 
 def _select(spec: str | None, page_count: int, max_pages: int) -> list[int]:

@@ -1,8 +1,9 @@
 """PDF pages to images with pypdfium2 (pdfium inside the wheel; BSD/Apache licensed).
 
-pdfium is not thread-safe, so every call into it holds one process-wide lock; rendering a
-text page takes milliseconds, so the lock costs little while pages render lazily, one at a
-time, as the engine needs them (bounded memory even for long documents).
+pdfium is not thread-safe, so every call into it holds one process-wide lock. The server
+renders in its decoder processes (`openai_ocr.inputs.pool`), each with its own pdfium, so a
+slow page holds one process, not every request; there the lock is never contended. Pages
+render lazily, one at a time, as the engine needs them (bounded memory for long documents).
 """
 
 from __future__ import annotations
@@ -64,3 +65,9 @@ class PdfPages:
     def close(self) -> None:
         with PDFIUM_LOCK:
             self._doc.close()
+
+    def __enter__(self) -> PdfPages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from openai_ocr.ocr.prompts import MODE_DESCRIPTIONS, MODES
 from openai_ocr.settings import ModeName
@@ -20,6 +20,8 @@ assert set(get_args(ModeName)) == set(MODES) == set(MODE_DESCRIPTIONS)
 class OCROptions(BaseModel):
     """Per-request options shared by every legacy route (JSON body or multipart form)."""
 
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON NaN/Infinity are refused, not forwarded
+
     prompt: str | None = Field(
         None, description="Raw DeepSeek-OCR prompt. A leading `<image>` placeholder is "
         "accepted and removed (the image is sent as its own content part). Wins over `mode`.",
@@ -27,7 +29,8 @@ class OCROptions(BaseModel):
     mode: ModeName | None = Field(
         None, description="Named official prompt: " + "; ".join(
             f"`{name}`: {text}" for name, text in MODE_DESCRIPTIONS.items()))
-    ref: str | None = Field(None, description="Text to find, for mode `locate`.", max_length=1000)
+    ref: str | None = Field(None, description="Text to find, for mode `locate` (at most "
+                            "`budget.max_prompt_chars` characters).")
     temperature: float | None = Field(None, ge=0.0, le=2.0,
                                       description="Sampling temperature; 0 (greedy) by default.")
     max_tokens: int | None = Field(None, ge=1, description="Output token limit; 8192 by default, "

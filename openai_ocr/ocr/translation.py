@@ -64,9 +64,18 @@ def plan_resolution(options: OCROptions, config: OCRSettings, family: Family) ->
         raise BadRequest(str(exc), param=exc.param) from None
 
 
-def plan_request(options: OCROptions, config: OCRSettings,
-                 family: Family = "deepseek-ocr") -> SamplingPlan:
-    """Resolve a request's options against the configured defaults and limits."""
+def plan_request(options: OCROptions, config: OCRSettings, family: Family = "deepseek-ocr",
+                 max_prompt_chars: int | None = None) -> SamplingPlan:
+    """Resolve a request's options against the configured defaults and limits.
+
+    `prompt` and `ref` are length-checked first: everything after works on them.
+    """
+    if max_prompt_chars is not None:
+        for name in ("prompt", "ref"):
+            value = getattr(options, name)
+            if value is not None and len(value) > max_prompt_chars:
+                raise BadRequest(f"{name} is longer than {max_prompt_chars} characters",
+                                 param=name)
     try:
         prompt = build_prompt(options.prompt, options.mode, options.ref, config.default_mode, family)
     except PromptError as exc:

@@ -21,7 +21,7 @@ from openai_ocr.ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.translation import usage_of
 from openai_ocr.service.serving import OCRService
-from openai_ocr.service.streams import aclose, gather_or_cancel
+from openai_ocr.service.streams import aclose, gather_or_cancel, within
 
 PAGES_FIELD = "pages"
 """Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
@@ -62,6 +62,8 @@ class DocumentChat:
         self.service = service
         self.where = where
         self.pages_spec = body.pop(PAGES_FIELD, None)
+        if self.pages_spec is not None and not isinstance(self.pages_spec, str):
+            raise BadRequest('pages must be a string such as "1-3,7"', param=PAGES_FIELD)
         self.body = body
 
     async def open(self) -> Document:
@@ -71,7 +73,7 @@ class DocumentChat:
         return await self.service.open_bytes(data, OCROptions(pages=self.pages_spec), param="file")
 
     async def _page_body(self, document: Document, number: int) -> dict[str, Any]:
-        image = await asyncio.to_thread(document.page_image, number)
+        image = await self.service.page(document, number)
         return page_request(self.body, self.where, image.data_url())
 
     async def complete(self) -> ChatCompletion:
@@ -79,10 +81,11 @@ class DocumentChat:
         gate = asyncio.Semaphore(self.service.settings.documents.page_concurrency)
         with await self.open() as document:
             async def one(number: int) -> ChatCompletion:
-                async with gate:
+                async with gate, self.service.reserve(document, number):
                     return await engine.complete(await self._page_body(document, number))
 
-            answers = await gather_or_cancel(one(n) for n in document.pages)
+            async with within(document.deadline, self.service.settings.limits.request_timeout_s):
+                answers = await gather_or_cancel(one(n) for n in document.pages)
         first = answers[0]
         texts = [(a.choices[0].message.content or "") if a.choices else "" for a in answers]
         merged = first.model_copy(deep=True)
@@ -106,27 +109,28 @@ class DocumentChat:
         last: ChatCompletionChunk | None = None
         with await self.open() as document:
             for position, number in enumerate(document.pages):
-                chunks = engine.stream(await self._page_body(document, number))
-                reason: str | None = None
-                try:
-                    async for chunk in chunks:
-                        last = chunk
-                        if chunk.usage is not None:
-                            usages.append(usage_of(chunk.usage))
-                        if not chunk.choices:
-                            continue
-                        choice = chunk.choices[0]
-                        reason = choice.finish_reason or reason
-                        if position and choice.delta.role and not choice.delta.content:
-                            continue  # one role chunk per answer
-                        if choice.finish_reason is not None or chunk.usage is not None:
-                            if not choice.delta.content:
+                async with self.service.reserve(document, number):
+                    chunks = engine.stream(await self._page_body(document, number))
+                    reason: str | None = None
+                    try:
+                        async for chunk in chunks:
+                            last = chunk
+                            if chunk.usage is not None:
+                                usages.append(usage_of(chunk.usage))
+                            if not chunk.choices:
                                 continue
-                            chunk = _with(chunk, finish_reason=None, usage=None)
-                        yield chunk
-                finally:
-                    await aclose(chunks)
-                reasons.append(reason)
+                            choice = chunk.choices[0]
+                            reason = choice.finish_reason or reason
+                            if position and choice.delta.role and not choice.delta.content:
+                                continue  # one role chunk per answer
+                            if choice.finish_reason is not None or chunk.usage is not None:
+                                if not choice.delta.content:
+                                    continue
+                                chunk = _with(chunk, finish_reason=None, usage=None)
+                            yield chunk
+                    finally:
+                        await aclose(chunks)
+                    reasons.append(reason)
                 if position + 1 < len(document.pages) and last is not None:
                     yield _with(last, content=PAGE_SPLIT, finish_reason=None, usage=None)
         if last is None:

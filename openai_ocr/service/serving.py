@@ -6,10 +6,12 @@ Holds no HTTP types, so the routes stay thin glue and the logic is testable alon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from pydantic import ValidationError
@@ -38,9 +40,10 @@ from openai_ocr.inputs.documents import (
     ImageInput,
     decode_base64_payload,
     is_data_url,
-    load_image,
-    open_document,
+    probe_document,
+    render_page,
 )
+from openai_ocr.inputs.pool import DecodePool
 from openai_ocr.ocr.assembly import (
     PAGE_SPLIT,
     PageOutcome,
@@ -61,7 +64,8 @@ from openai_ocr.ocr.translation import (
     plan_request,
     usage_of,
 )
-from openai_ocr.service.streams import aclose, gather_or_cancel, primed
+from openai_ocr.service.budget import CostBudget
+from openai_ocr.service.streams import aclose, gather_or_cancel, primed, within
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -81,6 +85,10 @@ class OCRService:
         self.engine = engine
         self.settings = settings
         self._served: tuple[float, list[str]] = (0.0, [])
+        budget = settings.budget
+        self.pool = DecodePool(budget.decode_workers, memory_limit_mb=budget.decode_memory_mb)
+        self.budget = CostBudget(budget.max_pixels_in_flight, budget.max_pages_in_flight,
+                                 budget.max_wait_s)
 
     # -- models -----------------------------------------------------------------------
     async def served_models(self) -> list[str]:
@@ -112,7 +120,8 @@ class OCRService:
         return family_of(self.engine.model, self.engine.architectures)
 
     def plan(self, options: OCROptions) -> SamplingPlan:
-        return plan_request(options, self.settings.ocr, self.family)
+        """The sampling plan, or the 400 for bad options, before any input is decoded."""
+        return plan_request(options, self.settings.ocr, self.family, self.settings.budget.max_prompt_chars)
 
     def engine_warnings(self, options: OCROptions) -> list[str]:
         """Warnings about options this engine takes but does not use."""
@@ -124,13 +133,32 @@ class OCRService:
         return []
 
     # -- inputs -----------------------------------------------------------------------
-    async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file") -> Document:
-        """Validate an upload (image, multi-frame TIFF or PDF) and select its pages."""
-        limits = self.settings.limits
-        return await asyncio.to_thread(
-            open_document, data, pages=options.pages,
+    def deadline(self) -> float:
+        """The time (time.monotonic) by which a request starting now must be done."""
+        return time.monotonic() + self.settings.limits.request_timeout_s
+
+    async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file",
+                         deadline: float | None = None) -> Document:
+        """Validate an upload (image, multi-frame TIFF/GIF or PDF) and select its pages.
+
+        Only headers are read here, in a decoder process; the pages decode later, one by one,
+        each under the pixel budget.
+        """
+        self.plan(options)
+        limits, budget = self.settings.limits, self.settings.budget
+        deadline = deadline or self.deadline()
+        info = await self.pool.run(
+            probe_document, data, pages=options.pages,
             dpi=options.dpi or self.settings.documents.dpi, max_pages=limits.max_pages,
-            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param)
+            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
+            max_aspect_ratio=budget.max_aspect_ratio, deadline=deadline)
+        total = sum(info.page_pixels.values())
+        if total > budget.max_request_pixels:
+            raise PayloadTooLarge(f"the selected pages need {total} decoded pixels; at most "
+                                  f"{budget.max_request_pixels} per request (select fewer pages)",
+                                  param="pages")
+        return Document(data, info, max_pixels=limits.max_image_pixels,
+                        max_bytes=limits.max_file_bytes, param=param, deadline=deadline)
 
     async def open_request(self, request: OCRRequest) -> Document:
         param, value = request.payload
@@ -141,10 +169,11 @@ class OCRService:
     async def check_chat_images(self, body: dict[str, Any]) -> None:
         """Apply the image limits to the `data:` image parts of a client's chat request.
 
-        The same 400/413 answers as the legacy routes, before anything reaches the engine;
-        remote image URLs are left to the engine (vLLM fetches them itself).
+        The same 400/413 answers as the legacy routes, before anything reaches the engine,
+        decoded in a decoder process under the pixel budget.
         """
         limits = self.settings.limits
+        deadline = self.deadline()
         for message in body.get("messages", []):
             content = message.get("content") if isinstance(message, dict) else None
             for part in content if isinstance(content, list) else []:
@@ -153,11 +182,25 @@ class OCRService:
                 if isinstance(url, str) and is_data_url(url):
                     data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
                                                  param="image_url")
-                    await asyncio.to_thread(load_image, data, max_pixels=limits.max_image_pixels,
-                                            max_bytes=limits.max_file_bytes, param="image_url")
+                    document = await self.open_bytes(data, OCROptions(), "image_url", deadline)
+                    async with self.reserve(document, 1):
+                        await self.page(document, 1)
 
-    async def _page(self, document: Document, number: int) -> ImageInput:
-        return await asyncio.to_thread(document.page_image, number)
+    def reserve(self, document: Document, number: int) -> AbstractAsyncContextManager[None]:
+        """Room in the server-wide pixel/page budget for one page, held for the block."""
+        return self.budget.reserve(document.info.page_pixels.get(number, 0), document.deadline)
+
+    async def page(self, document: Document, number: int) -> ImageInput:
+        """One page decoded or rendered in a decoder process, within the request's time."""
+        return await self.pool.run(render_page, document.data, document.info, number,
+                                   max_pixels=document.max_pixels, max_bytes=document.max_bytes,
+                                   param=document.param, deadline=document.deadline)
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
 
     # -- whole answers ----------------------------------------------------------------
     async def recognize(self, document: Document, options: OCROptions,
@@ -169,20 +212,19 @@ class OCRService:
         keep_pixels = options.include_images or options.include_page_images
 
         async def one(number: int) -> PageOutcome:
-            async with gate:
-                image = await self._page(document, number)
+            async with gate, self.reserve(document, number):
+                image = await self.page(document, number)
                 body = build_chat_request(self.engine.model, image, plan, stream=False)
                 result = completion_result(await self.engine.complete(body))
             if not keep_pixels:  # hold only the size: long documents stay small in memory
                 image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
             return PageOutcome(number, image, result)
 
-        outcomes = await gather_or_cancel(one(n) for n in document.pages)
-        if keep_pixels:
-            done = await asyncio.to_thread(assemble, outcomes, options.output, options.include_images,
-                                           plan.max_tokens, options.include_page_images)
-        else:
-            done = assemble(outcomes, options.output, False, plan.max_tokens)
+        async with within(document.deadline, self.settings.limits.request_timeout_s):
+            outcomes = await gather_or_cancel(one(n) for n in document.pages)
+        # grounding parsing (and crops) is CPU work: off the event loop
+        done = await asyncio.to_thread(assemble, outcomes, options.output, options.include_images,
+                                       plan.max_tokens, options.include_page_images)
         warnings = [*done.warnings, *self.engine_warnings(options)]
         for warning in done.warnings:
             logger.warning("%s", warning)
@@ -204,17 +246,22 @@ class OCRService:
         """
         try:
             plan = self.plan(options)
-            image = await self._page(document, document.pages[0])
+            # page 1's reservation covers its decoding only: a generator that is never
+            # started (client gone before the first byte) would never release it
+            async with self.reserve(document, document.pages[0]):
+                image = await self.page(document, document.pages[0])
             chunks = await primed(self.engine.stream(
                 build_chat_request(self.engine.model, image, plan, stream=True)))
         except BaseException:
             document.close()
             raise
-        return self._stream_events(document, plan, image, chunks, request_id or new_request_id(), options)
+        return self._stream_events(document, plan, image, chunks, request_id or new_request_id(),
+                                   options, contextlib.AsyncExitStack())
 
     async def _stream_events(self, document: Document, plan: SamplingPlan, image: ImageInput,
-                             chunks: AsyncIterator[Any], request_id: str,
-                             options: OCROptions) -> AsyncIterator[StreamEvent]:
+                             chunks: AsyncIterator[Any], request_id: str, options: OCROptions,
+                             held: contextlib.AsyncExitStack) -> AsyncIterator[StreamEvent]:
+        """Page by page; a failure on any page ends the stream with an `error` event."""
         model = self.engine.model
         usages: list[Usage] = []
         reasons: list[str | None] = []
@@ -222,7 +269,9 @@ class OCRService:
             for position, number in enumerate(document.pages):
                 if position:
                     yield StreamEvent(text=PAGE_SPLIT)
-                    image = await self._page(document, number)
+                    held = contextlib.AsyncExitStack()
+                    await held.enter_async_context(self.reserve(document, number))
+                    image = await self.page(document, number)
                     chunks = self.engine.stream(
                         build_chat_request(self.engine.model, image, plan, stream=True))
                 yield StreamEvent(type="page", page=number, page_count=len(document.pages),
@@ -241,7 +290,10 @@ class OCRService:
                             pieces.append(text)
                             yield StreamEvent(text=text, page=number)
                 finally:
-                    await aclose(chunks)
+                    try:
+                        await aclose(chunks)
+                    finally:
+                        await held.aclose()
                 usages.append(usage)
                 reasons.append(reason)
                 result = None
@@ -255,7 +307,13 @@ class OCRService:
         except OCRError as exc:
             yield StreamEvent(type="error", error=exc.body().error, request_id=request_id)
             return
+        except Exception:  # noqa: BLE001 - headers are sent: the client still gets an error event
+            logger.exception("stream %s failed", request_id)
+            error = InternalError("internal error while streaming this document")
+            yield StreamEvent(type="error", error=error.body().error, request_id=request_id)
+            return
         finally:
+            await held.aclose()
             document.close()
         yield StreamEvent(type="done", finish_reason=overall_finish_reason(reasons),
                           usage=sum_usage(usages), model=model, request_id=request_id)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
+
+from openai_ocr.errors import EngineTimeout
 
 T = TypeVar("T")
 
@@ -57,3 +61,17 @@ async def gather_or_cancel(coros: Iterable[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+@contextlib.asynccontextmanager
+async def within(deadline: float | None, limit_s: float) -> AsyncIterator[None]:
+    """The block ends at `deadline` (time.monotonic) with a 504, its work cancelled."""
+    if deadline is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
+            yield
+    except TimeoutError:
+        raise EngineTimeout(f"the request did not finish within {limit_s:g} s") from None

@@ -173,13 +173,15 @@ def run(settings: Any, model: str | None, passthrough: Sequence[str],
     host, port, log level and CORS origins become vLLM's, unless the flags say otherwise.
     Blocks until the server stops.
     """
-    from openai_ocr.settings import SETTINGS_ENV, reveal_secrets
+    from openai_ocr.settings import hand_over
 
     _prepare_process()
-    os.environ[SETTINGS_ENV] = reveal_secrets(settings)  # read by the plugin's init_state
+    hand_over(settings)  # a private file read by the plugin's init_state, in every API server
     server = settings.server
     defaults: dict[str, Any] = {"host": server.host, "port": server.port,
-                                "uvicorn_log_level": server.log_level}
+                                "uvicorn_log_level": server.log_level,
+                                # uvicorn's access log prints query strings (keys can be there)
+                                "disable_uvicorn_access_log": True}
     if server.cors_origins:
         defaults["allowed_origins"] = list(server.cors_origins)
     if settings.auth.api_keys:  # vLLM's own /v1 routes take the same keys as ours

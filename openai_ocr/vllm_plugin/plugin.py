@@ -63,22 +63,21 @@ class OCREndpointPlugin:
         engine = gated(VLLMEngine.from_app_state(state, engine_client), settings)
         set_served_family(family_of(engine.model, engine.architectures))
         await engine.start()
-        setattr(state, STATE_KEY, OCRService(engine=engine, settings=settings))
+        service = OCRService(engine=engine, settings=settings)
+        await service.start()
+        setattr(state, STATE_KEY, service)
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
                     engine.model)
 
 
 def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
-    """Settings handed over by `openai-ocr serve` (environment), else config and environment.
+    """Settings handed over by `openai-ocr serve` (a private file), else config and environment.
 
     vLLM's `--api-key` keys also guard our routes, so one key set covers the whole server.
     """
-    import os
+    from openai_ocr.settings import handed_over, load_settings
 
-    from openai_ocr.settings import SETTINGS_ENV, Settings, load_settings
-
-    handed = os.environ.get(SETTINGS_ENV)
-    settings = Settings.model_validate_json(handed) if handed else load_settings()
+    settings = handed_over() or load_settings()
     keys = [k.get_secret_value() for k in settings.auth.api_keys]
     extra = [k for k in (vllm_api_keys or []) if k and k not in keys]
     if extra:

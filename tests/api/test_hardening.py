@@ -94,7 +94,7 @@ def test_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def small_limits_server(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FastAPI]]:
     with serve(gateway_settings(fake_upstream[1], limits={
-            "max_body_bytes": 200_000, "max_in_flight": 1, "max_queue": 1, "request_timeout_s": 1.5})) as served:
+            "max_body_bytes": 200_000, "max_in_flight": 1, "max_queue": 1, "request_timeout_s": 3})) as served:
         yield served
 
 
@@ -181,9 +181,9 @@ def test_request_timeout_is_504_counted_and_aborts_upstream(small_limits_server:
                                                              upstream: FakeUpstream) -> None:
     url, app = small_limits_server
     timeouts = metric(app, "openai_ocr_engine_timeouts_total")
-    upstream.hold.clear()  # never answers: only the 1.5 s limit ends the request
+    upstream.hold.clear()  # never answers: only the 3 s limit ends the request
     r = httpx.post(f"{url}/ocr", json={"image_base64": IMAGE}, timeout=30)
-    assert r.status_code == 504 and "1.5 s" in r.json()["error"]["message"]
+    assert r.status_code == 504 and "3 s" in r.json()["error"]["message"]
     wait_until(upstream.disconnected.is_set, 5, "the upstream request being aborted")
     assert metric(app, "openai_ocr_engine_timeouts_total") == timeouts + 1
 

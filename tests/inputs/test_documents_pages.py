@@ -99,7 +99,7 @@ def test_multi_frame_tiff_is_one_page_per_frame() -> None:
     out = io.BytesIO()
     frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:])
     with open_document(out.getvalue(), pages="2-3", **LIMITS) as doc:
-        assert (doc.kind, doc.page_count, doc.pages) == ("tiff", 3, [2, 3])
+        assert (doc.kind, doc.page_count, doc.pages) == ("frames", 3, [2, 3])
         assert [doc.page_image(n).width for n in doc.pages] == [41, 42]
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class ChatCompletionBody(BaseModel):
     """An OpenAI chat-completion request. Unlisted fields (vLLM's extras too) pass through."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False, json_schema_extra={"examples": [{
         "model": "deepseek-ai/DeepSeek-OCR",
         "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo..."}},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Request
+from pydantic import ValidationError
 
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
@@ -40,10 +41,21 @@ def one_based_pages(pages: list[int] | str | None) -> str | None:
     if pages is None:
         return None
     if isinstance(pages, list):
-        return ",".join(str(p + 1) for p in pages) or None
+        return _as_ranges([p + 1 for p in pages]) or None
     if not re.fullmatch(r"[\d\s,\-]*", pages):
         raise BadRequest(f"pages: cannot read {pages!r}", param="pages")
     return _NUMBER_RE.sub(lambda m: str(int(m.group()) + 1), pages) or None
+
+
+def _as_ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3,7": a long list stays a short selection."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] + 1 == number:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def document_data_url(document: DocumentURLChunk | ImageURLChunk) -> str:
@@ -76,9 +88,13 @@ async def mistral_ocr(request: Request, body: MistralOCRRequest,
     limits = service.settings.limits
     data = decode_base64_payload(document_data_url(body.document), max_bytes=limits.max_file_bytes,
                                  param="document")
-    options = OCROptions(pages=one_based_pages(body.pages), output="json", include_images=True,
-                         resolution=body.resolution, base_size=body.base_size,
-                         image_size=body.image_size, crop_mode=body.crop_mode)
+    try:
+        options = OCROptions(pages=one_based_pages(body.pages), output="json", include_images=True,
+                             resolution=body.resolution, base_size=body.base_size,
+                             image_size=body.image_size, crop_mode=body.crop_mode)
+    except ValidationError:
+        raise BadRequest("pages: too long a selection; use ranges such as \"0-399\"",
+                         param="pages") from None
     with await service.open_bytes(data, options, param="document") as document:
         dpi = service.settings.documents.dpi if document.kind == "pdf" else 72
         answer = await service.recognize(document, options)

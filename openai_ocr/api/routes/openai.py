@@ -20,6 +20,7 @@ from openai_ocr.api.protocol.openai import ChatCompletionBody, ModelList
 from openai_ocr.errors import OCRError
 from openai_ocr.ocr.translation import apply_chat_defaults
 from openai_ocr.service.chat_documents import DocumentChat, file_part_location
+from openai_ocr.service.chat_policy import check_chat_request
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.streams import primed
 
@@ -36,6 +37,7 @@ async def chat_completions(request: Request, body: ChatCompletionBody, service: 
     await service.check_model(body.model)
     payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
                                   service.engine.model, service.family)
+    await check_chat_request(payload, service.settings.gateway, service.settings.budget.max_prompt_chars)
     await service.check_chat_images(payload)
     where = file_part_location(payload)
     document = DocumentChat(service, payload, where) if where is not None else None

@@ -46,7 +46,8 @@ Action = Literal["markdown", "ocr", "free", "locate"]
 
 SUPPORTED_PROMPTS = (MODES["markdown"], MODES["ocr"], MODES["free_ocr"],
                      MODES["locate"].format(ref="..."))
-_LOCATE_RE = re.compile(r"locate\s*<\|ref\|>(?P<ref>.*?)<\|/ref\|>", re.I | re.S)
+_LOCATE_RE = re.compile(r"locate\s*<\|ref\|>", re.I)
+_REF_CLOSE = "<|/ref|>"
 _FREE_RE = re.compile(r"free\s+ocr\.?", re.I)
 _CREATED = int(time.time())
 
@@ -74,9 +75,12 @@ class LiteRequest:
 def parse_prompt(prompt: str) -> Task:
     """Map a DeepSeek-OCR prompt to a lite action, or raise a 400 listing what works."""
     text = strip_image_placeholder(prompt)
+    # Linear: the first "Locate <|ref|>" and the first "<|/ref|>" after it (a lazy regex
+    # retried from every "locate" was quadratic in the prompt's length).
     match = _LOCATE_RE.search(text)
-    if match:
-        ref = match.group("ref").strip()
+    close = text.find(_REF_CLOSE, match.end()) if match else -1
+    if match and close >= 0:
+        ref = text[match.end():close].strip()
         if not ref:
             raise BadRequest("Locate needs the text to find between <|ref|> and <|/ref|>",
                              param="messages")
@@ -236,7 +240,7 @@ class LiteEngine(ChatEngine):
         return parse_request(body, MODES[self.settings.ocr.default_mode])
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
-        request = self._parse(body)
+        request = await asyncio.to_thread(self._parse, body)
         text, finish = truncate(await self._run(request), request.max_tokens)
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
@@ -247,7 +251,7 @@ class LiteEngine(ChatEngine):
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         """All errors are raised before the first chunk; then the text line by line."""
-        request = self._parse(body)
+        request = await asyncio.to_thread(self._parse, body)
         text, finish = truncate(await self._run(request), request.max_tokens)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 

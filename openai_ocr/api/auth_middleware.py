@@ -1,0 +1,78 @@
+"""API keys checked from the headers, before any byte of the body is read or parsed.
+
+A FastAPI dependency runs only after the body has been read and parsed (a 48 MB JSON body
+cost 1.7 GB before its 401), so this pure ASGI middleware answers 401 first. It reads the
+keys from the app's OCRService (bound by create_app, or by the vLLM plugin's init_state), so
+it works the same on our app and on vLLM's. The route dependency still runs afterwards for
+the per-key rate limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from openai_ocr.api.dependencies import STATE_KEY, key_is_valid
+from openai_ocr.errors import Unauthorized
+
+OPEN_PATHS = frozenset({"/", "/health", "/ready", "/live", "/metrics", "/docs", "/redoc",
+                        "/openapi.json", "/docs/oauth2-redirect"})
+"""Probes, scrapers and documentation: open (docs are guarded by their own route when
+`auth.protect_docs` is set)."""
+OPEN_PREFIXES = ("/playground", "/ui/", "/docs-assets/")
+"""The playground page and its assets (it asks for the key itself; its own route guards it
+under `auth.protect_docs`), and the offline Swagger/ReDoc assets."""
+
+
+def every_path_but_open(path: str) -> bool:
+    return path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES)
+
+
+def compat_paths(path: str) -> bool:
+    """Our routes on vLLM's app; vLLM's own `--api-key` guards its `/v1` routes."""
+    return path == "/ocr" or path.startswith("/ocr/") or path == "/v1/ocr"
+
+
+def presented_key(headers: Headers) -> str | None:
+    """The key from `Authorization: Bearer ...` or `X-API-Key`."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return headers.get("x-api-key") or None
+
+
+class APIKeyMiddleware:
+    def __init__(self, app: Any, protected: Callable[[str], bool] = every_path_but_open) -> None:
+        self.app = app
+        self.protected = protected
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") != "OPTIONS" and self.protected(scope["path"]):
+            keys = _keys(scope)
+            if keys:
+                given = presented_key(Headers(scope=scope))
+                if given is None or not key_is_valid(given, keys):
+                    await _refuse(send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _keys(scope: dict[str, Any]) -> list[str]:
+    app = scope.get("app")
+    service = getattr(getattr(app, "state", None), STATE_KEY, None)
+    if service is None:  # not bound yet: the route itself answers 503
+        return []
+    return [k.get_secret_value() for k in service.settings.auth.api_keys]
+
+
+async def _refuse(send: Any) -> None:
+    error = Unauthorized()
+    payload = json.dumps(error.as_json()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+               (b"connection", b"close"),
+               *((k.lower().encode(), v.encode()) for k, v in error.headers.items())]
+    await send({"type": "http.response.start", "status": 401, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
