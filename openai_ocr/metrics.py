@@ -27,3 +27,7 @@ LITE_LINES = Counter("openai_ocr_lite_lines_total",
 def lite_lines(reader: str) -> float:
     """The count so far for one reader (0 before the first line): for benchmarks and tests."""
     return REGISTRY.get_sample_value("openai_ocr_lite_lines_total", {"reader": reader}) or 0.0
+BATCHES = Gauge("openai_ocr_batches", "Batches in the store by status", ["status"])
+BATCH_LINES = Counter("openai_ocr_batch_lines_total", "Batch lines finished, by result",
+                      ["result"])
+BATCH_QUEUE = Gauge("openai_ocr_batch_queue_lines", "Batch lines waiting to run")

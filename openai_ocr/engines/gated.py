@@ -123,3 +123,45 @@ def gated(engine: ChatEngine, settings: Settings) -> GatedEngine:
     limits = settings.limits
     return GatedEngine(engine, max_in_flight=limits.max_in_flight, max_queue=limits.max_queue,
                         timeout_s=limits.request_timeout_s)
+
+
+class EngineShare(ChatEngine):
+    """One class of traffic (batch lines) holds at most `slots` of an engine's slots at once.
+
+    The rest of the gate stays free for interactive requests, so a long batch never starves
+    them; the batch's own requests still pass the gate's limits and time-outs.
+    """
+
+    def __init__(self, inner: ChatEngine, slots: int) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.slots = slots
+        self._slots = asyncio.Semaphore(slots)
+
+    @property  # type: ignore[override]
+    def model(self) -> str:
+        return self.inner.model
+
+    async def list_models(self) -> list[Model]:
+        return await self.inner.list_models()
+
+    async def status(self) -> EngineStatus:
+        return await self.inner.status()
+
+    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        async with self._slots:
+            return await self.inner.complete(body)
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        async with self._slots:
+            chunks = self.inner.stream(body)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def share_slots(settings: Settings) -> int:
+    """The engine slots batch lines may hold: `batches.engine_share` of `limits.max_in_flight`."""
+    return max(1, int(settings.limits.max_in_flight * settings.batches.engine_share))

@@ -25,7 +25,14 @@ from openai_ocr.api.protocol.ocr import (
     StreamEvent,
 )
 from openai_ocr.engines.base import ChatEngine
-from openai_ocr.errors import InternalError, OCRError, PayloadTooLarge, UnprocessableEntity, validation_message
+from openai_ocr.errors import (
+    BadRequest,
+    InternalError,
+    OCRError,
+    PayloadTooLarge,
+    UnprocessableEntity,
+    validation_message,
+)
 from openai_ocr.inputs.documents import (
     Document,
     ImageInput,
@@ -53,6 +60,7 @@ from openai_ocr.ocr.translation import (
 )
 from openai_ocr.service.streams import gather_or_cancel, primed
 from openai_ocr.settings import Settings
+from openai_ocr.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +72,25 @@ def new_request_id() -> str:
 class OCRService:
     """One per app: the engine plus the settings every legacy route needs."""
 
-    def __init__(self, engine: ChatEngine, settings: Settings) -> None:
+    def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None) -> None:
         self.engine = engine
         self.settings = settings
+        #: uploaded files and batches; None when batches are off
+        self.store = store
+
+    def with_engine(self, engine: ChatEngine) -> OCRService:
+        """The same service on another engine (the batch runner's share of the gate)."""
+        return OCRService(engine, self.settings, self.store)
+
+    async def file_bytes(self, file_id: str, owner: str | None, param: str = "file_id") -> bytes:
+        """The body of an uploaded file the caller owns (404 for anybody else's)."""
+        if self.store is None:
+            raise BadRequest("uploaded files are not enabled on this server", param=param)
+        limit = self.settings.limits.max_file_bytes
+        stored = await asyncio.to_thread(self.store.get_file, file_id, owner or "anonymous")
+        if stored.bytes > limit:
+            raise PayloadTooLarge(f"file {file_id} is larger than {limit} bytes", param=param)
+        return await asyncio.to_thread(self.store.read_file, file_id, owner or "anonymous")
 
     # -- inputs -----------------------------------------------------------------------
     async def open_bytes(self, data: bytes, options: OCROptions, param: str = "file") -> Document:
@@ -77,7 +101,9 @@ class OCRService:
             dpi=options.dpi or self.settings.documents.dpi, max_pages=limits.max_pages,
             max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param)
 
-    async def open_request(self, request: OCRRequest) -> Document:
+    async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
+        if request.file_id:
+            return await self.open_bytes(await self.file_bytes(request.file_id, owner), request)
         param, value = request.payload
         data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
                                      param=param)
@@ -193,7 +219,7 @@ class OCRService:
                           usage=sum_usage(usages), model=model, request_id=request_id)
 
     # -- batches ----------------------------------------------------------------------
-    async def batch(self, items: list[dict[str, Any]]) -> BatchResponse:
+    async def batch(self, items: list[dict[str, Any]], owner: str | None = None) -> BatchResponse:
         limit = self.settings.limits.max_batch_items
         if len(items) > limit:
             raise PayloadTooLarge(f"a batch holds at most {limit} requests; got {len(items)}",
@@ -203,18 +229,18 @@ class OCRService:
 
         async def run(index: int, item: dict[str, Any]) -> BatchItemResult:
             async with gate:
-                return await self._batch_item(index, item)
+                return await self._batch_item(index, item, owner)
 
         results = await asyncio.gather(*(run(i, item) for i, item in enumerate(items)))
         ok = sum(r.status == "success" for r in results)
         return BatchResponse(results=list(results), succeeded=ok, failed=len(results) - ok,
                              total_processing_time=round(time.perf_counter() - started, 4))
 
-    async def _batch_item(self, index: int, item: dict[str, Any]) -> BatchItemResult:
+    async def _batch_item(self, index: int, item: dict[str, Any], owner: str | None) -> BatchItemResult:
         request_id = new_request_id()
         try:
             request = OCRRequest.model_validate(item)
-            with await self.open_request(request) as document:
+            with await self.open_request(request, owner) as document:
                 answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
             error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item"))

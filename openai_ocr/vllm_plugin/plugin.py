@@ -2,8 +2,9 @@
 
 `OCREndpointPlugin` (entry point group `vllm.endpoint_plugins`, name `openai_ocr`):
 `attach_router` mounts the compat routes (`/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`,
-`/health`) on vLLM's FastAPI app; `init_state` binds them to a `VLLMEngine` that calls
-vLLM's chat handler directly. vLLM keeps serving its own `/v1/*` routes. Endpoint plugins
+`/health`, `/v1/ocr`, `/v1/files`, `/v1/batches`) on vLLM's FastAPI app; `init_state` binds
+them to a `VLLMEngine` that calls vLLM's chat handler directly, and starts the batch runner.
+vLLM keeps serving its own `/v1/*` routes. Endpoint plugins
 load only when named in `VLLM_PLUGINS` (`openai-ocr serve` sets it).
 
 There is no `vllm.general_plugins` hook: the CPU-build fix (`openai_ocr.vllm_plugin.cpu_fixes`) must
@@ -39,9 +40,10 @@ class OCREndpointPlugin:
         attach_compat_routes(app)
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
-        from openai_ocr.api.dependencies import STATE_KEY
+        from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
         from openai_ocr.engines.gated import gated
         from openai_ocr.engines.vllm import VLLMEngine
+        from openai_ocr.server import batch_service
         from openai_ocr.service.serving import OCRService
 
         if engine_client is None:  # render-only server: nothing to bind to
@@ -50,7 +52,12 @@ class OCREndpointPlugin:
         settings = plugin_settings(getattr(args, "api_key", None))
         engine = gated(VLLMEngine.from_app_state(state, engine_client), settings)
         await engine.start()
-        setattr(state, STATE_KEY, OCRService(engine=engine, settings=settings))
+        service = OCRService(engine=engine, settings=settings)
+        runner = batch_service(service)
+        if runner is not None:  # vLLM has no shutdown hook for plugins: the task ends with it
+            await runner.start()
+        setattr(state, STATE_KEY, service)
+        setattr(state, BATCHES_KEY, runner)
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
                     engine.model)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from openai_ocr.api.routes.mistral import one_based_pages
+from openai_ocr.service.mistral_ocr import one_based_pages
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import SYSTEM_PDF, b64, png_bytes, system_pdf
 
