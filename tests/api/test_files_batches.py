@@ -248,3 +248,19 @@ def test_quota_answers_507_and_the_upload_limit_413(fake_upstream: tuple[FakeUps
         with pytest.raises(openai.APIStatusError) as large:
             sdk.files.create(file=("big.png", io.BytesIO(image * 4)), purpose="user")
         assert large.value.status_code == 413
+
+
+def test_the_runner_deletes_files_past_their_retention(fake_upstream: tuple[FakeUpstream, str],
+                                                       upstream: FakeUpstream, tmp_path: Path) -> None:
+    with serve(fake_upstream[1], tmp_path / "store",
+               storage={"retention_s": 1, "sweep_interval_s": 0.2}) as url:
+        sdk = client(url)
+        stored = sdk.files.create(file=("a.png", io.BytesIO(png_bytes())), purpose="user")
+        assert stored.expires_at is not None and stored.expires_at <= stored.created_at + 1
+        deadline = time.monotonic() + 30
+        while stored.id in [f.id for f in sdk.files.list()]:
+            assert time.monotonic() < deadline, "the file outlived its retention"
+            time.sleep(0.1)
+        with pytest.raises(openai.NotFoundError):
+            sdk.files.content(stored.id)
+    assert not (tmp_path / "store" / "files" / stored.id).exists()
