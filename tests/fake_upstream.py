@@ -8,6 +8,7 @@ real HTTP. Each chat answer is `reply_for(prompt)`: the reply set for that promp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +27,9 @@ class FakeUpstream:
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
         self.delay_s = 0.0
+        #: requests the engine works on at once (like a GPU's batch); None = unbounded
+        self.capacity: int | None = None
+        self._slots: tuple[int, asyncio.Semaphore] | None = None
         self.reply_fn: Callable[[dict[str, Any]], str] | None = None
         self.disconnected = asyncio.Event()
         self.app = self._build()
@@ -37,8 +41,17 @@ class FakeUpstream:
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
         self.delay_s = 0.0
+        self.capacity = None
         self.reply_fn = None
         self.disconnected = asyncio.Event()
+
+    def _engine_slots(self) -> Any:
+        """A semaphore of `capacity` slots (no limit without one)."""
+        if self.capacity is None:
+            return contextlib.nullcontext()
+        if self._slots is None or self._slots[0] != self.capacity:
+            self._slots = (self.capacity, asyncio.Semaphore(self.capacity))
+        return self._slots[1]
 
     def reply_for(self, body: dict[str, Any]) -> str:
         if self.reply_fn is not None:
@@ -64,8 +77,10 @@ class FakeUpstream:
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
-                if self.delay_s and not await self._sleep_unless_gone(request, self.delay_s):
-                    return JSONResponse({}, status_code=499)
+                if self.delay_s:
+                    async with self._engine_slots():
+                        if not await self._sleep_unless_gone(request, self.delay_s):
+                            return JSONResponse({}, status_code=499)
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
