@@ -58,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 100
 RETRYABLE = (429, 503)
+READ_CHUNK = 256
+"""Input lines read from disk at a time (one thread hop each)."""
+STATUS_CHECK_S = 0.2
+"""How often the runner looks for a cancel while it starts lines."""
 BODY_SCHEMAS: dict[str, type[Any]] = {
     "/v1/chat/completions": ChatCompletionBody, "/v1/ocr": MistralOCRRequest, "/ocr": OCRRequest}
 
@@ -295,28 +299,35 @@ class BatchService:
         expires_at = batch.data.get("expires_at") or float("inf")
         running: set[asyncio.Task[None]] = set()
         outcome = "completed"
-        for line in pending:
-            while len(running) >= self.slots:
-                _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            status = (await asyncio.to_thread(self.store.get_batch, batch.id)).status
-            if status == "cancelling":
-                outcome = "cancelled"
+        checked = 0.0
+        for start in range(0, len(pending), READ_CHUNK):
+            chunk = pending[start:start + READ_CHUNK]
+            bodies = await asyncio.to_thread(self._read_bodies, batch, chunk)
+            for line, body in zip(chunk, bodies, strict=True):
+                while len(running) >= self.slots:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
+                    checked = time.monotonic()
+                    if self.store.get_batch(batch.id).status == "cancelling":
+                        outcome = "cancelled"
+                        break
+                if time.time() >= expires_at:
+                    outcome = "expired"
+                    break
+                running.add(asyncio.create_task(self._line(batch, line, body)))
+            if outcome != "completed":
                 break
-            if time.time() >= expires_at:
-                outcome = "expired"
-                break
-            running.add(asyncio.create_task(self._line(batch, line)))
         if running:
             await asyncio.wait(running)
-        if outcome == "completed":
-            status = (await asyncio.to_thread(self.store.get_batch, batch.id)).status
-            outcome = "cancelled" if status == "cancelling" else outcome
+        if outcome == "completed" and self.store.get_batch(batch.id).status == "cancelling":
+            outcome = "cancelled"
         return outcome
 
-    async def _line(self, batch: StoredBatch, line: PendingLine) -> None:
-        raw = await asyncio.to_thread(self.store.read_range, batch.data["input_file_id"],
-                                      line.offset, line.length)
-        body = json.loads(raw)["body"]
+    def _read_bodies(self, batch: StoredBatch, lines: list[PendingLine]) -> list[dict[str, Any]]:
+        return [json.loads(self.store.read_range(batch.data["input_file_id"], line.offset,
+                                                 line.length))["body"] for line in lines]
+
+    async def _line(self, batch: StoredBatch, line: PendingLine, body: dict[str, Any]) -> None:
         retries = self.settings.batches.line_retries
         for attempt in range(retries + 1):
             status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
@@ -328,8 +339,8 @@ class BatchService:
             id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id,
             response=BatchLineResponse(status_code=status_code, request_id=uuid.uuid4().hex,
                                        body=answer))
-        if await asyncio.to_thread(self.store.finish_line, batch.id, line.idx, status_code,
-                                   result.model_dump(mode="json")):
+        # A short WAL commit (no fsync): cheaper on the event loop than a thread hop per line.
+        if self.store.finish_line(batch.id, line.idx, status_code, result.model_dump(mode="json")):
             metrics.BATCH_LINES.labels("completed" if status_code < 300 else "failed").inc()
             metrics.BATCH_QUEUE.dec()
 
