@@ -30,6 +30,8 @@ class FakeUpstream:
         #: requests the engine works on at once (like a GPU's batch); None = unbounded
         self.capacity: int | None = None
         self._slots: tuple[int, asyncio.Semaphore] | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most chat requests it held at once since reset()
         self.reply_fn: Callable[[dict[str, Any]], str] | None = None
         self.disconnected = asyncio.Event()
         self.app = self._build()
@@ -42,6 +44,7 @@ class FakeUpstream:
         self.chunk_delay_s = 0.0
         self.delay_s = 0.0
         self.capacity = None
+        self.max_in_flight = 0
         self.reply_fn = None
         self.disconnected = asyncio.Event()
 
@@ -78,9 +81,14 @@ class FakeUpstream:
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
                 if self.delay_s:
-                    async with self._engine_slots():
-                        if not await self._sleep_unless_gone(request, self.delay_s):
-                            return JSONResponse({}, status_code=499)
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                    try:
+                        async with self._engine_slots():
+                            if not await self._sleep_unless_gone(request, self.delay_s):
+                                return JSONResponse({}, status_code=499)
+                    finally:
+                        self.in_flight -= 1
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],

@@ -32,6 +32,9 @@ class ChatEngine(abc.ABC):
     kind: str
     #: the model id answered in /v1/models and in every response
     model: str
+    #: requests the engine itself works on at once, where it knows (the lite engine's
+    #: workers); None = set by `limits.max_in_flight` alone (vLLM and upstreams batch inside)
+    capacity: int | None = None
 
     async def start(self) -> None:
         """Acquire resources (clients, pools, models); called once before serving."""

@@ -28,6 +28,7 @@ class GatedEngine(ChatEngine):
         self.inner = inner
         self.kind = inner.kind
         self.model = inner.model
+        self.capacity = inner.capacity
         self.max_in_flight = max_in_flight
         self.max_queue = max_queue
         self.timeout_s = timeout_s
@@ -162,6 +163,9 @@ class EngineShare(ChatEngine):
                 await chunks.aclose()  # type: ignore[attr-defined]
 
 
-def share_slots(settings: Settings) -> int:
-    """The engine slots batch lines may hold: `batches.engine_share` of `limits.max_in_flight`."""
-    return max(1, int(settings.limits.max_in_flight * settings.batches.engine_share))
+def share_slots(settings: Settings, engine: ChatEngine) -> int:
+    """The engine slots batch lines may hold: `batches.engine_share` of `limits.max_in_flight`,
+    or of the engine's own capacity when that is smaller (the lite engine's workers), so
+    interactive requests never queue behind more than that share of batch pages."""
+    slots = min(settings.limits.max_in_flight, engine.capacity or settings.limits.max_in_flight)
+    return max(1, int(slots * settings.batches.engine_share))

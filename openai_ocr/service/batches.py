@@ -164,7 +164,7 @@ class BatchService:
     def __init__(self, service: OCRService, store: Store) -> None:
         self.settings = service.settings
         self.store = store
-        self.slots = share_slots(service.settings)
+        self.slots = share_slots(service.settings, service.engine)
         # The runner's service: the same code and limits, on a share of the engine's slots.
         self.service = service.with_engine(EngineShare(service.engine, self.slots))
         self._wake = asyncio.Event()

@@ -264,3 +264,24 @@ def test_the_runner_deletes_files_past_their_retention(fake_upstream: tuple[Fake
         with pytest.raises(openai.NotFoundError):
             sdk.files.content(stored.id)
     assert not (tmp_path / "store" / "files" / stored.id).exists()
+
+
+def test_batch_lines_hold_only_their_share_of_the_engine(fake_upstream: tuple[FakeUpstream, str],
+                                                         upstream: FakeUpstream, tmp_path: Path) -> None:
+    upstream.delay_s = 0.3
+    with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 4},
+               batches={"engine_share": 0.5}) as url:
+        sdk = client(url)
+        lines = [chat_line(f"r{i}", f"n{i}") for i in range(8)]
+        upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                   completion_window="24h")
+        deadline = time.monotonic() + 30
+        while upstream.in_flight < 2:  # the batch holds its two slots
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        answer = httpx.post(f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)
+        assert answer.status_code == 200
+        assert sdk.batches.retrieve(batch.id).status == "in_progress"  # served before the batch ended
+        assert wait_until_done(sdk, batch.id).status == "completed"
+    assert upstream.max_in_flight == 3  # two batch lines (half of 4 slots) and the interactive call
