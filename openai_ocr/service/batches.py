@@ -256,6 +256,7 @@ class BatchService:
             await asyncio.sleep(poll)
         logger.info("batch runner started (%d engine slots)", self.slots)
         while True:
+            active: list[StoredBatch] = []
             try:
                 await self._sweep_if_due()
                 active = await asyncio.to_thread(self.store.active_batches)
@@ -288,6 +289,7 @@ class BatchService:
 
     async def _run(self, batch: StoredBatch) -> None:
         """Run the pending lines of one batch, then write its output and error files."""
+        await self._publish_metrics()
         if batch.status in ("in_progress", "validating"):
             final = await self._run_lines(batch)
         else:  # cancelling, or finalizing when the last server stopped

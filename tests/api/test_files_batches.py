@@ -285,3 +285,22 @@ def test_batch_lines_hold_only_their_share_of_the_engine(fake_upstream: tuple[Fa
         assert sdk.batches.retrieve(batch.id).status == "in_progress"  # served before the batch ended
         assert wait_until_done(sdk, batch.id).status == "completed"
     assert upstream.max_in_flight == 3  # two batch lines (half of 4 slots) and the interactive call
+
+
+def test_lines_left_when_the_window_closes_end_as_batch_expired(
+        fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path) -> None:
+    upstream.delay_s = 0.3
+    with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 1}) as url:
+        sdk = client(url)
+        lines = [chat_line(f"r{i}", f"n{i}") for i in range(20)]
+        upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
+                                   completion_window="0.02m")  # 1.2 s: about 4 lines
+        done = wait_until_done(sdk, batch.id)
+        ran = {line["custom_id"] for line in output_lines(sdk, done.output_file_id)}
+        expired = output_lines(sdk, done.error_file_id)
+    assert done.status == "expired" and done.expired_at
+    assert 0 < done.request_counts.completed == len(ran) < 20
+    assert {e["error"]["code"] for e in expired} == {"batch_expired"}
+    assert ran | {e["custom_id"] for e in expired} == {f"r{i}" for i in range(20)}
+    assert not ran & {e["custom_id"] for e in expired}
