@@ -304,3 +304,19 @@ def test_lines_left_when_the_window_closes_end_as_batch_expired(
     assert {e["error"]["code"] for e in expired} == {"batch_expired"}
     assert ran | {e["custom_id"] for e in expired} == {f"r{i}" for i in range(20)}
     assert not ran & {e["custom_id"] for e in expired}
+
+
+def test_batch_inputs_may_be_larger_than_a_request_body(fake_upstream: tuple[FakeUpstream, str],
+                                                        upstream: FakeUpstream, tmp_path: Path) -> None:
+    lines = jsonl([chat_line(f"r{i}", f"n{i}") for i in range(30)])
+    with serve(fake_upstream[1], tmp_path / "store", limits={"max_body_bytes": len(lines) // 3},
+               storage={"max_upload_bytes": len(lines) * 2}) as url:
+        sdk = client(url)
+        upload = sdk.files.create(file=("in.jsonl", io.BytesIO(lines)), purpose="batch")
+        assert upload.bytes == len(lines)
+        with pytest.raises(openai.APIStatusError) as large:  # other routes keep their limit
+            sdk.chat.completions.create(model="x", messages=[{"role": "user", "content": "x" * len(lines)}])
+        assert large.value.status_code == 413
+        with pytest.raises(openai.APIStatusError) as over:
+            sdk.files.create(file=("in.jsonl", io.BytesIO(lines * 3)), purpose="batch")
+        assert over.value.status_code == 413
