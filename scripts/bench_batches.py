@@ -14,6 +14,8 @@ while a batch runs.
 Only 127.0.0.1 is contacted; every server stops at the end.
 
     python scripts/bench_batches.py [--pages 1000] [--lite-pages 50] [--share 0.5]
+
+`--pages 0` runs only the lite part, `--lite-pages 0` only the gateway parts.
 """
 
 from __future__ import annotations
@@ -216,7 +218,8 @@ def main() -> None:
     print(f"# bench_batches {' '.join(sys.argv[1:])} | {os.cpu_count()} CPUs | load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="bench-batches-") as tmp:
-        gateway_part(opts, Path(tmp))
+        if opts.pages:
+            gateway_part(opts, Path(tmp))
         if opts.lite_pages:
             lite_part(opts, Path(tmp))
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

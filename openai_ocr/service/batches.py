@@ -165,6 +165,9 @@ class BatchService:
         self.settings = service.settings
         self.store = store
         self.slots = share_slots(service.settings, service.engine)
+        # Lines in progress: twice the engine slots, so the next lines' pages are decoded
+        # while the engine works (the EngineShare still bounds the engine requests).
+        self.lanes = 2 * self.slots
         # The runner's service: the same code and limits, on a share of the engine's slots.
         self.service = service.with_engine(EngineShare(service.engine, self.slots))
         self._wake = asyncio.Event()
@@ -306,7 +309,7 @@ class BatchService:
             chunk = pending[start:start + READ_CHUNK]
             bodies = await asyncio.to_thread(self._read_bodies, batch, chunk)
             for line, body in zip(chunk, bodies, strict=True):
-                while len(running) >= self.slots:
+                while len(running) >= self.lanes:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
                     checked = time.monotonic()
