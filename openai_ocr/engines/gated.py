@@ -165,7 +165,10 @@ class EngineShare(ChatEngine):
 
 def share_slots(settings: Settings, engine: ChatEngine) -> int:
     """The engine slots batch lines may hold: `batches.engine_share` of `limits.max_in_flight`,
-    or of the engine's own capacity when that is smaller (the lite engine's workers), so
-    interactive requests never queue behind more than that share of batch pages."""
-    slots = min(settings.limits.max_in_flight, engine.capacity or settings.limits.max_in_flight)
-    return max(1, int(slots * settings.batches.engine_share))
+    or of twice the engine's own capacity when that is smaller (the lite engine's workers: a
+    page in work and one ready per worker), so interactive requests never queue behind more
+    than that share of batch pages."""
+    base = settings.limits.max_in_flight
+    if engine.capacity:
+        base = min(base, 2 * engine.capacity)
+    return max(1, int(base * settings.batches.engine_share))
