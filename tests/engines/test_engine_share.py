@@ -14,7 +14,8 @@ from openai_ocr.settings import load_settings
                                                            (1.0, 8, 8)])
 def test_a_share_of_the_gate_for_engines_that_batch_inside(share: float, in_flight: int, slots: int) -> None:
     settings = load_settings(overrides={"batches": {"engine_share": share},
-                                        "limits": {"max_in_flight": in_flight}})
+                                        "limits": {"max_in_flight": in_flight},
+                                        "upstream": {"url": "http://127.0.0.1:9/v1"}})
     engine = gated(UpstreamEngine(settings.upstream, settings.engine.model), settings)
     assert share_slots(settings, engine) == slots
 
