@@ -300,7 +300,7 @@ def test_lines_left_when_the_window_closes_end_as_batch_expired(
         ran = {line["custom_id"] for line in output_lines(sdk, done.output_file_id)}
         expired = output_lines(sdk, done.error_file_id)
     assert done.status == "expired" and done.expired_at
-    assert 0 < done.request_counts.completed == len(ran) < 20
+    assert done.request_counts.completed == len(ran) < 20  # 20 x 0.3 s does not fit in 1.2 s
     assert {e["error"]["code"] for e in expired} == {"batch_expired"}
     assert ran | {e["custom_id"] for e in expired} == {f"r{i}" for i in range(20)}
     assert not ran & {e["custom_id"] for e in expired}
