@@ -272,7 +272,7 @@ def test_batch_lines_hold_only_their_share_of_the_engine(fake_upstream: tuple[Fa
     with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 4},
                batches={"engine_share": 0.5}) as url:
         sdk = client(url)
-        lines = [chat_line(f"r{i}", f"n{i}") for i in range(30)  # 4.5 s at two at a time]
+        lines = [chat_line(f"r{i}", f"n{i}") for i in range(30)]  # 4.5 s at two at a time
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
         batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                    completion_window="24h")
