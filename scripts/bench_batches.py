@@ -189,6 +189,7 @@ def pdf_pages(count: int) -> list[dict[str, Any]]:
 def lite_part(opts: argparse.Namespace, work: Path) -> None:
     pages = pdf_pages(opts.lite_pages)
     with server(["--engine", "lite"], {"OPENAI_OCR_STORAGE__DIR": str(work / "store-lite"),
+                                       "OPENAI_OCR_BATCHES__ENGINE_SHARE": str(opts.share),
                                        "OPENAI_OCR_BATCHES__POLL_INTERVAL_S": "0.05"},
                 work / "lite.log") as url:
         asyncio.run(interactive(url, pages[:2], 1))  # warm-up: models loaded
@@ -196,7 +197,8 @@ def lite_part(opts: argparse.Namespace, work: Path) -> None:
         asyncio.run(interactive(url, pages, 2))
         live = time.perf_counter() - started
         batched = run_batch(url, pages)
-    print(f"\n### Lite engine, {opts.lite_pages} pages of {SYSTEM_PDF.name} at 150 dpi\n")
+    print(f"\n### Lite engine, {opts.lite_pages} pages of {SYSTEM_PDF.name} at 150 dpi, "
+          f"batch share {opts.share}\n")
     print("| path | pages | seconds | pages/s |\n|---|---|---|---|")
     print(f"| interactive /ocr, 2 concurrent clients | {len(pages)} | {live:.1f} | {len(pages) / live:.2f} |")
     print(f"| one batch of /ocr lines | {len(pages)} | {batched:.1f} | {len(pages) / batched:.2f} |")
