@@ -89,7 +89,7 @@ async def read_upload(service: OCRService, file: UploadFile, options: OCROptions
              summary="OCR of a base64 image or PDF (JSON)")
 @cancel_on_disconnect
 async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRResponse:
-    with await service.open_request(body) as document:
+    with await service.open_request(body, getattr(request.state, "caller", None)) as document:
         return await service.recognize(document, body, request_id_of(request))
 
 
@@ -129,4 +129,4 @@ async def ocr_stream(request: Request, file: FileField, options: FormOptions,
              summary="OCR of many base64 images, concurrently; one answer per item, in order")
 @cancel_on_disconnect
 async def ocr_batch(request: Request, body: BatchRequest, service: ServiceDep) -> BatchResponse:
-    return await service.batch(body.requests)
+    return await service.batch(body.requests, getattr(request.state, "caller", None))

@@ -41,6 +41,12 @@ class Metrics:
                                   "Text lines the lite engine read, by the reader whose answer was kept "
                                   "(ppocr in tesseract mode: lines Tesseract was unsure of)", ["reader"],
                                   registry=registry)
+        self.batches = Gauge("openai_ocr_batches", "Batches in the store by status", ["status"],
+                             registry=registry)
+        self.batch_lines = Counter("openai_ocr_batch_lines_total", "Batch lines finished, by result",
+                                   ["result"], registry=registry)
+        self.batch_queue = Gauge("openai_ocr_batch_queue_lines", "Batch lines waiting to run",
+                                 registry=registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """One sample's value so far (0 before the first count): for benchmarks and tests."""

@@ -15,17 +15,19 @@ from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
 from openai_ocr.api.auth_middleware import APIKeyMiddleware, compat_paths, every_path_but_open
-from openai_ocr.api.dependencies import STATE_KEY
+from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
 from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
-from openai_ocr.api.routes import health, mistral, openai, ui
+from openai_ocr.api.routes import batches, files, health, mistral, openai, ui
 from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
 from openai_ocr.metrics import Metrics, metrics_for
+from openai_ocr.service.batches import BatchService
 from openai_ocr.service.serving import OCRService
 from openai_ocr.settings import SETTINGS_FILE_ENV, Settings, handed_over
+from openai_ocr.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
 * `/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`, `/health`: the legacy OCR routes, each
   translated into a chat completion with DeepSeek-OCR's official prompt templates.
 * `/playground` (and `/` in a browser): a web page to try it, served by this server.
+* `/v1/files`, `/v1/batches`: the OpenAI Files and Batch API, durable across restarts.
 """
 
 
@@ -44,6 +47,8 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(mistral.router)
     app.include_router(health.router)
     app.include_router(ui.router)  # `/` (page or JSON summary), /playground, /ui/*
+    app.include_router(files.router)
+    app.include_router(batches.router)
 
 
 def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
@@ -58,7 +63,9 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
     install_error_handlers(app, validation=own_app)
     # Added innermost first: the request observer is outermost, so request ids and logs see
     # every answer, 413s and 401s included.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
+    upload = settings.storage.max_upload_bytes + 1024 * 1024  # plus the multipart framing
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes,
+                       path_limits={"/v1/files": max(upload, settings.limits.max_body_bytes)})
     app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if own_app else compat_paths)
     if settings.server.cors_origins and own_app:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
@@ -66,6 +73,14 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
                            allow_credentials="*" not in settings.server.cors_origins)
     app.state.metrics = metrics
     app.add_middleware(RequestObserverMiddleware, metrics=metrics)
+
+
+def batch_service(service: OCRService, metrics: Metrics | None = None) -> BatchService | None:
+    """The store and batch runner of a service (bound to it), or None with batches off."""
+    if not service.settings.batches.enabled:
+        return None
+    service.store = Store(service.settings.storage)
+    return BatchService(service, service.store, metrics)
 
 
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
@@ -92,16 +107,22 @@ def create_app(settings: Settings, engine: ChatEngine, *,
     engine.use_metrics(metrics)
     engine = gated(engine, settings, metrics)
     service = OCRService(engine, settings)
+    runner = batch_service(service, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.start()
         await service.start()
         logger.info("serving %s with the %s engine", engine.model, engine.kind)
+        if runner is not None:
+            await runner.start()  # resumes the batches a previous run left unfinished
         try:
             yield
         finally:
             service.close()
+            if runner is not None:
+                await runner.close()
+                runner.store.close()
             await engine.close()
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
@@ -110,6 +131,7 @@ def create_app(settings: Settings, engine: ChatEngine, *,
                   openapi_url=None if protect_docs else "/openapi.json")
     setattr(app.state, STATE_KEY, service)
     install_http_layer(app, settings, metrics)
+    setattr(app.state, BATCHES_KEY, runner)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)

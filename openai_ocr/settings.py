@@ -320,6 +320,46 @@ class GatewaySettings(BaseModel):
         "even when listed."))
 
 
+class StorageSettings(BaseModel):
+    """Uploaded files and batch state: SQLite plus files on disk, durable across restarts."""
+
+    model_config = {"extra": "forbid"}
+
+    dir: str = Field("", description="Folder of the file store and its SQLite database; empty = "
+                     "`openai-ocr` under the user's data directory (e.g. ~/.local/share/openai-ocr).")
+    quota_bytes: int = Field(20 * 1024**3, ge=1, description="Disk the store may use (uploads plus "
+                             "batch results); past it uploads and new batches answer 507.")
+    max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest file accepted by "
+                                  "`POST /v1/files` (413 above it); OpenAI's batch input limit is 200 MB.")
+    retention_s: float = Field(30 * 86400, gt=0, description="Seconds an uploaded file, and a "
+                               "finished batch with its output and error files, are kept before "
+                               "they are deleted.")
+    sweep_interval_s: float = Field(600.0, gt=0, description="Seconds between two passes that "
+                                    "delete expired files and batches.")
+
+
+class BatchSettings(BaseModel):
+    """The OpenAI Batch API: how much of the engine batches may use, and their limits."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = Field(True, description="Serve `/v1/files` and `/v1/batches` and run batches.")
+    engine_share: float = Field(0.5, gt=0.0, le=1.0, description="Share of the engine's "
+                                "`limits.max_in_flight` slots batch lines may hold at once; the rest "
+                                "stays free for interactive requests.")
+    max_requests: int = Field(50_000, ge=1, description="Most lines in one batch input file (OpenAI's limit).")
+    max_input_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest batch input file "
+                                 "(OpenAI's limit, 200 MB).")
+    max_completion_window_h: float = Field(24 * 7, gt=0, description="Longest `completion_window` "
+                                           "accepted (OpenAI accepts only \"24h\"); unfinished lines "
+                                           "past the window end as `batch_expired`.")
+    line_retries: int = Field(3, ge=0, le=20, description="Times a line refused as busy (429/503) "
+                              "is tried again before it is recorded as failed.")
+    poll_interval_s: float = Field(1.0, gt=0, description="Seconds the runner waits for new work "
+                                   "when idle, and between tries to become the one runner of a "
+                                   "storage folder shared by several workers.")
+
+
 class Settings(BaseSettings):
     """All settings of one server process.
 
@@ -354,6 +394,12 @@ class Settings(BaseSettings):
         ConnectionSettings(), description="HTTP connection limits (uvicorn's, plus a request-header time-out).")
     gateway: GatewaySettings = Field(
         GatewaySettings(), description="What the gateway lets through to the engine.")
+    storage: StorageSettings = Field(
+        StorageSettings(), description="Where uploaded files and batches are kept (SQLite and files on disk), "
+        "with a quota and a retention time.")
+    batches: BatchSettings = Field(
+        BatchSettings(), description="The OpenAI Batch API: limits, and the share of the engine batch lines "
+        "may hold so interactive requests are never starved.")
 
     @classmethod
     def settings_customise_sources(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,12 @@ from fastapi import FastAPI
 
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import gateway_settings, running_server, serve
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers the tests start keep their files and batches in a temporary folder, never
+    in the user's data directory (tests that need their own set OPENAI_OCR_STORAGE__DIR)."""
+    os.environ.setdefault("OPENAI_OCR_STORAGE__DIR", tempfile.mkdtemp(prefix="openai-ocr-tests-"))
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ sleep windows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -66,6 +67,8 @@ class FakeUpstream:
         self.model = model
         self.requests: list[dict[str, Any]] = []
         self.hold = threading.Event()
+        self._slots: tuple[int, asyncio.Semaphore] | None = None
+        self.in_flight = 0
         self.app = self._build()
         self.reset()
 
@@ -83,6 +86,17 @@ class FakeUpstream:
         self.hold.set()
         self.cancelled = 0
         self.disconnected = threading.Event()
+        #: requests the engine works on at once (like a GPU's batch); None = unbounded
+        self.capacity: int | None = None
+        self.max_in_flight = 0  # the most chat requests it held at once since reset()
+
+    def _engine_slots(self) -> Any:
+        """A semaphore of `capacity` slots (no limit without one)."""
+        if self.capacity is None:
+            return contextlib.nullcontext()
+        if self._slots is None or self._slots[0] != self.capacity:
+            self._slots = (self.capacity, asyncio.Semaphore(self.capacity))
+        return self._slots[1]
 
     def reply_for(self, body: dict[str, Any]) -> str:
         if self.reply_fn is not None:
@@ -126,8 +140,14 @@ class FakeUpstream:
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
-                if not await self._wait_unless_gone(request, body):
-                    return JSONResponse({}, status_code=499)
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    async with self._engine_slots():
+                        if not await self._wait_unless_gone(request, body):
+                            return JSONResponse({}, status_code=499)
+                finally:
+                    self.in_flight -= 1
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],

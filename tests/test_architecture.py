@@ -16,8 +16,9 @@ ALLOWED = {
     "ocr": {"inputs"},
     "inputs": set(),
     "engines": {"ocr", "inputs"},
-    "service": {"ocr", "inputs", "engines", "api.protocol"},
-    "api": {"ocr", "inputs", "engines", "service"},
+    "storage": set(),
+    "service": {"ocr", "inputs", "engines", "storage", "api.protocol"},
+    "api": {"ocr", "inputs", "engines", "storage", "service"},
 }
 BASE = {"openai_ocr", "openai_ocr.settings", "openai_ocr.errors", "openai_ocr.metrics"}
 

@@ -33,7 +33,8 @@ def every_path_but_open(path: str) -> bool:
 
 def compat_paths(path: str) -> bool:
     """Our routes on vLLM's app; vLLM's own `--api-key` guards its `/v1` routes."""
-    return path == "/ocr" or path.startswith("/ocr/") or path == "/v1/ocr"
+    return (path in ("/ocr", "/v1/ocr", "/v1/files", "/v1/batches")
+            or path.startswith(("/ocr/", "/v1/files/", "/v1/batches/")))
 
 
 def presented_key(headers: Headers) -> str | None:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
 from openai_ocr.errors import TooManyRequests, Unauthorized, Unavailable
+from openai_ocr.service.batches import BatchService
 from openai_ocr.service.serving import OCRService
 
 STATE_KEY = "openai_ocr"
@@ -72,3 +73,23 @@ async def require_api_key(request: Request, service: ServiceDep) -> None:
 
 
 ApiKeyDep = Depends(require_api_key)
+
+
+BATCHES_KEY = "openai_ocr_batches"
+
+
+def get_batches(request: Request) -> BatchService:
+    """The BatchService of this app (503 while it is not bound, or when batches are off)."""
+    batches: BatchService | None = getattr(request.app.state, BATCHES_KEY, None)
+    if batches is None:
+        raise Unavailable("files and batches are not enabled on this server (batches.enabled)")
+    return batches
+
+
+def caller_of(request: Request, _: None = ApiKeyDep) -> str:
+    """Who owns what this request creates: the key id with API keys on, else "anonymous"."""
+    return getattr(request.state, "caller", None) or "anonymous"
+
+
+BatchesDep = Annotated[BatchService, Depends(get_batches)]
+CallerDep = Annotated[str, Depends(caller_of)]

@@ -47,17 +47,20 @@ async def _send_json(send: Any, status: int, body: dict[str, Any],
 class BodySizeLimitMiddleware:
     """413 for bodies over `max_bytes`: from Content-Length at once, else while streaming in."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: Any, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: other limits for exact paths (file uploads may be larger than any request)
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        error = PayloadTooLarge(f"request body larger than {self.max_bytes} bytes")
+        max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
+        error = PayloadTooLarge(f"request body larger than {max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
             await _send_json(send, 413, error.as_json(), [(b"connection", b"close")])
             return
         received = 0
@@ -68,8 +71,8 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise BodyTooLarge(max_bytes)
             return message
 
         async def tracking_send(message: Any) -> None:

@@ -1,4 +1,4 @@
-"""The `openai-ocr` command line: `serve` runs the server, `ocr` sends files to one."""
+"""The `openai-ocr` command line: `serve` runs the server, `ocr` and `batch` send files to one."""
 
 from __future__ import annotations
 
@@ -54,7 +54,43 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the "
                      "files (created if missing)")
     ocr.add_argument("--config", help="TOML settings file")
+
+    batch = commands.add_parser(
+        "batch", help="OCR a corpus (files and folders) as OpenAI batches on a server",
+        description="Upload PDFs and images (folders searched recursively) to a server and run "
+        "them as batches; writes NAME.md or NAME.json next to each input (or under --out-dir). "
+        "Run the same command again to pick up where it left off. Exits non-zero if any failed.")
+    batch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    batch.add_argument("--server", default="http://127.0.0.1:8000", help="openai-ocr server URL")
+    batch.add_argument("--output", choices=["md", "json"], default="md")
+    batch.add_argument("--resolution", type=int, metavar="DPI", help="PDF render resolution")
+    batch.add_argument("--out-dir", type=Path, help="write results here (same sub-folders)")
+    batch.add_argument("--api-key", help="API key of the server")
+    batch.add_argument("--max-requests", type=int, default=50_000,
+                       help="documents per batch (the server's batches.max_requests)")
+    batch.add_argument("--no-wait", dest="wait", action="store_false",
+                       help="submit and exit; run again to collect the results")
+    batch.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
     return parser
+
+
+def batch_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from openai import OpenAIError
+
+    from openai_ocr.cli.batch import run
+
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        parser.exit(2, f"openai-ocr: no such file or folder: {', '.join(missing)}\n")
+    try:
+        failures = run(args.paths, args.server, args.output, args.resolution, args.out_dir,
+                       args.api_key, args.wait, args.max_requests, args.poll_interval)
+    except OpenAIError as exc:
+        print(f"openai-ocr: {exc}", file=sys.stderr)
+        return 1
+    if failures:
+        print(f"openai-ocr: {failures} document(s) failed", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def ocr_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -95,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve(args, passthrough, parser)
     if passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    if args.command == "batch":
+        return batch_command(args, parser)
     return ocr_command(args, parser)
 
 

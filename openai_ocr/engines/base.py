@@ -38,6 +38,9 @@ class ChatEngine(abc.ABC):
     #: the served checkpoint's `architectures` (config.json) where the engine knows them;
     #: they decide the model family (DeepSeek-OCR or -OCR-2), else the model name does
     architectures: tuple[str, ...] = ()
+    #: requests the engine itself works on at once, where it knows (the lite engine's
+    #: workers); None = set by `limits.max_in_flight` alone (vLLM and upstreams batch inside)
+    capacity: int | None = None
 
     async def start(self) -> None:
         """Acquire resources (clients, pools, models); called once before serving."""

@@ -46,6 +46,10 @@ class GatedEngine(ChatEngine):
     def architectures(self) -> tuple[str, ...]:  # type: ignore[override]  # follows the inner engine
         return self.inner.architectures
 
+    @property
+    def capacity(self) -> int | None:  # type: ignore[override]  # follows the inner engine
+        return self.inner.capacity
+
     async def close(self) -> None:
         await self.inner.close()
 
@@ -130,3 +134,51 @@ def gated(engine: ChatEngine, settings: Settings, metrics: Metrics | None = None
     limits = settings.limits
     return GatedEngine(engine, max_in_flight=limits.max_in_flight, max_queue=limits.max_queue,
                        timeout_s=limits.request_timeout_s, metrics=metrics)
+
+
+class EngineShare(ChatEngine):
+    """One class of traffic (batch lines) holds at most `slots` of an engine's slots at once.
+
+    The rest of the gate stays free for interactive requests, so a long batch never starves
+    them; the batch's own requests still pass the gate's limits and time-outs.
+    """
+
+    def __init__(self, inner: ChatEngine, slots: int) -> None:
+        self.inner = inner
+        self.kind = inner.kind
+        self.slots = slots
+        self._slots = asyncio.Semaphore(slots)
+
+    @property
+    def model(self) -> str:  # type: ignore[override]  # follows the inner engine
+        return self.inner.model
+
+    async def list_models(self) -> list[Model]:
+        return await self.inner.list_models()
+
+    async def status(self) -> EngineStatus:
+        return await self.inner.status()
+
+    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
+        async with self._slots:
+            return await self.inner.complete(body)
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+        async with self._slots:
+            chunks = self.inner.stream(body)
+            try:
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()  # type: ignore[attr-defined]
+
+
+def share_slots(settings: Settings, engine: ChatEngine) -> int:
+    """The engine slots batch lines may hold: `batches.engine_share` of `limits.max_in_flight`,
+    or of twice the engine's own capacity when that is smaller (the lite engine's workers: a
+    page in work and one ready per worker), so interactive requests never queue behind more
+    than that share of batch pages."""
+    base = settings.limits.max_in_flight
+    if engine.capacity:
+        base = min(base, 2 * engine.capacity)
+    return max(1, int(base * settings.batches.engine_share))

@@ -19,7 +19,8 @@ from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import Document, decode_base64_payload
 from openai_ocr.ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
-from openai_ocr.ocr.translation import usage_of
+from openai_ocr.ocr.translation import apply_chat_defaults, usage_of
+from openai_ocr.service.chat_policy import check_chat_request
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.streams import aclose, gather_or_cancel, within
 
@@ -38,13 +39,21 @@ def file_part_location(body: dict[str, Any]) -> tuple[int, int] | None:
     return found[0] if found else None
 
 
-def file_data(body: dict[str, Any], where: tuple[int, int]) -> str:
+def file_data(body: dict[str, Any], where: tuple[int, int]) -> str | None:
+    """The part's `file.file_data`; None when it names an uploaded `file.file_id` instead."""
     part = body["messages"][where[0]]["content"][where[1]]
-    data = (part.get("file") or {}).get("file_data")
-    if not isinstance(data, str) or not data:
-        raise BadRequest("a file part needs `file.file_data` (a data URL or base64); uploaded "
-                         "file ids are not supported", param="messages")
-    return data
+    file = part.get("file") if isinstance(part.get("file"), dict) else {}
+    data = file.get("file_data")
+    if isinstance(data, str) and data:
+        return data
+    if isinstance(file.get("file_id"), str) and file["file_id"]:
+        return None
+    raise BadRequest("a file part needs `file.file_data` (a data URL or base64) or "
+                     "`file.file_id` (an uploaded file)", param="messages")
+
+
+def file_id_of(body: dict[str, Any], where: tuple[int, int]) -> str:
+    return str(body["messages"][where[0]]["content"][where[1]]["file"]["file_id"])
 
 
 def page_request(body: dict[str, Any], where: tuple[int, int], data_url: str) -> dict[str, Any]:
@@ -55,21 +64,45 @@ def page_request(body: dict[str, Any], where: tuple[int, int], data_url: str) ->
     return out
 
 
+async def prepare_chat(service: OCRService, body: dict[str, Any],
+                       owner: str | None = None) -> tuple[dict[str, Any], DocumentChat | None]:
+    """The checks every chat request gets (interactive or batch line): sampling defaults,
+    image limits, at most one file part; a DocumentChat when the request holds a file."""
+    await service.check_model(body.get("model"))
+    payload = apply_chat_defaults(body, service.settings.ocr, service.engine.model, service.family)
+    await check_chat_request(payload, service.settings.gateway, service.settings.budget.max_prompt_chars)
+    await service.check_chat_images(payload)
+    where = file_part_location(payload)
+    return payload, DocumentChat(service, payload, where, owner) if where is not None else None
+
+
+async def complete_chat(service: OCRService, body: dict[str, Any],
+                        owner: str | None = None) -> ChatCompletion:
+    """A non-streaming chat completion, as `/v1/chat/completions` answers it."""
+    payload, document = await prepare_chat(service, body, owner)
+    return await (document.complete() if document else service.engine.complete(payload))
+
+
 class DocumentChat:
     """Answers one chat request whose file part holds a PDF or multi-page TIFF."""
 
-    def __init__(self, service: OCRService, body: dict[str, Any], where: tuple[int, int]) -> None:
+    def __init__(self, service: OCRService, body: dict[str, Any], where: tuple[int, int],
+                 owner: str | None = None) -> None:
         self.service = service
         self.where = where
+        self.owner = owner
         self.pages_spec = body.pop(PAGES_FIELD, None)
         if self.pages_spec is not None and not isinstance(self.pages_spec, str):
             raise BadRequest('pages must be a string such as "1-3,7"', param=PAGES_FIELD)
         self.body = body
 
     async def open(self) -> Document:
-        data = decode_base64_payload(file_data(self.body, self.where),
-                                     max_bytes=self.service.settings.limits.max_file_bytes,
-                                     param="file_data")
+        encoded = file_data(self.body, self.where)
+        if encoded is None:
+            data = await self.service.file_bytes(file_id_of(self.body, self.where), self.owner)
+        else:
+            data = decode_base64_payload(encoded, max_bytes=self.service.settings.limits.max_file_bytes,
+                                         param="file_data")
         return await self.service.open_bytes(data, OCROptions(pages=self.pages_spec), param="file")
 
     async def _page_body(self, document: Document, number: int) -> dict[str, Any]:

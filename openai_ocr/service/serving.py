@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from openai_ocr.api.protocol.ocr import (
 )
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.errors import (
+    BadRequest,
     InternalError,
     ModelNotFound,
     OCRError,
@@ -67,6 +69,7 @@ from openai_ocr.ocr.translation import (
 from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.streams import aclose, gather_or_cancel, primed, within
 from openai_ocr.settings import Settings
+from openai_ocr.storage.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +84,12 @@ def new_request_id() -> str:
 class OCRService:
     """One per app: the engine plus the settings every legacy route needs."""
 
-    def __init__(self, engine: ChatEngine, settings: Settings) -> None:
+    def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self._served: tuple[float, list[str]] = (0.0, [])
+        #: uploaded files and batches; None when batches are off
+        self.store = store
         budget = settings.budget
         self.pool = DecodePool(budget.decode_workers, memory_limit_mb=budget.decode_memory_mb)
         self.budget = CostBudget(budget.max_pixels_in_flight, budget.max_pages_in_flight,
@@ -132,6 +137,23 @@ class OCRService:
                     "accepted but not used"]
         return []
 
+    def with_engine(self, engine: ChatEngine) -> OCRService:
+        """The same service on another engine (the batch runner's share of the gate), sharing
+        the decoder processes, the server-wide pixel budget and the store."""
+        twin = copy.copy(self)
+        twin.engine = engine
+        return twin
+
+    async def file_bytes(self, file_id: str, owner: str | None, param: str = "file_id") -> bytes:
+        """The body of an uploaded file the caller owns (404 for anybody else's)."""
+        if self.store is None:
+            raise BadRequest("uploaded files are not enabled on this server", param=param)
+        limit = self.settings.limits.max_file_bytes
+        stored = await asyncio.to_thread(self.store.get_file, file_id, owner or "anonymous")
+        if stored.bytes > limit:
+            raise PayloadTooLarge(f"file {file_id} is larger than {limit} bytes", param=param)
+        return await asyncio.to_thread(self.store.read_file, file_id, owner or "anonymous")
+
     # -- inputs -----------------------------------------------------------------------
     def deadline(self) -> float:
         """The time (time.monotonic) by which a request starting now must be done."""
@@ -160,7 +182,9 @@ class OCRService:
         return Document(data, info, max_pixels=limits.max_image_pixels,
                         max_bytes=limits.max_file_bytes, param=param, deadline=deadline)
 
-    async def open_request(self, request: OCRRequest) -> Document:
+    async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
+        if request.file_id:
+            return await self.open_bytes(await self.file_bytes(request.file_id, owner), request)
         param, value = request.payload
         data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
                                      param=param)
@@ -319,7 +343,7 @@ class OCRService:
                           usage=sum_usage(usages), model=model, request_id=request_id)
 
     # -- batches ----------------------------------------------------------------------
-    async def batch(self, items: list[dict[str, Any]]) -> BatchResponse:
+    async def batch(self, items: list[dict[str, Any]], owner: str | None = None) -> BatchResponse:
         limit = self.settings.limits.max_batch_items
         if len(items) > limit:
             raise PayloadTooLarge(f"a batch holds at most {limit} requests; got {len(items)}",
@@ -329,18 +353,18 @@ class OCRService:
 
         async def run(index: int, item: dict[str, Any]) -> BatchItemResult:
             async with gate:
-                return await self._batch_item(index, item)
+                return await self._batch_item(index, item, owner)
 
         results = await asyncio.gather(*(run(i, item) for i, item in enumerate(items)))
         ok = sum(r.status == "success" for r in results)
         return BatchResponse(results=list(results), succeeded=ok, failed=len(results) - ok,
                              total_processing_time=round(time.perf_counter() - started, 4))
 
-    async def _batch_item(self, index: int, item: dict[str, Any]) -> BatchItemResult:
+    async def _batch_item(self, index: int, item: dict[str, Any], owner: str | None) -> BatchItemResult:
         request_id = new_request_id()
         try:
             request = OCRRequest.model_validate(item)
-            with await self.open_request(request) as document:
+            with await self.open_request(request, owner) as document:
                 answer = await self.recognize(document, request, request_id)
         except ValidationError as exc:
             error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item",

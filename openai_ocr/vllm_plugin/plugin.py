@@ -2,9 +2,10 @@
 
 `OCREndpointPlugin` (entry point group `vllm.endpoint_plugins`, name `openai_ocr`):
 `attach_router` mounts the compat routes (`/ocr`, `/ocr/file`, `/ocr/stream`, `/ocr/batch`,
-`/health`, and the playground at `/`, `/playground`, `/ui/*`) on vLLM's FastAPI app;
-`init_state` binds them to a `VLLMEngine` that calls
-vLLM's chat handler directly. vLLM keeps serving its own `/v1/*` routes. Endpoint plugins
+`/health`, the playground at `/`, `/playground`, `/ui/*`, `/v1/ocr`, `/v1/files`,
+`/v1/batches`) on vLLM's FastAPI app; `init_state` binds them to a `VLLMEngine` that calls
+vLLM's chat handler directly, and starts the batch runner. vLLM keeps serving its own
+`/v1/*` routes. Endpoint plugins
 load only when named in `VLLM_PLUGINS` (`openai-ocr serve` sets it).
 
 `register_models` (entry point group `vllm.general_plugins`, same name) runs in every vLLM
@@ -49,10 +50,11 @@ class OCREndpointPlugin:
         install_mm_kwargs_gate()
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
-        from openai_ocr.api.dependencies import STATE_KEY
+        from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
         from openai_ocr.engines.gated import gated
         from openai_ocr.engines.vllm import VLLMEngine
         from openai_ocr.ocr.resolution import family_of
+        from openai_ocr.server import batch_service
         from openai_ocr.service.serving import OCRService
         from openai_ocr.vllm_plugin.gate import set_served_family
 
@@ -65,7 +67,11 @@ class OCREndpointPlugin:
         await engine.start()
         service = OCRService(engine=engine, settings=settings)
         await service.start()
+        runner = batch_service(service)
+        if runner is not None:  # vLLM has no shutdown hook for plugins: the task ends with it
+            await runner.start()
         setattr(state, STATE_KEY, service)
+        setattr(state, BATCHES_KEY, runner)
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
                     engine.model)
 

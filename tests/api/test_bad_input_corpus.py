@@ -57,7 +57,11 @@ CORPUS: list[tuple[str, str, dict, int]] = [
     ("empty batch", "/ocr/batch", {"json": {"requests": []}}, 422),
     ("chat without messages", "/v1/chat/completions", {"json": {"model": "m"}}, 422),
     ("chat file without data", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
-        {"type": "file", "file": {"file_id": "file-123"}}]}]}}, 400),
+        {"type": "file", "file": {}}]}]}}, 400),
+    ("chat unknown file id", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
+        {"type": "file", "file": {"file_id": "file-123"}}]}]}}, 404),
+    ("ocr unknown file id", "/ocr", {"json": {"file_id": "file-123"}}, 404),
+    ("ocr file id and image", "/ocr", {"json": {"file_id": "file-123", "image_base64": b64(PNG)}}, 422),
     ("chat two files", "/v1/chat/completions", {"json": {"messages": [{"role": "user", "content": [
         {"type": "file", "file": {"file_data": b64(blank_pdf(1))}},
         {"type": "file", "file": {"file_data": b64(blank_pdf(1))}}]}]}}, 400),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from openai_ocr.api.routes.mistral import one_based_pages
+from openai_ocr.service.mistral_ocr import one_based_pages
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import SERVED_NAME, b64, png_bytes, require, sample_pdf
 
@@ -56,4 +56,6 @@ def test_mistral_image_url_and_errors(gateway: str, upstream: FakeUpstream) -> N
         "document": {"type": "document_url", "document_url": "https://example.com/a.pdf"}})
     assert r.status_code == 400 and "data: URLs" in r.json()["error"]["message"]
     r = httpx.post(f"{gateway}/v1/ocr", json={"document": {"type": "file", "file_id": "x"}})
+    assert r.status_code == 404 and r.json()["error"]["param"] == "file_id"  # nobody uploaded x
+    r = httpx.post(f"{gateway}/v1/ocr", json={"document": {"type": "file"}})
     assert r.status_code == 422

@@ -22,6 +22,11 @@ class ImageURLChunk(BaseModel):
     image_url: str | ImageURL = Field(description="A `data:image/...;base64,...` URL.")
 
 
+class FileChunk(BaseModel):
+    type: Literal["file"] = "file"
+    file_id: str = Field(description="An image or PDF uploaded to `POST /v1/files`.")
+
+
 class MistralOCRRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
         "model": "deepseek-ai/DeepSeek-OCR",
@@ -29,7 +34,7 @@ class MistralOCRRequest(BaseModel):
         "pages": [0, 1], "include_image_base64": True}]})
 
     model: str | None = None
-    document: Annotated[DocumentURLChunk | ImageURLChunk, Field(discriminator="type")]
+    document: Annotated[DocumentURLChunk | ImageURLChunk | FileChunk, Field(discriminator="type")]
     pages: list[Annotated[int, Field(ge=0)]] | str | None = Field(
         None, description="0-based pages: a list, or a string such as \"0,2-4\".")
     include_image_base64: bool | None = False

@@ -26,12 +26,14 @@ class OCRRequest(OCROptions):
                                      "as a `data:...;base64,` URL.")
     document_base64: str | None = Field(None, description="A PDF or multi-frame TIFF as base64 "
                                         "or as a `data:application/pdf;base64,` URL.")
+    file_id: str | None = Field(None, description="An image or PDF uploaded to `POST /v1/files` "
+                                "(purpose `user`), by its id.")
 
     @model_validator(mode="after")
     def _one_input(self) -> OCRRequest:
-        given = [name for name in ("image_base64", "document_base64") if getattr(self, name)]
+        given = [name for name in ("image_base64", "document_base64", "file_id") if getattr(self, name)]
         if len(given) != 1:
-            raise ValueError("give exactly one of image_base64 or document_base64")
+            raise ValueError("give exactly one of image_base64, document_base64 or file_id")
         return self
 
     @property

@@ -18,9 +18,7 @@ from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.api.protocol.openai import ChatCompletionBody, ModelList
 from openai_ocr.errors import OCRError
-from openai_ocr.ocr.translation import apply_chat_defaults
-from openai_ocr.service.chat_documents import DocumentChat, file_part_location
-from openai_ocr.service.chat_policy import check_chat_request
+from openai_ocr.service.chat_documents import DocumentChat, prepare_chat
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.streams import primed
 
@@ -30,17 +28,12 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
 
 @router.post("/chat/completions", summary="OpenAI chat completion (stream and non-stream)",
              description="Image parts go to the engine as they are. A `file` part holding a "
-             "PDF (`file.file_data` as a data URL) is answered page by page and joined with "
-             "the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
+             "PDF (`file.file_data` as a data URL, or `file.file_id` of an upload) is answered "
+             "page by page and joined with the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
-    await service.check_model(body.model)
-    payload = apply_chat_defaults(body.model_dump(exclude_unset=True), service.settings.ocr,
-                                  service.engine.model, service.family)
-    await check_chat_request(payload, service.settings.gateway, service.settings.budget.max_prompt_chars)
-    await service.check_chat_images(payload)
-    where = file_part_location(payload)
-    document = DocumentChat(service, payload, where) if where is not None else None
+    payload, document = await prepare_chat(service, body.model_dump(exclude_unset=True),
+                                           getattr(request.state, "caller", None))
     if not body.stream:
         return await complete(request=request, service=service, payload=payload, document=document)
     chunks = await primed(document.stream() if document else service.engine.stream(payload))

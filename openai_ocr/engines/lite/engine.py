@@ -197,6 +197,7 @@ class LiteEngine(ChatEngine):
         self.plan = plan_reader(settings.lite)
         self.model = self.plan.model_id
         self.metrics = metrics
+        self.capacity = settings.lite.workers  # pages read at once: the fair share's base
         self.reader: LineReader | None = None
         self._pool: ThreadPoolExecutor | None = None
 

@@ -1,0 +1,385 @@
+"""The OpenAI Batch API: validate an input file up front, run its lines, write the results.
+
+Each line runs through the same service code as its interactive route, with the same
+limits, on `batches.engine_share` of the engine's slots. A line's answer is stored and
+counted in one transaction before the next state change, so after a crash (SIGKILL
+included) the runner started with the next server resumes the pending lines only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from openai_ocr.api.protocol.batches import (
+    Batch,
+    BatchErrors,
+    BatchInputLine,
+    BatchLineError,
+    BatchLineResponse,
+    BatchOutputLine,
+    BatchRequestCounts,
+    CreateBatchBody,
+)
+from openai_ocr.api.protocol.mistral import MistralOCRRequest
+from openai_ocr.api.protocol.ocr import OCRRequest
+from openai_ocr.api.protocol.openai import ChatCompletionBody
+from openai_ocr.engines.gated import EngineShare, share_slots
+from openai_ocr.errors import (
+    BadRequest,
+    InternalError,
+    OCRError,
+    PayloadTooLarge,
+    Unavailable,
+    UnprocessableEntity,
+    validation_message,
+)
+from openai_ocr.metrics import Metrics, default_metrics
+from openai_ocr.service.chat_documents import complete_chat
+from openai_ocr.service.mistral_ocr import mistral_ocr
+from openai_ocr.service.serving import OCRService
+from openai_ocr.storage.store import PendingLine, Store, StoredBatch
+
+try:  # one runner per storage folder, across worker processes
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: one worker process only
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 100
+RETRYABLE = (429, 503)
+READ_CHUNK = 256
+"""Input lines read from disk at a time (one thread hop each)."""
+STATUS_CHECK_S = 0.2
+"""How often the runner looks for a cancel while it starts lines."""
+BODY_SCHEMAS: dict[str, type[Any]] = {
+    "/v1/chat/completions": ChatCompletionBody, "/v1/ocr": MistralOCRRequest, "/ocr": OCRRequest}
+
+
+def window_seconds(window: str) -> float:
+    """"24h" or "90m" in seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([hm])", window)
+    if not match:
+        raise BadRequest(f"completion_window: cannot read {window!r}; use e.g. \"24h\"",
+                         param="completion_window")
+    return float(match.group(1)) * (3600 if match.group(2) == "h" else 60)
+
+
+def validate_lines(data: bytes, endpoint: str, max_requests: int,
+                   max_line_bytes: int) -> tuple[list[PendingLine], list[BatchLineError]]:
+    """Every line checked before anything runs: JSON, shape, endpoint, body schema, unique ids."""
+    lines: list[PendingLine] = []
+    errors: list[BatchLineError] = []
+    seen: dict[str, int] = {}
+    schema = BODY_SCHEMAS[endpoint]
+    offset = 0
+
+    def fail(number: int, code: str, message: str, param: str | None = None) -> None:
+        errors.append(BatchLineError(code=code, message=message, param=param, line=number))
+
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        start, offset = offset, offset + len(raw)
+        if not raw.strip():
+            continue
+        if len(raw) > max_line_bytes:
+            fail(number, "request_too_large", f"line is larger than {max_line_bytes} bytes")
+            continue
+        try:
+            line = BatchInputLine.model_validate_json(raw)
+        except ValidationError as exc:
+            fail(number, "invalid_request", validation_message(exc.errors(), whole="line"))
+            continue
+        if line.url != endpoint:
+            fail(number, "mismatched_endpoint", f"url {line.url} is not the batch's endpoint "
+                 f"{endpoint}", "url")
+        elif endpoint == "/v1/chat/completions" and line.body.get("stream"):
+            fail(number, "invalid_request", "batch lines cannot stream", "body.stream")
+        else:
+            try:
+                schema.model_validate(line.body)
+            except ValidationError as exc:
+                fail(number, "invalid_request", "body." + validation_message(exc.errors(), whole="body"),
+                     "body")
+        if line.custom_id in seen:
+            fail(number, "duplicate_custom_id", f"custom_id {line.custom_id!r} is already used on "
+                 f"line {seen[line.custom_id]}", "custom_id")
+        seen.setdefault(line.custom_id, number)
+        lines.append(PendingLine(len(lines), line.custom_id, start, len(raw)))
+    if not lines and not errors:
+        errors.append(BatchLineError(code="empty_file", message="the input file holds no requests"))
+    if len(lines) > max_requests:
+        errors.append(BatchLineError(code="too_many_requests", message=f"a batch holds at most "
+                                     f"{max_requests} requests; the file has {len(lines)}"))
+    return lines, errors[:MAX_REPORTED_ERRORS]
+
+
+async def execute_line(service: OCRService, endpoint: str, body: dict[str, Any],
+                       owner: str) -> tuple[int, dict[str, Any]]:
+    """One request, answered as its interactive route would: (status code, JSON body)."""
+    try:
+        if endpoint == "/v1/chat/completions":
+            chat = ChatCompletionBody.model_validate(body).model_dump(exclude_unset=True)
+            answer: Any = await complete_chat(service, chat, owner)
+            return 200, answer.model_dump(exclude_unset=True, mode="json")
+        if endpoint == "/v1/ocr":
+            answer = await mistral_ocr(service, MistralOCRRequest.model_validate(body), owner)
+            return 200, answer.model_dump(mode="json")
+        request = OCRRequest.model_validate(body)
+        with await service.open_request(request, owner) as document:
+            answer = await service.recognize(document, request)
+        return 200, answer.model_dump(mode="json")
+    except ValidationError as exc:
+        error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="body"))
+    except OCRError as exc:
+        error = exc
+    except Exception:  # noqa: BLE001 - one line's bug must not stop the batch
+        logger.exception("batch line failed")
+        error = InternalError("internal error while processing this request")
+    return error.status_code, error.as_json()
+
+
+def batch_object(stored: StoredBatch) -> Batch:
+    data = {**stored.data, "status": stored.status}
+    counts = BatchRequestCounts(total=stored.total, completed=stored.completed, failed=stored.failed)
+    return Batch.model_validate({**data, "request_counts": counts})
+
+
+def _result_file_id(batch_id: str, kind: str) -> str:
+    return f"file-{batch_id.removeprefix('batch_')}{kind}"
+
+
+class BatchService:
+    """Creates, reads and cancels batches for the routes; runs them in a background task."""
+
+    def __init__(self, service: OCRService, store: Store, metrics: Metrics | None = None) -> None:
+        self.settings = service.settings
+        self.store = store
+        self.metrics = metrics or default_metrics()
+        self.slots = share_slots(service.settings, service.engine)
+        # Lines in progress: twice the engine slots, so the next lines' pages are decoded
+        # while the engine works (the EngineShare still bounds the engine requests).
+        self.lanes = 2 * self.slots
+        # The runner's service: the same code and limits, on a share of the engine's slots.
+        self.service = service.with_engine(EngineShare(service.engine, self.slots))
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock_file: IO[bytes] | None = None
+        self._last_sweep = 0.0
+
+    # -- requests ---------------------------------------------------------------------------
+    async def create(self, body: CreateBatchBody, owner: str) -> Batch:
+        limits = self.settings.batches
+        window = window_seconds(body.completion_window)
+        if window > limits.max_completion_window_h * 3600:
+            raise BadRequest(f"completion_window is longer than {limits.max_completion_window_h:g}h",
+                             param="completion_window")
+        stored_file = await asyncio.to_thread(self.store.get_file, body.input_file_id, owner)
+        if stored_file.purpose != "batch":
+            raise BadRequest(f"file {body.input_file_id} has purpose {stored_file.purpose!r}, "
+                             "not 'batch'", param="input_file_id")
+        if stored_file.bytes > limits.max_input_bytes:
+            raise PayloadTooLarge(f"a batch input file holds at most {limits.max_input_bytes} bytes",
+                                  param="input_file_id")
+        await asyncio.to_thread(self.store.check_room, 0)
+        data = await asyncio.to_thread(self.store.read_file, body.input_file_id, owner)
+        lines, errors = await asyncio.to_thread(
+            validate_lines, data, body.endpoint, limits.max_requests,
+            self.settings.limits.max_body_bytes)
+        now = int(time.time())
+        batch: dict[str, Any] = {
+            "id": f"batch_{uuid.uuid4().hex[:24]}", "object": "batch", "endpoint": body.endpoint,
+            "input_file_id": body.input_file_id, "completion_window": body.completion_window,
+            "created_at": now, "expires_at": now + int(window), "metadata": body.metadata}
+        if errors:
+            batch.update(status="failed", failed_at=now,
+                         errors=BatchErrors(data=errors).model_dump())
+            lines = []
+        else:
+            batch.update(status="in_progress", in_progress_at=now)
+        stored = await asyncio.to_thread(self.store.add_batch, owner, batch, lines)
+        if errors:
+            await asyncio.to_thread(self.store.update_batch, stored.id, finished=True)
+        logger.info("batch %s: %s, %d requests", stored.id, stored.status, stored.total)
+        self._wake.set()
+        return batch_object(await asyncio.to_thread(self.store.get_batch, stored.id))
+
+    async def get(self, batch_id: str, owner: str) -> Batch:
+        return batch_object(await asyncio.to_thread(self.store.get_batch, batch_id, owner))
+
+    async def list(self, owner: str, after: str | None, limit: int) -> tuple[list[Batch], bool]:
+        found, more = await asyncio.to_thread(self.store.list_batches, owner, after, limit)
+        return [batch_object(b) for b in found], more
+
+    async def cancel(self, batch_id: str, owner: str) -> Batch:
+        await asyncio.to_thread(self.store.get_batch, batch_id, owner)
+        stored = await asyncio.to_thread(
+            self.store.update_batch, batch_id, "cancelling", only_from=("validating", "in_progress"),
+            cancelling_at=int(time.time()))
+        self._wake.set()
+        return batch_object(stored)
+
+    # -- the runner -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._main(), name="openai-ocr batch runner")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _try_lock(self) -> bool:
+        """Only one process runs the batches of a storage folder (the lock dies with it)."""
+        if fcntl is None:
+            return True
+        handle = open(Path(self.store.root) / "runner.lock", "ab")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        return True
+
+    async def _main(self) -> None:
+        poll = self.settings.batches.poll_interval_s
+        while not self._try_lock():
+            await asyncio.sleep(poll)
+        logger.info("batch runner started (%d engine slots)", self.slots)
+        while True:
+            active: list[StoredBatch] = []
+            try:
+                await self._sweep_if_due()
+                active = await asyncio.to_thread(self.store.active_batches)
+                for batch in active:
+                    await self._run(batch)
+                await self._publish_metrics()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the runner must outlive one bad batch
+                logger.exception("batch runner pass failed; retrying")
+                await asyncio.sleep(poll)
+            if not active:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def _sweep_if_due(self) -> None:
+        if time.monotonic() - self._last_sweep >= self.settings.storage.sweep_interval_s:
+            self._last_sweep = time.monotonic()
+            files, batches = await asyncio.to_thread(self.store.sweep)
+            if files or batches:
+                logger.info("retention: deleted %d files and %d batches", files, batches)
+
+    async def _publish_metrics(self) -> None:
+        counts = await asyncio.to_thread(self.store.count_by_status)
+        for status in ("validating", "failed", "in_progress", "finalizing", "completed", "expired",
+                       "cancelling", "cancelled"):
+            self.metrics.batches.labels(status).set(counts.get(status, 0))
+        self.metrics.batch_queue.set(await asyncio.to_thread(self.store.pending_total))
+
+    async def _run(self, batch: StoredBatch) -> None:
+        """Run the pending lines of one batch, then write its output and error files."""
+        await self._publish_metrics()
+        if batch.status in ("in_progress", "validating"):
+            final = await self._run_lines(batch)
+        else:  # cancelling, or finalizing when the last server stopped
+            final = "cancelled" if batch.status == "cancelling" else "completed"
+        await self._finalize(batch.id, final)
+
+    async def _run_lines(self, batch: StoredBatch) -> str:
+        pending = await asyncio.to_thread(self.store.pending_lines, batch.id)
+        expires_at = batch.data.get("expires_at") or float("inf")
+        running: set[asyncio.Task[None]] = set()
+        outcome = "completed"
+        checked = 0.0
+        for start in range(0, len(pending), READ_CHUNK):
+            chunk = pending[start:start + READ_CHUNK]
+            bodies = await asyncio.to_thread(self._read_bodies, batch, chunk)
+            for line, body in zip(chunk, bodies, strict=True):
+                while len(running) >= self.lanes:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
+                    checked = time.monotonic()
+                    if self.store.get_batch(batch.id).status == "cancelling":
+                        outcome = "cancelled"
+                        break
+                if time.time() >= expires_at:
+                    outcome = "expired"
+                    break
+                running.add(asyncio.create_task(self._line(batch, line, body)))
+            if outcome != "completed":
+                break
+        if running:
+            await asyncio.wait(running)
+        if outcome == "completed" and self.store.get_batch(batch.id).status == "cancelling":
+            outcome = "cancelled"
+        return outcome
+
+    def _read_bodies(self, batch: StoredBatch, lines: builtins.list[PendingLine]) -> builtins.list[dict[str, Any]]:
+        return [json.loads(self.store.read_range(batch.data["input_file_id"], line.offset,
+                                                 line.length))["body"] for line in lines]
+
+    async def _line(self, batch: StoredBatch, line: PendingLine, body: dict[str, Any]) -> None:
+        retries = self.settings.batches.line_retries
+        for attempt in range(retries + 1):
+            status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
+                                                     batch.owner)
+            if status_code not in RETRYABLE or attempt == retries:
+                break
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+        result = BatchOutputLine(
+            id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id,
+            response=BatchLineResponse(status_code=status_code, request_id=uuid.uuid4().hex,
+                                       body=answer))
+        # A short WAL commit (no fsync): cheaper on the event loop than a thread hop per line.
+        if self.store.finish_line(batch.id, line.idx, status_code, result.model_dump(mode="json")):
+            self.metrics.batch_lines.labels("completed" if status_code < 300 else "failed").inc()
+            self.metrics.batch_queue.dec()
+
+    async def _finalize(self, batch_id: str, final: str) -> None:
+        """Output and error files from the stored lines (idempotent: safe to redo after a crash)."""
+        now = int(time.time())
+        stored = await asyncio.to_thread(self.store.update_batch, batch_id, "finalizing",
+                                         only_from=("in_progress", "validating"), finalizing_at=now)
+        output: list[str] = []
+        errors: list[str] = []
+        done: set[int] = set()
+        for idx, _, status_code, result in await asyncio.to_thread(
+                lambda: list(self.store.finished_lines(batch_id))):
+            done.add(idx)
+            (output if 200 <= status_code < 300 else errors).append(json.dumps(result))
+        if final == "expired":
+            for line in await asyncio.to_thread(self.store.pending_lines, batch_id):
+                errors.append(BatchOutputLine(
+                    id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
+                    error=BatchLineError(code="batch_expired", message="this request could not be "
+                                         "executed before the completion window expired"),
+                ).model_dump_json())
+        fields: dict[str, Any] = {f"{final}_at": now}
+        for kind, rows, key in (("o", output, "output_file_id"), ("e", errors, "error_file_id")):
+            if rows:
+                file = await asyncio.to_thread(
+                    self.store.add_file, stored.owner, "batch_output", f"{batch_id}_{key[:-8]}.jsonl",
+                    ("\n".join(rows) + "\n").encode(), _result_file_id(batch_id, kind), False)
+                fields[key] = file.id
+        await asyncio.to_thread(self.store.update_batch, batch_id, final, finished=True, **fields)
+        logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(errors))
+
+
+def unavailable() -> Unavailable:
+    return Unavailable("batches are not enabled on this server (batches.enabled)")

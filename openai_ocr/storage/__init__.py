@@ -1,0 +1,1 @@
+"""Durable state: uploaded files and batches (SQLite plus files on disk)."""

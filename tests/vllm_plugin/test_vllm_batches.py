@@ -1,0 +1,44 @@
+"""The Files and Batch API in vllm mode: the plugin's runner sends lines to the in-process
+engine (vLLM's own chat handler), as the interactive routes do."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+from openai import OpenAI
+
+from tests.helpers import SERVED_NAME, png_bytes
+
+TIMEOUT_S = 600
+
+
+def test_a_batch_of_ocr_and_chat_lines_runs_on_the_engine(vllm_server: str) -> None:
+    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key="none", max_retries=0, timeout=TIMEOUT_S)
+    image = sdk.files.create(file=("p.png", io.BytesIO(png_bytes())), purpose="user")
+    url = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
+    chat = {"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": {
+        "max_tokens": 2, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Free OCR."}]}]}}
+    ocr = {"custom_id": "ocr", "method": "POST", "url": "/ocr",
+           "body": {"file_id": image.id, "mode": "free_ocr", "max_tokens": 2}}
+    results = {}
+    for line in (ocr, chat):
+        upload = sdk.files.create(file=("in.jsonl", io.BytesIO(json.dumps(line).encode())),
+                                  purpose="batch")
+        batch = sdk.batches.create(input_file_id=upload.id, endpoint=line["url"],  # type: ignore[arg-type]
+                                   completion_window="24h")
+        deadline = time.monotonic() + TIMEOUT_S
+        while (batch := sdk.batches.retrieve(batch.id)).status not in ("completed", "failed"):
+            assert time.monotonic() < deadline, batch
+            time.sleep(0.5)
+        assert batch.status == "completed" and batch.request_counts.completed == 1, batch
+        [out] = sdk.files.content(batch.output_file_id).text.splitlines()
+        results[line["custom_id"]] = json.loads(out)["response"]
+    assert results["ocr"]["status_code"] == 200
+    assert results["ocr"]["body"]["model"] == SERVED_NAME
+    assert results["ocr"]["body"]["usage"]["completion_tokens"] == 2
+    assert results["chat"]["body"]["usage"]["completion_tokens"] == 2
+    assert results["chat"]["body"]["choices"][0]["finish_reason"] == "length"
