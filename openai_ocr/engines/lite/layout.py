@@ -112,6 +112,8 @@ class _Unit:
     label: str = "text"
     lines: list[TextLine] = field(default_factory=list)
     line_height: float = 0.0
+    members: list[_Unit] = field(default_factory=list)
+    """A figure or table with its captions: read together, the figure first."""
 
     @property
     def height(self) -> float:
@@ -185,7 +187,8 @@ def page_blocks(lines: Sequence[TextLine], page_width: float, page_height: float
     body = _body_height(straight)
 
     units, heads, feet = _units(straight, turned, page_height, body)
-    ordered = _order(units, max(page_width * 0.012, 4.0), body)
+    ordered = _order(_attach_captions(units, body), max(page_width * 0.012, 4.0), body)
+    ordered = [m for u in ordered for m in (u.members or [u])]
     blocks: list[Block] = []
     for label, group in itertools.groupby(ordered, key=lambda u: "line" if u.label == "line" else id(u)):
         group_units = list(group)
@@ -245,6 +248,44 @@ def _units(lines: list[TextLine], regions: list[Region], page_height: float,
                 unit.line_height = statistics.median(ln.height for ln in unit.lines)
             units.append(unit)
     return units, _as_rows(heads), _as_rows(feet)
+
+
+CAPTION_GAP = 3.0
+"""A caption this many body-line heights or less from its figure or table belongs to it."""
+
+
+def _attach_captions(units: list[_Unit], body: float) -> list[_Unit]:
+    """Each caption joined to the nearest figure (or table) beside, below or above it.
+
+    The pair is then one unit for the reading order, so a side caption in a margin never
+    becomes a column of its own and a caption under a photo goes where the photo goes.
+    """
+    objects = [u for u in units if u.label in ("image", "table")]
+    groups: dict[int, list[_Unit]] = {id(o): [o] for o in objects}
+    joined: set[int] = set()
+    for caption in (u for u in units if u.label in ("image_caption", "table_caption")):
+        best, best_gap = None, CAPTION_GAP * body
+        for obj in objects:
+            dx = max(obj.x1 - caption.x2, caption.x1 - obj.x2, 0.0)
+            dy = max(obj.y1 - caption.y2, caption.y1 - obj.y2, 0.0)
+            gap = dx + dy if min(dx, dy) == 0 else float("inf")  # beside or above/below, not diagonal
+            if gap <= best_gap:
+                best, best_gap = obj, gap
+        if best is not None:
+            groups[id(best)].append(caption)
+            joined.add(id(caption))
+    out = []
+    for unit in units:
+        if id(unit) in joined:
+            continue
+        members = groups.get(id(unit), [unit])
+        if len(members) == 1:
+            out.append(unit)
+            continue
+        members = [unit, *sorted(members[1:], key=lambda m: (m.y1, m.x1))]
+        out.append(_Unit(min(m.x1 for m in members), min(m.y1 for m in members), max(m.x2 for m in members),
+                         max(m.y2 for m in members), unit.label, members=members))
+    return out
 
 
 def _as_rows(lines: list[TextLine]) -> list[list[TextLine]]:
@@ -307,9 +348,17 @@ SPAN_COVER = 0.6
 the text on each side (or is a heading); narrower ones are floats."""
 
 
+SECTION_GAP = 1.5
+"""A horizontal strip of white at least this many body-line heights tall, across everything,
+separates sections that are ordered on their own (a letterhead from a table, stories)."""
+
+
 def _order(units: list[_Unit], min_gap: float, body: float) -> list[_Unit]:
     if len(units) <= 1:
         return list(units)
+    sections = _sections(units, SECTION_GAP * body)
+    if len(sections) > 1:
+        return [u for section in sections for u in _order(section, min_gap, body)]
     gutter = _find_gutter(units, min_gap)
     if gutter is None:
         return _by_rows(units)
@@ -337,6 +386,19 @@ def _order(units: list[_Unit], min_gap: float, body: float) -> list[_Unit]:
         if index < len(spanning):
             out.append(spanning[index])
     return out
+
+
+def _sections(units: list[_Unit], gap: float) -> list[list[_Unit]]:
+    """The units cut at every horizontal white strip at least `gap` tall, top to bottom."""
+    sections: list[list[_Unit]] = []
+    reach = float("-inf")
+    for unit in sorted(units, key=lambda u: u.y1):
+        if sections and unit.y1 - reach < gap:
+            sections[-1].append(unit)
+        else:
+            sections.append([unit])
+        reach = max(reach, unit.y2)
+    return sections
 
 
 def _find_gutter(units: list[_Unit], min_gap: float) -> float | None:
