@@ -22,7 +22,7 @@ def labels(blocks: list[Block]) -> list[str]:
 
 def test_full_width_title_over_two_columns() -> None:
     left, right = column(60, 480, 200, [f"L{i}" for i in range(10)]), column(520, 940, 200, [f"R{i}" for i in range(10)])
-    title = TextLine(60, 80, 900, 140, "Headline across the page")
+    title = TextLine(60, 150, 900, 190, "Headline across the page")  # no white strip: the span rule
     blocks = page_blocks([*right, title, *left], W, H)
     assert read(blocks) == ["Headline across the page", *(f"L{i}" for i in range(10)), *(f"R{i}" for i in range(10))]
     assert blocks[0].label == "title"
@@ -32,14 +32,14 @@ def test_full_width_title_over_three_unequal_columns() -> None:
     cols = [column(40, 250, 220, [f"A{i}" for i in range(12)]),       # a narrow column
             column(290, 700, 220, [f"B{i}" for i in range(12)]),      # a wide one
             column(740, 960, 220, [f"C{i}" for i in range(12)])]
-    title = TextLine(40, 80, 960, 150, "Three columns")
+    title = TextLine(40, 160, 960, 205, "Three columns")
     blocks = page_blocks([title, *cols[2], *cols[0], *cols[1]], W, H)
     assert read(blocks) == ["Three columns", *(ln.text for col in cols for ln in col)]
 
 
 def test_a_short_heading_across_the_gutter_still_spans_the_columns() -> None:
     left, right = column(60, 480, 200, [f"L{i}" for i in range(10)]), column(520, 940, 200, [f"R{i}" for i in range(10)])
-    heading = TextLine(380, 90, 640, 150, "Short")  # narrow, but set large: a heading, not a float
+    heading = TextLine(380, 150, 640, 192, "Short")  # narrow, but set large: a heading, not a float
     assert read(page_blocks([*left, *right, heading], W, H))[0] == "Short"
 
 
