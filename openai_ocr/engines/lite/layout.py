@@ -131,8 +131,15 @@ MIN_SKEW = 0.2
 
 
 def page_skew(lines: Sequence[TextLine]) -> float:
-    """The page's tilt in degrees: the median angle of its long lines (short ones are noisy)."""
+    """The page's tilt in degrees: the median angle of its long lines (short ones are noisy).
+
+    The detector snaps many boxes of a slightly tilted page (under a degree) to exactly 0;
+    when at least a quarter of the long lines carry an angle, those lines set the tilt.
+    """
     angles = [ln.angle for ln in lines if ln.x2 - ln.x1 > 3 * ln.height]
+    tilted = [a for a in angles if abs(a) > 0.05]
+    if tilted and len(tilted) >= 0.25 * len(angles):
+        return statistics.median(tilted)
     return statistics.median(angles) if angles else 0.0
 
 
@@ -240,6 +247,9 @@ def _units(lines: list[TextLine], regions: list[Region], page_height: float,
         else:
             unit.lines.append(ln)
     for unit in by_region.values():
+        if unit.lines and not _plausible(unit, body):
+            units += [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in unit.lines]
+            continue
         if unit.lines or unit.label == "image":
             if unit.lines:  # the unit's box covers its lines, whatever the model's box
                 own = unit.lines
@@ -286,6 +296,28 @@ def _attach_captions(units: list[_Unit], body: float) -> list[_Unit]:
         out.append(_Unit(min(m.x1 for m in members), min(m.y1 for m in members), max(m.x2 for m in members),
                          max(m.y2 for m in members), unit.label, members=members))
     return out
+
+
+def _plausible(unit: _Unit, body: float) -> bool:
+    """Whether a region's lines fit its label; a layout model sometimes calls a column of
+    running text a table or a figure, and reading it as one would scramble it.
+
+    A table needs most of its rows split into cells and no gutter between columns of
+    running text; a figure holds no running text (a few words at most); a title or caption
+    is a few rows.
+    """
+    rows = _rows(_by_rows(unit.lines))
+    if unit.label == "table":
+        cells = [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in unit.lines]
+        columns_of_text = _find_gutter(cells, max(body * 0.5, 4.0)) is not None
+        return (len(rows) >= 2 and sum(1 for row in rows if _is_cell_row(row)) >= 0.5 * len(rows)
+                and not columns_of_text)
+    running = [ln for ln in unit.lines if ln.x2 - ln.x1 >= 8 * body]
+    if unit.label == "image":
+        return len(running) <= 2
+    if unit.label == "title":
+        return len(rows) <= 3
+    return len(rows) <= 6
 
 
 def _as_rows(lines: list[TextLine]) -> list[list[TextLine]]:
