@@ -725,13 +725,15 @@ async def layout_engine_texts(lite: LiteSettings, images: list[Image.Image]) -> 
         await engine.close()
 
 
-def layout_bench(quick: bool, tuned: dict[str, str], show: str | None) -> None:
+def layout_bench(quick: bool, tuned: dict[str, str], show: str | None, rules: bool) -> None:
     import resource
 
     log.info("rendering real-looking pages")
     pages = layout_pages(quick)
     results: dict[str, list[tuple[str, float, float, float | None, float]]] = {}
-    engines = {"lite (default)": tuned, "lite (layout=rules)": {**tuned, "layout": "rules"}}
+    engines: dict[str, dict[str, str]] = {"lite (default)": tuned}
+    if rules:
+        engines["lite (layout=rules)"] = {**tuned, "layout": "rules"}
     for name, config in engines.items():
         settings = LiteSettings(**{**config, "workers": 1, "threads_per_worker": 1})
         answers, seconds = asyncio.run(layout_engine_texts(settings, [p.image for p in pages]))
@@ -784,7 +786,7 @@ def layout_bench(quick: bool, tuned: dict[str, str], show: str | None) -> None:
             summary.append(tuple(row))
     print()
     print(table(summary, ("set", "dpi", "pages", *(f"{n}: CER / BoW / cells / CPU s" for n in names))))
-    print(f"\nmax RSS of this process after both lite engines (1 worker each, run one after the other): "
+    print(f"\nmax RSS of this process after the lite engine(s) (1 worker x 1 thread; before Tesseract page mode): "
           f"{rss_engines:.0f} MB")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, CPUs: {os.cpu_count()}")
 
@@ -797,6 +799,8 @@ def main() -> None:
     parser.add_argument("--layout", action="store_true",
                         help="the real-looking pages (magazine, newspaper, paper, form, invoice) against "
                              "Tesseract page mode, instead of the line-reading benchmark")
+    parser.add_argument("--rules", action="store_true", help="with --layout: also the engine with "
+                                                             "layout = rules (no layout model)")
     parser.add_argument("--show", metavar="PAGE", help="with --layout: print the answers for pages whose "
                                                          "name contains PAGE")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -806,7 +810,7 @@ def main() -> None:
     tuned = dict(item.split("=", 1) for item in args.set)
     log.info("lite settings: %s", LiteSettings(**tuned))
     if args.layout:
-        layout_bench(args.quick, tuned, args.show)
+        layout_bench(args.quick, tuned, args.show, args.rules)
         return
 
     configs = {"configured": tuned, "ppocr baseline": {**tuned, "recognizer": "ppocr"}}

@@ -421,15 +421,26 @@ def _order(units: list[_Unit], min_gap: float, body: float) -> list[_Unit]:
 
 
 def _sections(units: list[_Unit], gap: float) -> list[list[_Unit]]:
-    """The units cut at every horizontal white strip at least `gap` tall, top to bottom."""
+    """The units cut at every horizontal white strip at least `gap` tall, top to bottom.
+
+    Figures count as white here (a picture between an abstract and the columns separates
+    them as a blank would) and join the section their middle falls in.
+    """
+    text = [u for u in units if u.label != "image"]
+    if not text:
+        return [units]
     sections: list[list[_Unit]] = []
     reach = float("-inf")
-    for unit in sorted(units, key=lambda u: u.y1):
+    for unit in sorted(text, key=lambda u: u.y1):
         if sections and unit.y1 - reach < gap:
             sections[-1].append(unit)
         else:
             sections.append([unit])
         reach = max(reach, unit.y2)
+    for figure in (u for u in units if u.label == "image"):
+        home = min(sections, key=lambda sec: max(min(u.y1 for u in sec) - figure.cy,
+                                                 figure.cy - max(u.y2 for u in sec), 0.0))
+        home.append(figure)
     return sections
 
 
