@@ -21,7 +21,8 @@ def labels(blocks: list[Block]) -> list[str]:
 
 
 def test_full_width_title_over_two_columns() -> None:
-    left, right = column(60, 480, 200, [f"L{i}" for i in range(10)]), column(520, 940, 200, [f"R{i}" for i in range(10)])
+    left = column(60, 480, 200, [f"L{i}" for i in range(10)])
+    right = column(520, 940, 200, [f"R{i}" for i in range(10)])
     title = TextLine(60, 150, 900, 190, "Headline across the page")  # no white strip: the span rule
     blocks = page_blocks([*right, title, *left], W, H)
     assert read(blocks) == ["Headline across the page", *(f"L{i}" for i in range(10)), *(f"R{i}" for i in range(10))]
@@ -38,7 +39,8 @@ def test_full_width_title_over_three_unequal_columns() -> None:
 
 
 def test_a_short_heading_across_the_gutter_still_spans_the_columns() -> None:
-    left, right = column(60, 480, 200, [f"L{i}" for i in range(10)]), column(520, 940, 200, [f"R{i}" for i in range(10)])
+    left = column(60, 480, 200, [f"L{i}" for i in range(10)])
+    right = column(520, 940, 200, [f"R{i}" for i in range(10)])
     heading = TextLine(380, 150, 640, 192, "Short")  # narrow, but set large: a heading, not a float
     assert read(page_blocks([*left, *right, heading], W, H))[0] == "Short"
 
@@ -73,7 +75,8 @@ def test_side_caption_in_the_margin_goes_with_its_figure() -> None:
 
 
 def test_footer_and_header_are_kept_labelled_and_placed_last_and_first() -> None:
-    left, right = column(60, 480, 150, [f"L{i}" for i in range(25)]), column(520, 940, 150, [f"R{i}" for i in range(25)])
+    left = column(60, 480, 150, [f"L{i}" for i in range(25)])
+    right = column(520, 940, 150, [f"R{i}" for i in range(25)])
     footer = TextLine(60, 1340, 200, 1365, "Page 7")
     header = TextLine(700, 30, 940, 55, "Annual report 2026")
     blocks = page_blocks([footer, *right, header, *left], W, H)
