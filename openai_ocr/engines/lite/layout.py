@@ -402,7 +402,7 @@ def _order(units: list[_Unit], min_gap: float, body: float) -> list[_Unit]:
     for unit in crossing:
         cover_left = (gutter - max(unit.x1, left_edge)) / max(gutter - left_edge, 1.0)
         cover_right = (min(unit.x2, right_edge) - gutter) / max(right_edge - gutter, 1.0)
-        heading = unit.label == "title" or (unit.label == "line" and unit.height >= 1.3 * body)
+        heading = unit.label == "title" or (unit.label == "line" and _large_text(unit.lines[0], body))
         wide = min(cover_left, cover_right) >= SPAN_COVER
         (spanning if heading or wide else floats).append(unit)
     spanning.sort(key=lambda u: u.cy)
@@ -490,6 +490,12 @@ def _is_column(units: list[_Unit]) -> bool:
             covered += y2 - max(y1, reach)
             reach = y2
     return covered >= 0.3 * (reach - spans[0][0])
+
+
+def _large_text(line: TextLine, body: float) -> bool:
+    """A heading's line: set at least 1.3x the body size, with words in it (a blob in a photo
+    that the detector took for a large glyph is no heading)."""
+    return line.height >= 1.3 * body and sum(ch.isalnum() for ch in line.text) >= 2
 
 
 def _by_rows(items: list) -> list:  # type: ignore[type-arg]
@@ -597,7 +603,7 @@ def _text_blocks(ordered: Sequence[TextLine], body: float, paragraphs: bool) -> 
                 and not _starts_block(last.lines[-1], row, body)):
             blocks[-1] = replace(last, lines=(*last.lines, row))
         else:
-            large = row.height >= 1.3 * body
+            large = _large_text(row, body)
             blocks.append(Block("title" if large else "text", (row,)))
         index += 1
     return blocks
