@@ -194,7 +194,7 @@ def page_blocks(lines: Sequence[TextLine], page_width: float, page_height: float
     body = _body_height(straight)
 
     units, heads, feet = _units(straight, turned, page_height, body)
-    ordered = _order(_attach_captions(units, body), max(page_width * 0.012, 4.0), body)
+    ordered = _order(_attach_captions(units, body), max(page_width * 0.008, 4.0), body)
     ordered = [m for u in ordered for m in (u.members or [u])]
     blocks: list[Block] = []
     for label, group in itertools.groupby(ordered, key=lambda u: "line" if u.label == "line" else id(u)):
