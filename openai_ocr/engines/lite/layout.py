@@ -8,9 +8,11 @@ figures, captions, tables, headers) into DeepSeek-OCR-shaped blocks in reading o
 2. running headers and footers are taken out (a model's regions, or small lines alone in
    the top/bottom margin) and placed first and last;
 3. lines inside a figure, caption, table, title or equation region become one unit with
-   that region's label; the other lines stay single units;
-4. units are ordered by a recursive XY-cut (`_order`): a vertical gutter splits the page
-   into columns; units crossing it that are headings or cover both columns split it into
+   that region's label (unless its lines do not fit the label, see `_plausible`); the
+   other lines stay single units; a caption joins the figure or table next to it;
+4. units are ordered by a recursive XY-cut (`_order`): white horizontal strips across
+   everything cut the page into sections; inside one, a vertical gutter splits it into
+   columns; units crossing it that are headings or cover both columns split it into
    horizontal bands (titles, full-width spans); narrower crossing units (a photo across
    the gutter, its caption set between the columns) are floats read after the band's
    columns, so they never cut a column in two;
