@@ -157,14 +157,15 @@ def truncate(text: str, max_tokens: int | None) -> tuple[str, Literal["stop", "l
     return text, "stop"
 
 
-def render(task: Task, lines: list[layout.TextLine], width: int, height: int) -> str:
-    """The answer text for one task from the engine's lines."""
+def render(task: Task, lines: list[layout.TextLine], width: int, height: int,
+           regions: list[layout.Region] | None = None) -> str:
+    """The answer text for one task from the engine's lines and the page's layout regions."""
     if task.action == "locate":
         return layout.to_locate(lines, task.ref, width, height)
-    ordered = layout.reading_order(lines, width, height)
+    blocks = layout.page_blocks(lines, width, height, regions or (), paragraphs=task.action != "ocr")
     if task.action == "free":
-        return layout.to_plain_text(ordered)
-    return layout.to_grounding(ordered, width, height, markdown=task.action == "markdown")
+        return layout.to_plain_text(blocks)
+    return layout.to_grounding(blocks, width, height, markdown=task.action == "markdown")
 
 
 def decode_page(url: str, limits: LimitSettings) -> Image.Image:
@@ -232,8 +233,10 @@ class LiteEngine(ChatEngine):
 
         def work() -> str:
             page = decode_page(request.image_url, self.settings.limits)
-            lines = reader.read(page)
-            return render(request.task, lines, page.width, page.height)
+            if request.task.action == "locate":
+                return render(request.task, reader.read(page), page.width, page.height)
+            lines, regions = reader.read_page(page)
+            return render(request.task, lines, page.width, page.height, regions)
 
         return await asyncio.wrap_future(pool.submit(work))
 

