@@ -30,7 +30,7 @@ RUN = "run as printed"
 DRY = "make -n: the recipe it runs (a real run installs .venv: minutes, and is what `make test` itself does)"
 ENGINE = "needs the vllm extra and a model: the engine tests start this launcher (tests/vllm_plugin)"
 HOW: list[tuple[str, str]] = [
-    (r"^make (serve|test|examples)\b", DRY),
+    (r"^(OPENAI_OCR_\w+=\S+ )?make (serve|test|test-cluster|examples)\b", DRY),
     (r"^\.venv/bin/openai-ocr ocr ", RUN),
     (r"^OPENAI_OCR_URL=http://localhost:8000 (\.venv/bin/python|bash|node) examples/", RUN),
     (r"^(openai-ocr serve|VLLM_PLUGINS=openai_ocr vllm serve)\b", ENGINE),

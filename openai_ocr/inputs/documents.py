@@ -238,9 +238,9 @@ def _header_size(data: bytes, param: str) -> tuple[int, int]:
                 return image.size
     except Image.DecompressionBombError as exc:
         raise PayloadTooLarge(f"{param} has too many pixels ({_short(exc)})", param=param) from None
-    except UnidentifiedImageError as exc:
-        raise BadRequest(f"{param} is not a supported image ({_short(exc)}); "
-                         f"accepted formats: {', '.join(sorted(ACCEPTED_FORMATS))}", param=param) from None
+    except UnidentifiedImageError:
+        raise BadRequest(f"{param} is not a supported image or PDF; accepted formats: "
+                         f"{', '.join([*sorted(ACCEPTED_FORMATS), 'PDF'])}", param=param) from None
     except Exception as exc:  # noqa: BLE001 - a header Pillow cannot read is bad input
         raise BadRequest(f"{param} is a corrupt or truncated image ({_short(exc)})", param=param) from None
 

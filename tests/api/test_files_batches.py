@@ -17,7 +17,7 @@ from openai import OpenAI
 from openai_ocr.engines.upstream import UpstreamEngine
 from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, blank_pdf, gateway_settings, png_bytes, running_server
+from tests.helpers import SERVED_NAME, b64, blank_pdf, gateway_settings, png_bytes, running_server
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
@@ -217,7 +217,7 @@ def test_files_and_batches_belong_to_their_key(fake_upstream: tuple[FakeUpstream
 def test_uploaded_files_serve_the_interactive_routes(server: str, upstream: FakeUpstream) -> None:
     sdk = client(server)
     pdf = sdk.files.create(file=("three.pdf", io.BytesIO(blank_pdf(3))), purpose="user")
-    chat = sdk.chat.completions.create(model="x", messages=[{"role": "user", "content": [
+    chat = sdk.chat.completions.create(model=SERVED_NAME, messages=[{"role": "user", "content": [
         {"type": "file", "file": {"file_id": pdf.id}}, {"type": "text", "text": "Free OCR."}]}])
     assert chat.choices[0].message.content is not None
     assert chat.choices[0].message.content.count("Hello\nworld") == 3
@@ -315,7 +315,7 @@ def test_batch_inputs_may_be_larger_than_a_request_body(fake_upstream: tuple[Fak
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(lines)), purpose="batch")
         assert upload.bytes == len(lines)
         with pytest.raises(openai.APIStatusError) as large:  # other routes keep their limit
-            sdk.chat.completions.create(model="x", messages=[{"role": "user", "content": "x" * len(lines)}])
+            sdk.chat.completions.create(model=SERVED_NAME, messages=[{"role": "user", "content": "x" * len(lines)}])
         assert large.value.status_code == 413
         with pytest.raises(openai.APIStatusError) as over:
             sdk.files.create(file=("in.jsonl", io.BytesIO(lines * 3)), purpose="batch")

@@ -123,10 +123,11 @@ def test_body_over_the_limit_is_413_before_it_is_read(small_limits: str, upstrea
 
 @pytest.mark.parametrize("width, height", [(20000, 20000), (9000, 8000)],
                          ids=["over-pillows-guard", "under-pillows-guard"])
-def test_decompression_bomb_is_refused_cheaply(gateway: str, upstream: FakeUpstream,
+def test_decompression_bomb_is_refused_cheaply(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
                                                monkeypatch: pytest.MonkeyPatch, width: int, height: int) -> None:
-    """Refused from the header alone: Pillow never decodes a pixel (the gateway runs in this
-    process, so a spy on Pillow's decoder sees every decode)."""
+    """Refused from the header alone: Pillow never decodes a pixel (this gateway runs in this
+    process and decodes in threads, `budget.decode_workers = 0`, so a spy on Pillow's decoder
+    sees every decode)."""
     from PIL import ImageFile
 
     decoded: list[tuple[int, int]] = []
@@ -137,14 +138,15 @@ def test_decompression_bomb_is_refused_cheaply(gateway: str, upstream: FakeUpstr
         return real_load(image)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
-    r = httpx.post(f"{gateway}/ocr/file", files={"file": ("bomb.png", png_header_only(width, height), "image/png")},
-                   timeout=60)
-    assert r.status_code == 413 and "pixels" in r.json()["error"]["message"], r.text
-    assert decoded == []
-    assert upstream.requests == []
-    # the spy does see decodes: a real image is decoded once it passes the checks
-    r = httpx.post(f"{gateway}/ocr/file", files={"file": ("ok.png", png_bytes(), "image/png")}, timeout=60)
-    assert r.status_code == 200 and (64, 48) in decoded
+    with serve(gateway_settings(fake_upstream[1], budget={"decode_workers": 0})) as (gateway, _):
+        r = httpx.post(f"{gateway}/ocr/file", files={"file": ("bomb.png", png_header_only(width, height), "image/png")},
+                       timeout=60)
+        assert r.status_code == 413 and "pixels" in r.json()["error"]["message"], r.text
+        assert decoded == []
+        assert upstream.requests == []
+        # the spy does see decodes: a real image is decoded once it passes the checks
+        r = httpx.post(f"{gateway}/ocr/file", files={"file": ("ok.png", png_bytes(), "image/png")}, timeout=60)
+        assert r.status_code == 200 and (64, 48) in decoded
 
 
 def test_saturation_answers_429_with_retry_after(small_limits_server: tuple[str, FastAPI],

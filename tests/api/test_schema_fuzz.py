@@ -15,7 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from tests.fake_upstream import FakeUpstream
 
 OPERATIONS = ["POST /ocr", "POST /ocr/file", "POST /ocr/stream", "POST /ocr/batch", "GET /health",
-              "GET /ready", "GET /live", "GET /v1/models", "POST /v1/chat/completions", "POST /v1/ocr", "GET /metrics"]
+              "GET /ready", "GET /live", "GET /v1/models", "POST /v1/chat/completions", "POST /v1/ocr", "GET /metrics",
+              "POST /v1/files", "GET /v1/files", "GET /v1/files/{file_id}", "GET /v1/files/{file_id}/content",
+              "DELETE /v1/files/{file_id}", "POST /v1/batches", "GET /v1/batches", "GET /v1/batches/{batch_id}",
+              "POST /v1/batches/{batch_id}/cancel"]
 
 
 @functools.cache
