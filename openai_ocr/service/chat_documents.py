@@ -117,7 +117,8 @@ class DocumentChat:
                 async with gate, self.service.reserve(document, number):
                     return await engine.complete(await self._page_body(document, number))
 
-            async with within(document.deadline, self.service.settings.limits.request_timeout_s):
+            async with within(document.deadline, self.service.settings.limits.request_timeout_s,
+                              self.service.count_timeout):
                 answers = await gather_or_cancel(one(n) for n in document.pages)
         first = answers[0]
         texts = [(a.choices[0].message.content or "") if a.choices else "" for a in answers]

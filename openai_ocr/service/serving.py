@@ -137,6 +137,12 @@ class OCRService:
                     "accepted but not used"]
         return []
 
+    def count_timeout(self) -> None:
+        """A request over its time: counted where the engine's gate counts its own time-outs."""
+        metrics = getattr(self.engine, "metrics", None)  # the gated engine holds the app's metrics
+        if metrics is not None:
+            metrics.timeouts.inc()
+
     def with_engine(self, engine: ChatEngine) -> OCRService:
         """The same service on another engine (the batch runner's share of the gate), sharing
         the decoder processes, the server-wide pixel budget and the store."""
@@ -244,7 +250,7 @@ class OCRService:
                 image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
             return PageOutcome(number, image, result)
 
-        async with within(document.deadline, self.settings.limits.request_timeout_s):
+        async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
             outcomes = await gather_or_cancel(one(n) for n in document.pages)
         # grounding parsing (and crops) is CPU work: off the event loop
         done = await asyncio.to_thread(assemble, outcomes, options.output, options.include_images,

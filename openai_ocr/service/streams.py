@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from openai_ocr.errors import EngineTimeout
@@ -64,8 +64,10 @@ async def gather_or_cancel(coros: Iterable[Awaitable[T]]) -> list[T]:
 
 
 @contextlib.asynccontextmanager
-async def within(deadline: float | None, limit_s: float) -> AsyncIterator[None]:
-    """The block ends at `deadline` (time.monotonic) with a 504, its work cancelled."""
+async def within(deadline: float | None, limit_s: float,
+                 on_timeout: Callable[[], None] | None = None) -> AsyncIterator[None]:
+    """The block ends at `deadline` (time.monotonic) with a 504, its work cancelled
+    (`on_timeout` is called first: the time-out counter)."""
     if deadline is None:
         yield
         return
@@ -74,4 +76,6 @@ async def within(deadline: float | None, limit_s: float) -> AsyncIterator[None]:
         async with asyncio.timeout_at(loop.time() + (deadline - time.monotonic())):
             yield
     except TimeoutError:
+        if on_timeout is not None:
+            on_timeout()
         raise EngineTimeout(f"the request did not finish within {limit_s:g} s") from None

@@ -11,7 +11,7 @@ from openai import OpenAI
 from openai_ocr.engines.upstream import UpstreamEngine
 from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, gateway_settings, png_bytes, running_server
+from tests.helpers import SERVED_NAME, b64, gateway_settings, png_bytes, running_server
 
 TINY = {"base_size": 512, "image_size": 512, "crop_mode": False}
 SMALL = {"base_size": 640, "image_size": 640, "crop_mode": False}
@@ -86,14 +86,19 @@ def test_chat_completions_mm_processor_kwargs_through_the_sdk(gateway: str, upst
 
 @pytest.fixture()
 def ocr2_gateway(fake_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[str, FakeUpstream]]:
-    """A gateway configured for DeepSeek-OCR-2 (by its model name)."""
+    """A gateway configured for DeepSeek-OCR-2 (by its model name), in front of an upstream that
+    serves that name (it refuses any other, as vLLM does)."""
     fake, url = fake_upstream
     fake.reset()
+    fake.model = "deepseek-ai/DeepSeek-OCR-2"
     settings = gateway_settings(url, engine={"model": "deepseek-ai/DeepSeek-OCR-2"},
                                 ocr={"resolution": "small"})
     app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
-    with running_server(app) as base:
-        yield base, fake
+    try:
+        with running_server(app) as base:
+            yield base, fake
+    finally:
+        fake.model = SERVED_NAME
 
 
 def test_ocr2_gateway_has_its_own_mode_and_prompts(ocr2_gateway: tuple[str, FakeUpstream]) -> None:

@@ -22,7 +22,8 @@ def test_a_60_mib_upload_is_413_before_it_is_read_whole(vllm_server: str) -> Non
     declared = 60 * 1024 * 1024
     with socket.create_connection((address.hostname, address.port), timeout=60) as sock:
         sock.sendall(b"POST /ocr/file HTTP/1.1\r\nHost: test\r\n"
-                     b"Content-Type: multipart/form-data; boundary=xyz\r\n"
+                     + f"Authorization: {ENGINE_AUTH['Authorization']}\r\n".encode()
+                     + b"Content-Type: multipart/form-data; boundary=xyz\r\n"
                      + f"Content-Length: {declared}\r\n\r\n".encode() + b"\0" * (1024 * 1024))
         answer = b""
         while b"\r\n\r\n" not in answer:

@@ -10,13 +10,13 @@ import time
 
 from openai import OpenAI
 
-from tests.helpers import SERVED_NAME, png_bytes
+from tests.helpers import ENGINE_API_KEY, SERVED_NAME, png_bytes
 
 TIMEOUT_S = 600
 
 
 def test_a_batch_of_ocr_and_chat_lines_runs_on_the_engine(vllm_server: str) -> None:
-    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key="none", max_retries=0, timeout=TIMEOUT_S)
+    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key=ENGINE_API_KEY, max_retries=0, timeout=TIMEOUT_S)
     image = sdk.files.create(file=("p.png", io.BytesIO(png_bytes())), purpose="user")
     url = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
     chat = {"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": {
