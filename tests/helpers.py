@@ -61,6 +61,12 @@ def require_program(name: str) -> str:
 
 # -- Real servers on loopback --------------------------------------------------
 
+def make_env() -> dict[str, str]:
+    """This environment without an outer make's variables: `make test` runs the tests, and a
+    make started from them would otherwise print "Entering directory" and inherit its flags."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import free_port, wait_for_process_server
+from tests.helpers import free_port, make_env, wait_for_process_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def venv(tmp_path: Path) -> Path:
 
 def dry_run(venv: Path) -> str:
     done = subprocess.run(["make", "-n", "serve", f"VENV={venv}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env=make_env())
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import blank_pdf, png_bytes
+from tests.helpers import blank_pdf, make_env, png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_BLOCK = re.compile(r"<!-- example: \S+ -->\n```\w*\n.*?```\n<!-- /example -->", re.S)
@@ -96,9 +96,10 @@ def test_the_readme_commands_run_as_printed(tmp_path: Path, gateway: str, upstre
             assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
             ran.append(command)
         elif way == DRY:
-            target = command.split()[1]
+            words = command.split()
+            target = words[words.index("make") + 1]
             done = subprocess.run(["bash", "-c", command.replace("make ", "make -n ", 1)], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=60)
+                                  capture_output=True, text=True, timeout=60, env=make_env())
             assert done.returncode == 0, (command, done.stderr)
             if target == "serve":
                 args = re.search(r'ARGS="([^"]*)"', command)
