@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -123,6 +124,14 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10, what: str =
 def metric(app: FastAPI, name: str, labels: dict[str, str] | None = None) -> float:
     """A sample of `app`'s own registry (0 before the first count)."""
     return app.state.metrics.registry.get_sample_value(name, labels or {}) or 0.0
+
+
+def tail_of(path: Path, lines: int = 60) -> str:
+    """The last lines of a server's log file ("" while it does not exist)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def wait_for_process_server(url: str, proc: subprocess.Popen, timeout_s: float = 60,

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from openai_ocr.api.dependencies import STATE_KEY, key_is_valid
+from openai_ocr.api.dependencies import STATE_KEY, key_is_valid, presented_key
 from openai_ocr.errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/health", "/ready", "/live", "/metrics", "/docs", "/redoc",
@@ -35,14 +35,6 @@ def compat_paths(path: str) -> bool:
     """Our routes on vLLM's app; vLLM's own `--api-key` guards its `/v1` routes."""
     return (path in ("/ocr", "/v1/ocr", "/v1/files", "/v1/batches")
             or path.startswith(("/ocr/", "/v1/files/", "/v1/batches/")))
-
-
-def presented_key(headers: Headers) -> str | None:
-    """The key from `Authorization: Bearer ...` or `X-API-Key`."""
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return headers.get("x-api-key") or None
 
 
 class APIKeyMiddleware:

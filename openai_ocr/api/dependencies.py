@@ -7,6 +7,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
 from openai_ocr.errors import TooManyRequests, Unauthorized, Unavailable
@@ -28,13 +29,13 @@ def get_service(request: Request) -> OCRService:
 ServiceDep = Annotated[OCRService, Depends(get_service)]
 
 
-def presented_key(request: Request) -> str | None:
-    """The key from `Authorization: Bearer ...` or `X-API-Key`."""
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+def presented_key(headers: Headers) -> str | None:
+    """The key from `Authorization: Bearer ...` or `X-API-Key` (the route dependency and the
+    keys-before-body middleware read it the same way)."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
 def key_is_valid(given: str, keys: list[str]) -> bool:
@@ -55,7 +56,7 @@ async def require_api_key(request: Request, service: ServiceDep) -> None:
     auth = service.settings.auth
     caller = "anonymous"
     if auth.api_keys:
-        given = presented_key(request)
+        given = presented_key(request.headers)
         if given is None or not key_is_valid(given, [k.get_secret_value() for k in auth.api_keys]):
             raise Unauthorized()
         caller = key_id(given)

@@ -18,16 +18,10 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
+from tests.helpers import ENGINE_FLAGS, SERVED_NAME, free_port, tail_of, wait_for_process_server
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "900"))
 
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @dataclass
@@ -56,7 +50,7 @@ class Process:
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> None:
         assert self.proc is not None
         wait_for_process_server(self.url, self.proc, timeout_s, path=self.ready_path, poll_s=0.5,
-                                output=lambda: _tail(self.log_path))
+                                output=lambda: tail_of(self.log_path))
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as a node whose machine dies."""

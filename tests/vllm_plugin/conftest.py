@@ -23,7 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ENGINE_API_KEY, ENGINE_AUTH, ENGINE_FLAGS, SERVED_NAME, free_port, wait_for_process_server
+from tests.helpers import (
+    ENGINE_API_KEY,
+    ENGINE_AUTH,
+    ENGINE_FLAGS,
+    SERVED_NAME,
+    free_port,
+    tail_of,
+    wait_for_process_server,
+)
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
 OCR2_SERVED_NAME = "tiny-ocr-2"
@@ -35,12 +43,6 @@ START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny-deepseek-ocr"))
 
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +69,7 @@ def running_vllm(checkpoint: Path, served_name: str, tmp_path_factory: pytest.Te
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
-                                output=lambda: _tail(log_path),
+                                output=lambda: tail_of(log_path),
                                 headers=ENGINE_AUTH)
         yield url
     finally:
