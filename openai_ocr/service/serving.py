@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
 import time
 import uuid
@@ -42,6 +43,7 @@ from openai_ocr.inputs.documents import (
     ImageInput,
     decode_base64_payload,
     is_data_url,
+    open_checked_image,
     probe_document,
     render_page,
 )
@@ -75,6 +77,10 @@ logger = logging.getLogger(__name__)
 
 
 SERVED_MODELS_TTL_S = 30.0
+
+
+INLINE_CHECK_BYTES = 1024 * 1024
+"""Inputs up to this size have their container checked on the event loop (under 1 ms)."""
 
 
 def new_request_id() -> str:
@@ -175,18 +181,32 @@ class OCRService:
         self.plan(options)
         limits, budget = self.settings.limits, self.settings.budget
         deadline = deadline or self.deadline()
-        info = await self.pool.run(
-            probe_document, data, pages=options.pages,
-            dpi=options.dpi or self.settings.documents.dpi, max_pages=limits.max_pages,
-            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
-            max_aspect_ratio=budget.max_aspect_ratio, deadline=deadline)
-        total = sum(info.page_pixels.values())
+        document = await self._checked_image(data, options, param)
+        if document is None:
+            info = await self.pool.run(
+                probe_document, data, pages=options.pages,
+                dpi=options.dpi or self.settings.documents.dpi, max_pages=limits.max_pages,
+                max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
+                max_aspect_ratio=budget.max_aspect_ratio, deadline=deadline)
+            document = Document(data, info, max_pixels=limits.max_image_pixels,
+                                max_bytes=limits.max_file_bytes, param=param)
+        document.deadline = deadline
+        total = sum(document.info.page_pixels.values())
         if total > budget.max_request_pixels:
             raise PayloadTooLarge(f"the selected pages need {total} decoded pixels; at most "
                                   f"{budget.max_request_pixels} per request (select fewer pages)",
                                   param="pages")
-        return Document(data, info, max_pixels=limits.max_image_pixels,
-                        max_bytes=limits.max_file_bytes, param=param, deadline=deadline)
+        return document
+
+    async def _checked_image(self, data: bytes, options: OCROptions, param: str) -> Document | None:
+        """A PNG/JPEG/WebP page checked from its container, in microseconds, here; large
+        files in a thread (the check reads every byte once)."""
+        limits = self.settings.limits
+        check = functools.partial(
+            open_checked_image, data, pages=options.pages, max_pages=limits.max_pages,
+            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
+            max_aspect_ratio=self.settings.budget.max_aspect_ratio)
+        return check() if len(data) <= INLINE_CHECK_BYTES else await asyncio.to_thread(check)
 
     async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
         if request.file_id:
@@ -213,8 +233,9 @@ class OCRService:
                     data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
                                                  param="image_url")
                     document = await self.open_bytes(data, OCROptions(), "image_url", deadline)
-                    async with self.reserve(document, 1):
-                        await self.page(document, 1)
+                    if document.ready is None:  # only a full decode tells
+                        async with self.reserve(document, 1):
+                            await self.page(document, 1)
 
     def reserve(self, document: Document, number: int) -> AbstractAsyncContextManager[None]:
         """Room in the server-wide pixel/page budget for one page, held for the block."""
@@ -222,6 +243,8 @@ class OCRService:
 
     async def page(self, document: Document, number: int) -> ImageInput:
         """One page decoded or rendered in a decoder process, within the request's time."""
+        if document.ready is not None:
+            return document.ready
         return await self.pool.run(render_page, document.data, document.info, number,
                                    max_pixels=document.max_pixels, max_bytes=document.max_bytes,
                                    param=document.param, deadline=document.deadline)

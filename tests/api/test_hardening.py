@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from PIL import Image
 
 from openai_ocr.api.ratelimit import RateLimiter
 from tests.fake_upstream import FakeUpstream
@@ -144,8 +146,13 @@ def test_decompression_bomb_is_refused_cheaply(fake_upstream: tuple[FakeUpstream
         assert r.status_code == 413 and "pixels" in r.json()["error"]["message"], r.text
         assert decoded == []
         assert upstream.requests == []
-        # the spy does see decodes: a real image is decoded once it passes the checks
+        # a sound PNG goes on as it is, checked from its container: no decode either
         r = httpx.post(f"{gateway}/ocr/file", files={"file": ("ok.png", png_bytes(), "image/png")}, timeout=60)
+        assert r.status_code == 200 and decoded == []
+        # the spy does see decodes: a BMP (no container check) is decoded once it passes the checks
+        bmp = io.BytesIO()
+        Image.open(io.BytesIO(png_bytes())).save(bmp, format="BMP")
+        r = httpx.post(f"{gateway}/ocr/file", files={"file": ("ok.bmp", bmp.getvalue(), "image/bmp")}, timeout=60)
         assert r.status_code == 200 and (64, 48) in decoded
 
 
@@ -261,3 +268,22 @@ def test_batch_whose_client_leaves_stops_its_items(fake_upstream: tuple[FakeUpst
         # a probe through the same app: had the batch gone on, items 3..10 would reach the upstream first
         assert httpx.post(f"{url}/ocr", json={"image_base64": IMAGE}).status_code == 200
         assert len(upstream.requests) == 3, len(upstream.requests)
+
+
+def test_a_png_with_a_broken_chunk_is_refused_before_the_engine(fake_upstream: tuple[FakeUpstream, str],
+                                                                upstream: FakeUpstream) -> None:
+    """The container check (no decode) still finds what a decode would: a flipped byte."""
+    data = bytearray(png_bytes(300, 200, "Total due"))
+    data[data.index(b"IDAT") + 30] ^= 0x55
+    broken = b64(bytes(data))
+    with serve(gateway_settings(fake_upstream[1])) as (gateway, _):
+        answers = [
+            httpx.post(f"{gateway}/ocr", json={"image_base64": broken}, timeout=30),
+            httpx.post(f"{gateway}/ocr/file", files={"file": ("p.png", bytes(data), "image/png")}, timeout=30),
+            httpx.post(f"{gateway}/v1/chat/completions", timeout=30, json={"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{broken}"}},
+                {"type": "text", "text": "Free OCR."}]}]}),
+        ]
+    for r in answers:
+        assert r.status_code == 400 and "CRC" in r.json()["error"]["message"], r.text
+    assert upstream.requests == []
