@@ -313,8 +313,8 @@ class ConnectionSettings(BaseModel):
         "Connections plus tasks at once per worker; past it uvicorn answers 503 "
         "(uvicorn's limit_concurrency)."))
     max_header_bytes: int = Field(65536, ge=1024, description=(
-        "Largest request head (request line and headers) in bytes (uvicorn's "
-        "h11_max_incomplete_event_size)."))
+        "Largest request head (request line and headers) in bytes; past it: 400 and the "
+        "connection closes."))
 
 
 class GatewaySettings(BaseModel):

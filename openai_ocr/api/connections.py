@@ -1,10 +1,13 @@
-"""uvicorn's HTTP protocol with a time limit on request headers.
+"""uvicorn's fast HTTP protocol (httptools) with a time and a size limit on request heads.
 
 uvicorn closes idle keep-alive connections (`timeout_keep_alive`), but a client that sends a
 header byte every few seconds keeps a connection, and its memory, forever: any received data
 cancels that timer. Here a connection must deliver each request's complete head within
 `header_timeout_s` of being opened, or of the first byte of each later request (between
-requests uvicorn's keep-alive limit applies), else it is closed.
+requests uvicorn's keep-alive limit applies), else it is closed. httptools has no limit on a
+head's size (uvicorn's h11 protocol has one, at several times the CPU per request), so the
+head's bytes are counted here too: past `max_header_bytes` the request is a 400 and the
+connection closes.
 """
 
 from __future__ import annotations
@@ -13,19 +16,25 @@ import asyncio
 import os
 from typing import Any
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_ENV = "OPENAI_OCR_HEADER_TIMEOUT_S"
-"""How uvicorn's worker processes learn the limit (the protocol class is built by uvicorn)."""
+MAX_HEADER_BYTES_ENV = "OPENAI_OCR_MAX_HEADER_BYTES"
+"""How uvicorn's worker processes learn the limits (the protocol class is built by uvicorn)."""
 
 
-class HeaderTimeoutProtocol(H11Protocol):
+class HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools turns it into a parse error (a 400)."""
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout_s = float(os.environ.get(HEADER_TIMEOUT_ENV, "10"))
+        self.max_header_bytes = int(os.environ.get(MAX_HEADER_BYTES_ENV, "65536"))
         self._header_timer: asyncio.TimerHandle | None = None
-        self._between_requests = False
+        self._head_pending = True
+        self._head_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -40,21 +49,30 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._header_timer.cancel()
             self._header_timer = None
 
-    def data_received(self, data: bytes) -> None:
-        if self._between_requests and self.conn.their_state is h11.IDLE:
-            self._between_requests = False  # a new request starts: its head has a time limit
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.max_header_bytes:
+            raise HeadTooLarge
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._head_pending:  # a later request on this connection: its head is timed
+            self._head_pending = True
             self._arm()
-        super().data_received(data)
+        self._head_bytes = 0
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.conn.their_state is not h11.IDLE:  # a complete request head has arrived
-            self._disarm()
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-            self._between_requests = True  # idle: uvicorn's keep-alive timer runs now
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        self._disarm()
+        super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -62,5 +80,5 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def _headers_overdue(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self._head_pending and not self.transport.is_closing():
             self.transport.close()

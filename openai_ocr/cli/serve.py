@@ -169,18 +169,22 @@ def _stopped(signum: int, frame: Any) -> None:
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    from openai_ocr.api.connections import HEADER_TIMEOUT_ENV, HeaderTimeoutProtocol
+    from openai_ocr.api.connections import (
+        HEADER_TIMEOUT_ENV,
+        MAX_HEADER_BYTES_ENV,
+        HeaderTimeoutProtocol,
+    )
 
     limits = settings.connections
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
+    os.environ[MAX_HEADER_BYTES_ENV] = str(limits.max_header_bytes)
     # Our access line replaces uvicorn's (one line per request, with the request id).
     uvicorn.run("openai_ocr.server:app_from_env", factory=True, host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30,
                 access_log=False, log_config=log_config(settings.server.log_level),
                 http=HeaderTimeoutProtocol, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
-                limit_concurrency=limits.limit_concurrency,
-                h11_max_incomplete_event_size=limits.max_header_bytes)
+                limit_concurrency=limits.limit_concurrency)
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -410,3 +410,20 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
         return -1
+
+
+def test_an_oversized_request_head_is_refused_and_closed(server: Server) -> None:
+    """httptools has no head limit of its own: the protocol counts the head's bytes."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = b"GET /live HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            b"X-Filler-%d: %s\r\n" % (n, b"a" * 1000) for n in range(100)) + b"\r\n"
+        sock.sendall(head)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]
+    # a head just under the limit (64 KiB) is served
+    r = httpx.get(f"{server.url}/live", headers={f"x-filler-{n}": "a" * 1000 for n in range(50)}, timeout=5)
+    assert r.status_code == 200
+    assert live_within(server.url) < 1.0
