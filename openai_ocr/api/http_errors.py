@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi import params as params_module
 from fastapi.exceptions import RequestValidationError
@@ -157,15 +158,22 @@ def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"the JSON body holds {name}, which JSON does not allow; send a number")
 
 
-async def refuse_non_finite_json(request: Request) -> None:
-    """400 for `NaN`/`Infinity` in a JSON body (Python's parser accepts them; JSON does not).
+async def parse_json_body(request: Request) -> None:
+    """Parse a JSON body once, with orjson, for the route (Starlette's `request.json()` cache).
 
-    A byte search first, so ordinary bodies are not parsed twice; the body is cached for the
-    route's own parsing.
+    orjson is several times faster than `json` on bodies holding page images, and refuses
+    `NaN`/`Infinity` as JSON does. A body it refuses is left to the route's own parser (its
+    422 names line and column), except non-finite numbers, which Python's parser would accept:
+    those get a 400 here.
     """
     if "json" not in request.headers.get("content-type", ""):
         return
     body = await request.body()
+    try:
+        request._json = orjson.loads(body)  # what Request.json() returns from now on
+        return
+    except orjson.JSONDecodeError:
+        pass
     if any(token in body for token in _NON_FINITE):
         try:
             json.loads(body, parse_constant=_refuse_constant)
@@ -182,7 +190,7 @@ class OCRRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
-                await refuse_non_finite_json(request)
+                await parse_json_body(request)
                 return await handler(request)
             except OCRError as exc:
                 return error_response(exc)

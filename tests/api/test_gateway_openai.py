@@ -74,7 +74,7 @@ UPSTREAM = "http://upstream.test/v1"
 def mocked_gateway():
     """A gateway whose upstream is mocked with respx (loopback calls pass through)."""
     settings = gateway_settings(UPSTREAM, upstream={"timeout_s": 1.0})
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=False, using="httpx") as mock:
         mock.route(host="127.0.0.1").pass_through()
         with serve(settings) as (url, _):
             yield url, mock

@@ -26,7 +26,7 @@ def retrying_gateway():
     """A gateway retrying twice, in front of a respx-mocked upstream (loopback passes through)."""
     settings = gateway_settings(UPSTREAM, upstream={"max_retries": 2, "timeout_s": 5.0})
     app = create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model))
-    with respx.mock(assert_all_called=False) as mock:
+    with respx.mock(assert_all_called=False, using="httpx") as mock:
         mock.route(host="127.0.0.1").pass_through()
         with running_server(app) as url:
             yield url, mock
