@@ -53,9 +53,10 @@ class PdfPages:
         with PDFIUM_LOCK:
             page = self._doc[number - 1]
             try:
-                bitmap = page.render(scale=dpi / POINTS_PER_INCH)
-                image: Image.Image = bitmap.to_pil().convert("RGB")  # pypdfium2 has no type hints
-                return image
+                # RGB byte order from pdfium itself: no BGR-to-RGB pass over the pixels
+                bitmap = page.render(scale=dpi / POINTS_PER_INCH, rev_byteorder=True)
+                image: Image.Image = bitmap.to_pil()  # pypdfium2 has no type hints
+                return image if image.mode == "RGB" else image.convert("RGB")
             except pdfium.PdfiumError as exc:
                 raise BadRequest(f"page {number} of the PDF cannot be rendered ({exc})",
                                  param="file") from None

@@ -139,3 +139,13 @@ def test_assemble_markdown_joins_clean_pages() -> None:
     done = assemble([outcome(1, GROUNDED), outcome(2, "plain")], "markdown", include_images=False)
     assert done.text == "# Title\n\n![](images/1_0.png)\n\nBody [1].\n\n<--- Page Split --->\n\nplain"
     assert done.pages is None
+
+
+def test_rendered_pages_keep_their_colours() -> None:
+    """pdfium renders in RGB byte order here (no conversion pass): red stays red."""
+    out = io.BytesIO()
+    Image.new("RGB", (200, 100), (220, 30, 40)).save(out, format="PDF", resolution=72)
+    with open_document(out.getvalue(), pages=None, **LIMITS) as doc:
+        page = doc.page_image(1)
+    pixel = Image.open(io.BytesIO(page.data)).convert("RGB").getpixel((100, 50))
+    assert all(abs(a - b) <= 3 for a, b in zip(pixel, (220, 30, 40), strict=True)), pixel
