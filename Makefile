@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve examples test test-main engine-env test-engine test-cluster browser lint
+.PHONY: serve examples test test-main engine-env test-engine test-cluster browser lint bench-gateway
 
 # Stamp files: reinstall only when pyproject.toml changed since the last install.
 SERVE_STAMP = $(VENV)/.installed-serve
@@ -24,6 +24,10 @@ $(VENV)/bin/python:
 
 $(ENGINE_VENV)/bin/python:
 	$(PYTHON) -m venv $(ENGINE_VENV)
+
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
 
 ## Start the server (ARGS="--upstream-url http://gpu-node:8000/v1" for the gateway).
 # `exec`: the server replaces the shell, so Ctrl-C or SIGTERM ends it quietly.
@@ -67,3 +71,10 @@ test-engine: engine-env
 ## The scale-out topology on this machine: gateway -> vllm-router -> two vLLM nodes (tiny model).
 test-cluster: engine-env
 	$(ENGINE_VENV)/bin/python -m pytest tests/cluster $(PYTEST_ARGS)
+
+## The gateway's cost per request against the upstream alone and LiteLLM's proxy
+## (docs/benchmarks.md). LiteLLM and py-spy get an environment of their own (LiteLLM pins
+## versions of packages the server uses). ARGS="--profile DIR" adds py-spy profiles.
+bench-gateway: $(SERVE_STAMP) | $(BENCH_VENV)/bin/python
+	$(call PIP,$(BENCH_VENV)) install -q 'litellm[proxy]' py-spy
+	$(VENV)/bin/python scripts/bench_gateway.py --litellm $(BENCH_VENV)/bin/litellm $(ARGS)
