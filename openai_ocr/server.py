@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from openai_ocr import __version__
 from openai_ocr.api.auth_middleware import APIKeyMiddleware, compat_paths, every_path_but_open
 from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
+from openai_ocr.api.document_chat import DocumentChatMiddleware
 from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
 from openai_ocr.api.routes import batches, files, health, mistral, openai, ui
@@ -63,6 +64,8 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
     install_error_handlers(app, validation=own_app)
     # Added innermost first: the request observer is outermost, so request ids and logs see
     # every answer, 413s and 401s included.
+    if not own_app:  # PDFs and uploaded files in chat, which vLLM's own route cannot take
+        app.add_middleware(DocumentChatMiddleware)
     upload = settings.storage.max_upload_bytes + 1024 * 1024  # plus the multipart framing
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes,
                        path_limits={"/v1/files": max(upload, settings.limits.max_body_bytes)})

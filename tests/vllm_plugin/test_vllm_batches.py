@@ -8,9 +8,11 @@ import io
 import json
 import time
 
+import openai
+import pytest
 from openai import OpenAI
 
-from tests.helpers import ENGINE_API_KEY, SERVED_NAME, png_bytes
+from tests.helpers import ENGINE_API_KEY, SERVED_NAME, png_bytes, text_pdf
 
 TIMEOUT_S = 600
 
@@ -42,3 +44,24 @@ def test_a_batch_of_ocr_and_chat_lines_runs_on_the_engine(vllm_server: str) -> N
     assert results["ocr"]["body"]["usage"]["completion_tokens"] == 2
     assert results["chat"]["body"]["usage"]["completion_tokens"] == 2
     assert results["chat"]["body"]["choices"][0]["finish_reason"] == "length"
+
+
+def test_chat_takes_pdfs_and_uploaded_files_in_vllm_mode(vllm_server: str) -> None:
+    """vLLM's own chat route takes images only: a `file` part (an uploaded file by id, or a
+    PDF inline) is answered by the project's document chat, one engine request a page."""
+    sdk = OpenAI(base_url=f"{vllm_server}/v1", api_key=ENGINE_API_KEY, max_retries=0, timeout=TIMEOUT_S)
+    pdf = text_pdf([(300, 200, ["page one"]), (300, 200, ["page two"])])
+    upload = sdk.files.create(file=("two.pdf", io.BytesIO(pdf)), purpose="user")
+    inline = "data:application/pdf;base64," + base64.b64encode(pdf).decode()
+    for file in ({"file_id": upload.id}, {"file_data": inline, "filename": "two.pdf"}):
+        answer = sdk.chat.completions.create(
+            model=SERVED_NAME, max_tokens=2, messages=[{"role": "user", "content": [  # type: ignore[list-item, misc]
+                {"type": "file", "file": file}, {"type": "text", "text": "Free OCR."}]}])
+        assert answer.model == SERVED_NAME
+        assert answer.usage is not None and answer.usage.completion_tokens == 4  # 2 pages x 2
+        assert "<--- Page Split --->" in (answer.choices[0].message.content or "")
+    # a wrong key is refused before any file is read
+    other = OpenAI(base_url=f"{vllm_server}/v1", api_key="sk-not-the-key", max_retries=0, timeout=60)
+    with pytest.raises(openai.AuthenticationError):
+        other.chat.completions.create(model=SERVED_NAME, max_tokens=2, messages=[{"role": "user", "content": [  # type: ignore[list-item, misc]
+            {"type": "file", "file": {"file_id": upload.id}}, {"type": "text", "text": "Free OCR."}]}])

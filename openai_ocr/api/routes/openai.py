@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse
 
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
@@ -32,6 +32,12 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
              "page by page and joined with the page separator; an extra `pages` field (\"1-3,7\") selects pages.",
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
+    return await answer_chat(request, service, body)
+
+
+async def answer_chat(request: Request, service: OCRService, body: ChatCompletionBody) -> Response:
+    """The answer to a validated chat request: also what vllm mode's document-chat middleware
+    sends for requests holding a file part (vLLM's own route takes images only)."""
     payload, document = await prepare_chat(service, body.model_dump(exclude_unset=True),
                                            getattr(request.state, "caller", None))
     if not body.stream:

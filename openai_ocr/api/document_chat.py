@@ -1,0 +1,103 @@
+"""vllm mode: chat requests holding a `file` part answered by the project, the rest by vLLM.
+
+vLLM's own `/v1/chat/completions` takes images, not PDFs or multi-page TIFFs, and knows
+nothing of files uploaded to `/v1/files`. In the other modes our chat route answers those
+(`DocumentChat`: one engine request a page, joined with the page separator). On vLLM's app
+this pure ASGI middleware reads the chat body (already bounded by the body-size limit): a
+body without the bytes `"file"` goes on to vLLM at once, replayed as received; one whose
+messages hold a file part is answered by the same code as our route, with vLLM's API keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.datastructures import Headers
+from starlette.requests import Request
+
+from openai_ocr.api.dependencies import STATE_KEY, key_id, key_is_valid, presented_key
+from openai_ocr.api.http_errors import error_response
+from openai_ocr.api.protocol.openai import ChatCompletionBody
+from openai_ocr.api.routes.openai import answer_chat
+from openai_ocr.errors import BadRequest, OCRError, Unauthorized, validation_message
+from openai_ocr.service.chat_documents import file_part_location
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+class DocumentChatMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != CHAT_PATH:
+            await self.app(scope, receive, send)
+            return
+        body, ended = await _read_body(receive)
+        sent = False
+
+        async def replayed() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        service = getattr(getattr(scope.get("app"), "state", None), STATE_KEY, None)
+        if ended or service is None or b'"file"' not in body or (parsed := _file_chat(body)) is None:
+            await self.app(scope, replayed, send)
+            return
+        request = Request(scope, replayed)
+        try:
+            request.state.caller = _caller(scope, service)
+            response = await answer_chat(request, service, _validated(parsed))
+        except OCRError as exc:
+            response = error_response(exc)
+        await response(scope, replayed, send)
+
+
+async def _read_body(receive: Any) -> tuple[bytes, bool]:
+    """The whole body, and whether the client left while it was sent."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks), False
+
+
+def _file_chat(body: bytes) -> dict[str, Any] | None:
+    """The parsed request if its messages hold a file part (else vLLM answers it)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("messages"), list):
+        return None
+    try:
+        return parsed if file_part_location(parsed) is not None else None
+    except (BadRequest, AttributeError, TypeError):
+        return parsed  # two file parts, or odd messages: our answer names the problem
+
+
+def _validated(parsed: dict[str, Any]) -> ChatCompletionBody:
+    try:
+        return ChatCompletionBody.model_validate(parsed)
+    except ValidationError as exc:
+        raise BadRequest(validation_message(exc.errors())) from None
+
+
+def _caller(scope: dict[str, Any], service: Any) -> str | None:
+    """The owner of the files the request may name; 401 without a valid key when keys are on
+    (the same keys as vLLM's `--api-key`)."""
+    keys = [k.get_secret_value() for k in service.settings.auth.api_keys]
+    if not keys:
+        return None
+    given = presented_key(Headers(scope=scope))
+    if given is None or not key_is_valid(given, keys):
+        raise Unauthorized()
+    return key_id(given)
