@@ -44,13 +44,15 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.helpers import (  # noqa: E402
-    SYSTEM_PDF,
     b64,
     free_port,
     png_bytes,
     running_server,
     wait_for_process_server,  # noqa: E402
 )
+
+SYSTEM_PDF = Path("/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf")
+"""Real pages for the lite part (Debian's shared-mime-info package; what bench_lite.py reads)."""
 
 
 @contextmanager
