@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from openai_ocr.api.dependencies import STATE_KEY, key_is_valid, presented_key
+from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
 from openai_ocr.errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/health", "/ready", "/live", "/metrics", "/docs", "/redoc",
@@ -44,21 +44,14 @@ class APIKeyMiddleware:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("method") != "OPTIONS" and self.protected(scope["path"]):
-            keys = _keys(scope)
-            if keys:
-                given = presented_key(Headers(scope=scope))
-                if given is None or not key_is_valid(given, keys):
+            service = getattr(getattr(scope.get("app"), "state", None), STATE_KEY, None)
+            if service is not None:  # (not bound yet: the route itself answers 503)
+                try:
+                    authenticated_caller(Headers(scope=scope), service.settings.auth.api_keys)
+                except Unauthorized:
                     await _refuse(send)
                     return
         await self.app(scope, receive, send)
-
-
-def _keys(scope: dict[str, Any]) -> list[str]:
-    app = scope.get("app")
-    service = getattr(getattr(app, "state", None), STATE_KEY, None)
-    if service is None:  # not bound yet: the route itself answers 503
-        return []
-    return [k.get_secret_value() for k in service.settings.auth.api_keys]
 
 
 async def _refuse(send: Any) -> None:

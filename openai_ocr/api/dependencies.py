@@ -7,6 +7,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import SecretStr
 from starlette.datastructures import Headers
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
@@ -51,15 +52,21 @@ def key_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+def authenticated_caller(headers: Headers, api_keys: list[SecretStr]) -> str:
+    """Who presents these headers: the key's id, or "anonymous" with keys off; 401 unless a
+    configured key is presented (the route dependency, the keys-before-body middleware and
+    vllm mode's document chat all check keys here)."""
+    if not api_keys:
+        return "anonymous"
+    given = presented_key(headers)
+    if given is None or not key_is_valid(given, [k.get_secret_value() for k in api_keys]):
+        raise Unauthorized()
+    return key_id(given)
+
+
 async def require_api_key(request: Request, service: ServiceDep) -> None:
     """401 unless a configured key is presented; then the per-key rate limit (429)."""
-    auth = service.settings.auth
-    caller = "anonymous"
-    if auth.api_keys:
-        given = presented_key(request.headers)
-        if given is None or not key_is_valid(given, [k.get_secret_value() for k in auth.api_keys]):
-            raise Unauthorized()
-        caller = key_id(given)
+    caller = authenticated_caller(request.headers, service.settings.auth.api_keys)
     request.state.caller = caller
     per_minute = service.settings.limits.rate_limit_per_minute
     if per_minute:

@@ -5,7 +5,8 @@ nothing of files uploaded to `/v1/files`. In the other modes our chat route answ
 (`DocumentChat`: one engine request a page, joined with the page separator). On vLLM's app
 this pure ASGI middleware reads the chat body (already bounded by the body-size limit): a
 body without the bytes `"file"` goes on to vLLM at once, replayed as received; one whose
-messages hold a file part is answered by the same code as our route, with vLLM's API keys.
+messages hold a file part is answered by the same code as our route, with vLLM's API keys
+(checked here, whatever the order of vLLM's own key check and this middleware).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from openai_ocr.api.dependencies import STATE_KEY, key_id, key_is_valid, presented_key
+from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
 from openai_ocr.api.http_errors import error_response
 from openai_ocr.api.protocol.openai import ChatCompletionBody
 from openai_ocr.api.routes.openai import answer_chat
-from openai_ocr.errors import BadRequest, OCRError, Unauthorized, validation_message
+from openai_ocr.errors import BadRequest, OCRError, validation_message
 from openai_ocr.service.chat_documents import file_part_location
 
 CHAT_PATH = "/v1/chat/completions"
@@ -51,7 +52,8 @@ class DocumentChatMiddleware:
             return
         request = Request(scope, replayed)
         try:
-            request.state.caller = _caller(scope, service)
+            request.state.caller = authenticated_caller(Headers(scope=scope),
+                                                        service.settings.auth.api_keys)
             response = await answer_chat(request, service, _validated(parsed))
         except OCRError as exc:
             response = error_response(exc)
@@ -89,15 +91,3 @@ def _validated(parsed: dict[str, Any]) -> ChatCompletionBody:
         return ChatCompletionBody.model_validate(parsed)
     except ValidationError as exc:
         raise BadRequest(validation_message(exc.errors())) from None
-
-
-def _caller(scope: dict[str, Any], service: Any) -> str | None:
-    """The owner of the files the request may name; 401 without a valid key when keys are on
-    (the same keys as vLLM's `--api-key`)."""
-    keys = [k.get_secret_value() for k in service.settings.auth.api_keys]
-    if not keys:
-        return None
-    given = presented_key(Headers(scope=scope))
-    if given is None or not key_is_valid(given, keys):
-        raise Unauthorized()
-    return key_id(given)
