@@ -25,6 +25,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from PIL import Image
+
 from openai_ocr.errors import BadRequest
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -142,8 +144,6 @@ def _jpeg(data: bytes, param: str) -> Container | None:
 
 
 def _exif_orientation(tiff: bytes) -> int | None:
-    from PIL import Image
-
     try:
         exif = Image.Exif()
         exif.load(b"Exif\x00\x00" + tiff)
@@ -154,8 +154,6 @@ def _exif_orientation(tiff: bytes) -> int | None:
 
 
 def _webp(data: bytes, param: str) -> Container | None:
-    from PIL import Image
-
     (riff_size,) = struct.unpack_from("<I", data, 4)
     if riff_size + 8 > len(data) or riff_size < 12:
         raise _corrupt(param, "WebP is shorter than its RIFF header says: it is truncated")
