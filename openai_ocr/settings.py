@@ -91,12 +91,12 @@ class UpstreamSettings(BaseModel):
         SecretStr(""), description="API key sent upstream as a bearer token; empty sends none.",
         json_schema_extra=cli("--upstream-api-key", "KEY"))
     timeout_s: float = Field(
-        600.0, gt=0, description="Seconds to wait for an upstream answer (the whole generation) before "
-        "answering 504.")
+        600.0, gt=0, description="Seconds to wait for the upstream's next bytes (a whole generation when "
+        "not streaming) before answering 504.")
     connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for a connection before answering 502.")
     max_retries: int = Field(
-        2, ge=0, le=10, description="Retries of failed connections and 5xx answers, with backoff (the openai "
-        "SDK's own).")
+        2, ge=0, le=10, description="Retries of failed connections and 408/409/429/5xx answers, with "
+        "exponential backoff and jitter (never after a stream's first byte, nor after a read time-out).")
 
     @model_validator(mode="after")
     def _url_is_http(self) -> UpstreamSettings:

@@ -9,13 +9,13 @@ the per-key rate limit.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import Headers
 
 from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
+from openai_ocr.api.middleware import send_json
 from openai_ocr.errors import Unauthorized
 
 OPEN_PATHS = frozenset({"/", "/health", "/ready", "/live", "/metrics", "/docs", "/redoc",
@@ -56,9 +56,6 @@ class APIKeyMiddleware:
 
 async def _refuse(send: Any) -> None:
     error = Unauthorized()
-    payload = json.dumps(error.as_json()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-               (b"connection", b"close"),
-               *((k.lower().encode(), v.encode()) for k, v in error.headers.items())]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, 401, error.as_json(),
+                    [(b"connection", b"close"),
+                     *((k.lower().encode(), v.encode()) for k, v in error.headers.items())])

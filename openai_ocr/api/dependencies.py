@@ -19,8 +19,11 @@ STATE_KEY = "openai_ocr"
 LIMITER_KEY = "openai_ocr_rate_limiter"
 
 
-def get_service(request: Request) -> OCRService:
-    """The OCRService bound to this app (by create_app, or by the vLLM plugin's init_state)."""
+async def get_service(request: Request) -> OCRService:
+    """The OCRService bound to this app (by create_app, or by the vLLM plugin's init_state).
+
+    `async` although it awaits nothing: FastAPI runs a plain `def` dependency in its thread
+    pool, a thread hop per request that cost more than the rest of the dependency work."""
     service = getattr(request.app.state, STATE_KEY, None)
     if not isinstance(service, OCRService):
         raise Unavailable("the OCR service is not ready yet")
@@ -86,7 +89,7 @@ ApiKeyDep = Depends(require_api_key)
 BATCHES_KEY = "openai_ocr_batches"
 
 
-def get_batches(request: Request) -> BatchService:
+async def get_batches(request: Request) -> BatchService:
     """The BatchService of this app (503 while it is not bound, or when batches are off)."""
     batches: BatchService | None = getattr(request.app.state, BATCHES_KEY, None)
     if batches is None:
@@ -94,7 +97,7 @@ def get_batches(request: Request) -> BatchService:
     return batches
 
 
-def caller_of(request: Request, _: None = ApiKeyDep) -> str:
+async def caller_of(request: Request, _: None = ApiKeyDep) -> str:
     """Who owns what this request creates: the key id with API keys on, else "anonymous"."""
     return getattr(request.state, "caller", None) or "anonymous"
 

@@ -35,13 +35,19 @@ class BodyTooLarge(HTTPException):
         super().__init__(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"request body larger than {limit} bytes")
 
 
-async def _send_json(send: Any, status: int, body: dict[str, Any],
-                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(send: Any, status: int, body: dict[str, Any],
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A whole JSON answer from pure ASGI middleware (which runs before FastAPI's responses)."""
     payload = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(payload)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": payload})
+
+
+async def _refuse_too_large(send: Any, max_bytes: int) -> None:
+    error = PayloadTooLarge(f"request body larger than {max_bytes} bytes")
+    await send_json(send, 413, error.as_json(), [(b"connection", b"close")])
 
 
 class BodySizeLimitMiddleware:
@@ -58,10 +64,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
-        error = PayloadTooLarge(f"request body larger than {max_bytes} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-            await _send_json(send, 413, error.as_json(), [(b"connection", b"close")])
+            await _refuse_too_large(send, max_bytes)
             return
         received = 0
         started = False
@@ -84,7 +89,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _send_json(send, 413, error.as_json(), [(b"connection", b"close")])
+                await _refuse_too_large(send, max_bytes)
 
 
 class RequestObserverMiddleware:

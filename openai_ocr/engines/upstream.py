@@ -1,12 +1,14 @@
-"""Gateway engine: any OpenAI-compatible server over HTTP, through the openai SDK.
+"""Gateway engine: any OpenAI-compatible server over HTTP, through one aiohttp session.
 
-Used to put the OCR routes in front of remote vLLM nodes, or vllm-router over many. The SDK
-sends through aiohttp (`openai[aiohttp]`), the cheapest HTTP client per request in Python.
-Connection errors and 5xx answers are retried by the openai SDK (`upstream.max_retries`,
-exponential backoff) before they become 502/504; a stream is retried only until its first
-byte. Closing a stream closes the upstream connection, which makes vLLM abort the generation.
-Without a configured model name the gateway serves the upstream's model when it lists
-exactly one.
+Used to put the OCR routes in front of remote vLLM nodes, or vllm-router over many. The calls
+go straight through aiohttp: the openai SDK over httpx cost about 1 ms of CPU more per page
+(docs/benchmarks.md, "Gateway cost per page"), and its aiohttp transport reported a node
+that closed the connection as a time-out. Failed connections and 5xx answers are retried
+(`upstream.max_retries`, exponential backoff with jitter, tenacity) before they become
+502/504; a stream is retried only until its first byte, a read time-out never (the node may
+still be working on the page). Closing a stream closes the upstream connection, which makes
+vLLM abort the generation. Without a configured model name the gateway serves the
+upstream's model when it lists exactly one.
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-import openai
+import aiohttp
 import orjson
-from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamError, error_for_status
@@ -46,27 +47,21 @@ def json_bytes(body: dict[str, Any]) -> bytes:
         return json.dumps(body).encode()
 
 
-def upstream_error(exc: openai.OpenAIError) -> OCRError:
-    """Map an SDK error to the status our client should see.
+def status_error(status: int, body: object, fallback: str) -> OCRError:
+    """The error for an upstream's non-2xx answer.
 
     Client errors the upstream found in the request (400, 404, 413, 422) are passed on, since
-    they describe the caller's input; everything else is the upstream's failure: 502, or 504
-    for a time-out.
+    they describe the caller's input; everything else is the upstream's failure: 502.
     """
-    if isinstance(exc, openai.APITimeoutError):
-        return EngineTimeout("the upstream server did not answer in time")
-    if isinstance(exc, openai.APIConnectionError):
-        return UpstreamError(f"the upstream server is unreachable ({exc.__cause__ or exc})")
-    if isinstance(exc, openai.APIStatusError):
-        message = _upstream_message(exc)
-        if exc.status_code in (400, 404, 413, 422):
-            return error_for_status(exc.status_code, f"upstream rejected the request: {message}")
-        return UpstreamError(f"upstream answered {exc.status_code}: {message}")
-    return UpstreamError(f"upstream error: {exc}")
+    message = _message_of(body) or fallback
+    if status in (400, 404, 413, 422):
+        return error_for_status(status, f"upstream rejected the request: {message}")
+    return UpstreamError(f"upstream answered {status}: {message}")
 
 
-def _upstream_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
+def _message_of(body: object) -> str | None:
+    """The message of an OpenAI/vLLM error body (`{"error": {"message"}}`) or FastAPI's
+    `{"detail": "..."}`."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and inner.get("message"):
@@ -74,7 +69,64 @@ def _upstream_message(exc: openai.APIStatusError) -> str:
         detail = body.get("detail")
         if isinstance(detail, str):
             return detail
-    return exc.message
+    return None
+
+
+def retried_status(status: int) -> bool:
+    """The answers the openai SDK retries: time-out, conflict, rate limit and server errors."""
+    return status in (408, 409, 429) or status >= 500
+
+
+class UpstreamAnswer(Exception):
+    """A non-2xx answer of the upstream: tried again where `retried_status`, then mapped by
+    `status_error`."""
+
+    def __init__(self, status: int, data: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.data = data
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    # a read time-out is not retried: the node took the page and may still be working on it
+    return (isinstance(exc, UpstreamAnswer) and retried_status(exc.status)) or (
+        isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(exc, aiohttp.SocketTimeoutError))
+
+
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def answer_error(exc: Exception) -> OCRError:
+    """Map what the last try of a direct call raised to the status our client should see."""
+    if isinstance(exc, UpstreamAnswer):
+        return status_error(exc.status, _json_or_none(exc.data),
+                            exc.data[:300].decode("utf-8", "replace") or "no message")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return EngineTimeout("the upstream server did not answer in time")
+    if isinstance(exc, aiohttp.ClientError):
+        return UpstreamError(f"the upstream server is unreachable ({exc})")
+    return UpstreamError(f"upstream error: {exc}")
+
+
+async def sse_chunks(content: aiohttp.StreamReader) -> AsyncIterator[ChatCompletionChunk]:
+    """The chunks of an OpenAI SSE stream (`data: {...}` lines up to `data: [DONE]`); an
+    `error` event (vLLM's way to fail a started stream) raises."""
+    async for line in content:
+        if not line.startswith(b"data:"):
+            continue  # blank separators, comments, `event:` lines
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            return
+        event = _json_or_none(data)
+        if not isinstance(event, dict):
+            raise UpstreamError("the upstream sent a stream event that is not JSON")
+        if event.get("error") is not None:
+            raise UpstreamError(f"the upstream failed mid-stream: {_message_of(event) or event['error']}")
+        yield ChatCompletionChunk.construct(**event)
 
 
 class UpstreamEngine(ChatEngine):
@@ -89,33 +141,38 @@ class UpstreamEngine(ChatEngine):
         self.model = model or DEFAULT_MODEL
         self._discovered = self.requested_model is not None
         self._last_discovery = 0.0
-        self._client: AsyncOpenAI | None = None
-        self._probe: AsyncOpenAI | None = None
+        self._session: aiohttp.ClientSession | None = None
+        base = config.url.rstrip("/")
+        self._chat_url, self._models_url = f"{base}/chat/completions", f"{base}/models"
+        key = config.api_key.get_secret_value()
+        self._headers = {"content-type": "application/json",
+                         **({"authorization": f"Bearer {key}"} if key else {})}
 
     async def start(self) -> None:
-        key = self.config.api_key.get_secret_value() or "EMPTY"
-        timeout = httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s)
-        # aiohttp under the SDK: httpx's own connection pool (httpcore on anyio) cost about
-        # 3 ms of CPU per page at 32 requests in flight (docs/benchmarks.md)
-        self._client = AsyncOpenAI(base_url=self.config.url, api_key=key, timeout=timeout,
-                                   max_retries=self.config.max_retries,
-                                   http_client=DefaultAioHttpClient(timeout=timeout))
-        self._probe = AsyncOpenAI(base_url=self.config.url, api_key=key,
-                                  timeout=HEALTH_TIMEOUT_S, max_retries=0)
+        # no connection limit of its own: the engine gate bounds the calls in flight; SSE
+        # lines up to 1 MiB (aiohttp's default buffer refuses lines past 64 KiB)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), read_bufsize=2**20,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout_s,
+                                          sock_read=self.config.timeout_s))
         if not self._discovered:
             await self._discover()
         logger.info("gateway mode: forwarding to %s (model %s)", self.config.url, self.model)
 
     async def close(self) -> None:
-        for client in (self._client, self._probe):
-            if client is not None:
-                await client.close()
+        if self._session is not None:
+            await self._session.close()
 
     @property
-    def client(self) -> AsyncOpenAI:
-        if self._client is None:
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
             raise Unavailable("the upstream client is not started")
-        return self._client
+        return self._session
+
+    def _retrying(self, tries: int | None = None) -> AsyncRetrying:
+        return AsyncRetrying(stop=stop_after_attempt(tries or self.config.max_retries + 1),
+                             wait=wait_random_exponential(multiplier=0.5, max=8.0),
+                             retry=retry_if_exception(_worth_retrying), reraise=True)
 
     def _adopt(self, served: list[str]) -> None:
         """Serve the upstream's model when no name was configured and it lists exactly one."""
@@ -128,63 +185,98 @@ class UpstreamEngine(ChatEngine):
     async def _discover(self) -> None:
         """Best effort: an upstream that is down now is asked again later."""
         self._last_discovery = time.monotonic()
-        if self._probe is None:
-            return
         try:
-            page = await self._probe.models.list()
-        except openai.OpenAIError as exc:
-            logger.warning("could not ask the upstream which model it serves: %s",
-                           upstream_error(exc).message)
+            served = await self._models(tries=1, timeout_s=HEALTH_TIMEOUT_S)
+        except OCRError as exc:
+            logger.warning("could not ask the upstream which model it serves: %s", exc.message)
             return
-        self._adopt([m.id for m in page.data])
+        self._adopt([m.id for m in served])
 
     async def _ensure_model(self) -> None:
         if not self._discovered and time.monotonic() - self._last_discovery > DISCOVERY_RETRY_S:
             await self._discover()
 
+    def _payload(self, body: dict[str, Any], *, stream: bool) -> bytes:
+        return json_bytes({**body, "model": body.get("model") or self.model, "stream": stream})
+
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
         await self._ensure_model()
-        body = {**body, "model": body.get("model") or self.model}
         try:
-            return await self.client.post("/chat/completions", content=json_bytes({**body, "stream": False}),
-                                          cast_to=ChatCompletion)
-        except openai.OpenAIError as exc:
-            raise upstream_error(exc) from None
+            data: bytes = await self._retrying()(self._post_chat, self._payload(body, stream=False))
+        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
+            raise answer_error(exc) from None
+        completion = _json_or_none(data)
+        if not isinstance(completion, dict):
+            raise UpstreamError("the upstream's answer is not a JSON chat completion")
+        # as the openai SDK builds it: not validated, so fields vLLM adds or omits pass as they are
+        return ChatCompletion.construct(**completion)
+
+    async def _post_chat(self, payload: bytes) -> bytes:
+        async with self.session.post(self._chat_url, data=payload, headers=self._headers) as answer:
+            data = await answer.read()
+            if answer.status >= 300:
+                raise UpstreamAnswer(answer.status, data)
+        return data
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         await self._ensure_model()
-        body = {**body, "model": body.get("model") or self.model}
         try:
-            chunks = await self.client.post(
-                "/chat/completions", content=json_bytes({**body, "stream": True}), cast_to=ChatCompletion,
-                stream=True, stream_cls=AsyncStream[ChatCompletionChunk])
-        except openai.OpenAIError as exc:
-            raise upstream_error(exc) from None
+            answer: aiohttp.ClientResponse = await self._retrying()(self._open_stream,
+                                                                     self._payload(body, stream=True))
+        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
+            raise answer_error(exc) from None
         try:
-            async for chunk in chunks:
+            async for chunk in sse_chunks(answer.content):
                 yield chunk
-        except openai.OpenAIError as exc:
-            raise upstream_error(exc) from None
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = answer_error(exc)
+            if isinstance(error, EngineTimeout):
+                raise error from None
             raise UpstreamError(f"the upstream stream broke off ({exc})") from None
         finally:
-            await chunks.close()
+            if answer.content.at_eof():
+                answer.release()  # the whole answer was read: the connection is reused
+            else:
+                answer.close()  # left early: closing the connection makes vLLM abort
+
+    async def _open_stream(self, payload: bytes) -> aiohttp.ClientResponse:
+        answer = await self.session.post(self._chat_url, data=payload, headers=self._headers)
+        if answer.status >= 300:
+            data = await answer.read()
+            answer.release()
+            raise UpstreamAnswer(answer.status, data)
+        return answer
+
+    async def _models(self, tries: int | None = None, timeout_s: float | None = None) -> list[Model]:
+        timeout = aiohttp.ClientTimeout(total=timeout_s) if timeout_s else self.session.timeout
+
+        async def fetch() -> bytes:
+            async with self.session.get(self._models_url, headers=self._headers, timeout=timeout) as answer:
+                data = await answer.read()
+                if answer.status >= 300:
+                    raise UpstreamAnswer(answer.status, data)
+            return data
+
+        try:
+            data: bytes = await self._retrying(tries)(fetch)
+        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
+            raise answer_error(exc) from None
+        listing = _json_or_none(data)
+        entries = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(entries, list):
+            raise UpstreamError("the upstream's model list is not an OpenAI model list")
+        return [Model.construct(**entry) for entry in entries if isinstance(entry, dict) and "id" in entry]
 
     async def list_models(self) -> list[Model]:
-        try:
-            page = await self.client.models.list()
-        except openai.OpenAIError as exc:
-            raise upstream_error(exc) from None
-        return list(page.data)
+        return await self._models()
 
     async def status(self) -> EngineStatus:
-        if self._probe is None:
+        if self._session is None:
             return EngineStatus(ready=False, url=self.config.url, detail="not started")
         try:
-            page = await self._probe.models.list()
-        except openai.OpenAIError as exc:
-            return EngineStatus(ready=False, url=self.config.url, detail=upstream_error(exc).message)
-        served = [m.id for m in page.data]
+            served = [m.id for m in await self._models(tries=1, timeout_s=HEALTH_TIMEOUT_S)]
+        except OCRError as exc:
+            return EngineStatus(ready=False, url=self.config.url, detail=exc.message)
         self._adopt(served)
         if self.model not in served:
             return EngineStatus(ready=False, url=self.config.url,

@@ -7,10 +7,10 @@ import asyncio
 import httpx
 import openai
 import pytest
-import respx
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, b64, gateway_settings, png_bytes, serve
+from tests.helpers import SERVED_NAME, b64, free_port, gateway_settings, png_bytes, serve
+from tests.scripted_upstream import DROP, STALL, Answer, scripted_upstream
 
 IMAGE_URL = "data:image/png;base64," + b64(png_bytes())
 MESSAGES = [{"role": "user", "content": [
@@ -67,59 +67,57 @@ def test_sdk_sees_bad_request_for_max_tokens_over_cap(gateway: str, upstream: Fa
     assert upstream.requests == []
 
 
-UPSTREAM = "http://upstream.test/v1"
-
-
 @pytest.fixture(scope="module")
-def mocked_gateway():
-    """A gateway whose upstream is mocked with respx (loopback calls pass through)."""
-    settings = gateway_settings(UPSTREAM, upstream={"timeout_s": 1.0})
-    with respx.mock(assert_all_called=False, using="httpx") as mock:
-        mock.route(host="127.0.0.1").pass_through()
+def scripted_gateway():
+    """A gateway (no retries, 1 s time-out) in front of an upstream that fails as told."""
+    with scripted_upstream() as upstream:
+        settings = gateway_settings(upstream.url, upstream={"timeout_s": 1.0, "max_retries": 0})
         with serve(settings) as (url, _):
-            yield url, mock
+            yield url, upstream
 
 
 @pytest.mark.parametrize("upstream_answer, status, needle", [
-    (httpx.Response(500, json={"error": {"message": "engine died"}}), 502, "engine died"),
-    (httpx.Response(400, json={"error": {"message": "image too small"}}), 400, "image too small"),
-    (httpx.Response(404, json={"detail": "model nope not found"}), 404, "not found"),
-    (httpx.Response(413, json={"error": {"message": "prompt of 9000 tokens over max_model_len",
-                                          "type": "BadRequestError", "code": 413}}), 413, "max_model_len"),
-    (httpx.Response(422, json={"detail": [{"loc": ["body", "messages"], "msg": "Field required",
-                                           "type": "missing"}]}), 422, "upstream rejected"),
-    (httpx.Response(401, json={"error": {"message": "bad key"}}), 502, "401"),
-    (httpx.ConnectError("refused"), 502, "unreachable"),
-    (httpx.ReadTimeout("slow"), 504, "in time"),
-])
+    (Answer(500, {"error": {"message": "engine died"}}), 502, "engine died"),
+    (Answer(400, {"error": {"message": "image too small"}}), 400, "image too small"),
+    (Answer(404, {"detail": "model nope not found"}), 404, "not found"),
+    (Answer(413, {"error": {"message": "prompt of 9000 tokens over max_model_len",
+                            "type": "BadRequestError", "code": 413}}), 413, "max_model_len"),
+    (Answer(422, {"detail": [{"loc": ["body", "messages"], "msg": "Field required",
+                              "type": "missing"}]}), 422, "upstream rejected"),
+    (Answer(401, {"error": {"message": "bad key"}}), 502, "401"),
+    (Answer(502, b"<html>bad gateway</html>", "text/html"), 502, "bad gateway"),
+    (DROP, 502, "unreachable"),
+    (STALL, 504, "in time"),
+], ids=["500", "400", "404", "413", "422", "401", "html-502", "dropped", "stalled"])
 @pytest.mark.parametrize("path, kwargs", [
     ("/ocr", {"json": {"image_base64": b64(png_bytes())}}),
     ("/v1/chat/completions", {"json": {"messages": MESSAGES}}),
     ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
     ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}}),
 ], ids=["ocr", "chat", "ocr-stream", "chat-stream"])
-def test_upstream_failures_become_clear_errors(mocked_gateway, upstream_answer, status: int,
+def test_upstream_failures_become_clear_errors(scripted_gateway, upstream_answer, status: int,
                                                needle: str, path: str, kwargs: dict) -> None:
-    url, mock = mocked_gateway
-    route = mock.post(f"{UPSTREAM}/chat/completions")
-    if isinstance(upstream_answer, Exception):
-        route.side_effect = upstream_answer
-    else:
-        route.return_value = upstream_answer
+    url, upstream = scripted_gateway
+    upstream.play(upstream_answer)
     r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
     assert r.status_code == status, (path, r.text)
     assert needle in r.json()["error"]["message"], (path, r.text)
+    assert upstream.chat_calls == 1, "no retries configured: one call"
 
 
-def test_batch_item_failure_upstream_keeps_other_items(mocked_gateway) -> None:
-    url, mock = mocked_gateway
-    answers = iter([
-        httpx.Response(200, json={"id": "1", "object": "chat.completion", "created": 0, "model": "m",
-                                  "choices": [{"index": 0, "finish_reason": "stop",
-                                               "message": {"role": "assistant", "content": "ok"}}]}),
-        httpx.Response(500, json={"error": {"message": "boom"}}),
-    ])
-    mock.post(f"{UPSTREAM}/chat/completions").mock(side_effect=lambda request: next(answers))
+def test_a_non_json_success_is_a_502(scripted_gateway) -> None:
+    url, upstream = scripted_gateway
+    upstream.play(Answer(200, b"OK", "text/plain"))
+    r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES}, timeout=30)
+    assert r.status_code == 502 and "not a JSON chat completion" in r.json()["error"]["message"]
+
+
+def test_batch_item_failure_upstream_keeps_other_items(scripted_gateway) -> None:
+    url, upstream = scripted_gateway
+    upstream.play(Answer(200, {"id": "1", "object": "chat.completion", "created": 0, "model": "m",
+                               "choices": [{"index": 0, "finish_reason": "stop",
+                                            "message": {"role": "assistant", "content": "ok"}}]}),
+                  Answer(500, {"error": {"message": "boom"}}))
     settings_batch = {"requests": [{"image_base64": b64(png_bytes())}] * 2}
     r = httpx.post(f"{url}/ocr/batch", json=settings_batch, timeout=30)
     assert r.status_code == 200
@@ -127,14 +125,15 @@ def test_batch_item_failure_upstream_keeps_other_items(mocked_gateway) -> None:
     assert statuses == [200, 502]
 
 
-def test_health_is_503_when_upstream_is_down(mocked_gateway) -> None:
-    url, mock = mocked_gateway
-    mock.get(f"{UPSTREAM}/models").side_effect = httpx.ConnectError("refused")
-    r = httpx.get(f"{url}/health")
+def test_health_is_503_when_upstream_is_down() -> None:
+    nothing_listens = f"http://127.0.0.1:{free_port()}/v1"
+    with serve(gateway_settings(nothing_listens, upstream={"timeout_s": 1.0})) as (url, _):
+        r = httpx.get(f"{url}/health")
+        ready = httpx.get(f"{url}/ready", timeout=30)
+        live = httpx.get(f"{url}/live", timeout=30)
     assert r.status_code == 503
     body = r.json()
     assert body["status"] == "unavailable" and body["engine_status"]["reachable"] is False
     assert "unreachable" in body["engine_status"]["detail"]
-    ready = httpx.get(f"{url}/ready", timeout=30)
     assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
-    assert httpx.get(f"{url}/live", timeout=30).status_code == 200  # alive, just not ready
+    assert live.status_code == 200  # alive, just not ready

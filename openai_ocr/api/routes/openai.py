@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
@@ -57,9 +57,9 @@ async def answer_chat(request: Request, service: OCRService, body: ChatCompletio
 
 @cancel_on_disconnect
 async def complete(request: Request, service: OCRService, payload: dict[str, Any],
-                   document: DocumentChat | None) -> JSONResponse:
+                   document: DocumentChat | None) -> Response:
     completion = await (document.complete() if document else service.engine.complete(payload))
-    return JSONResponse(completion.model_dump(exclude_unset=True, mode="json"))
+    return Response(completion.model_dump_json(exclude_unset=True), media_type="application/json")
 
 
 @router.get("/models", response_model=ModelList, summary="The served models")
