@@ -10,8 +10,8 @@ import contextlib
 import copy
 import functools
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -84,7 +84,7 @@ INLINE_CHECK_BYTES = 1024 * 1024
 
 
 def new_request_id() -> str:
-    return f"ocr-{uuid.uuid4().hex}"
+    return f"ocr-{secrets.token_hex(16)}"
 
 
 class OCRService:
@@ -275,9 +275,12 @@ class OCRService:
 
         async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
             outcomes = await gather_or_cancel(one(n) for n in document.pages)
-        # grounding parsing (and crops) is CPU work: off the event loop
-        done = await asyncio.to_thread(assemble, outcomes, options.output, options.include_images,
-                                       plan.max_tokens, options.include_page_images)
+        assembly = functools.partial(assemble, outcomes, options.output, options.include_images,
+                                     plan.max_tokens, options.include_page_images)
+        # grounding parsing and crops are CPU work: off the event loop; joining raw texts is
+        # not worth the thread hop
+        parses = options.output != "text" or options.include_images or options.include_page_images
+        done = await asyncio.to_thread(assembly) if parses else assembly()
         warnings = [*done.warnings, *self.engine_warnings(options)]
         for warning in done.warnings:
             logger.warning("%s", warning)
