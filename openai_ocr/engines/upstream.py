@@ -39,8 +39,8 @@ DISCOVERY_RETRY_S = 10.0
 
 
 def json_bytes(body: dict[str, Any]) -> bytes:
-    """The request body as JSON: orjson (a page image's base64 in microseconds, where the
-    SDK's `json.dumps` takes most of a millisecond), `json` for what orjson cannot encode."""
+    """The request body as JSON: orjson (a page image's base64 in microseconds, where
+    `json.dumps` takes most of a millisecond), `json` for what orjson cannot encode."""
     try:
         return orjson.dumps(body)
     except TypeError:  # e.g. an integer past 64 bits
@@ -73,7 +73,8 @@ def _message_of(body: object) -> str | None:
 
 
 def retried_status(status: int) -> bool:
-    """The answers the openai SDK retries: time-out, conflict, rate limit and server errors."""
+    """The answers worth another try (the openai SDK's choice): time-out, conflict, rate
+    limit and server errors."""
     return status in (408, 409, 429) or status >= 500
 
 
