@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -30,6 +30,8 @@ from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamErro
 from openai_ocr.settings import UpstreamSettings
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 HEALTH_TIMEOUT_S = 5.0
 DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
@@ -101,16 +103,27 @@ def _json_or_none(data: bytes) -> Any:
         return None
 
 
-def answer_error(exc: Exception) -> OCRError:
-    """Map what the last try of a direct call raised to the status our client should see."""
+CallFailure = UpstreamAnswer | aiohttp.ClientError | TimeoutError
+"""What a call to the upstream raises: a non-2xx answer, a connection or payload error, a
+time-out."""
+
+
+def answer_error(exc: CallFailure) -> OCRError:
+    """Map what the last try of a call raised to the status our client should see."""
     if isinstance(exc, UpstreamAnswer):
         return status_error(exc.status, _json_or_none(exc.data),
                             exc.data[:300].decode("utf-8", "replace") or "no message")
     if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
         return EngineTimeout("the upstream server did not answer in time")
-    if isinstance(exc, aiohttp.ClientError):
-        return UpstreamError(f"the upstream server is unreachable ({exc})")
-    return UpstreamError(f"upstream error: {exc}")
+    return UpstreamError(f"the upstream server is unreachable ({exc})")
+
+
+async def body_of(answer: aiohttp.ClientResponse) -> bytes:
+    """The answer's whole body; UpstreamAnswer for a non-2xx one."""
+    data = await answer.read()
+    if answer.status >= 300:
+        raise UpstreamAnswer(answer.status, data)
+    return data
 
 
 async def sse_chunks(content: aiohttp.StreamReader) -> AsyncIterator[ChatCompletionChunk]:
@@ -170,10 +183,17 @@ class UpstreamEngine(ChatEngine):
             raise Unavailable("the upstream client is not started")
         return self._session
 
-    def _retrying(self, tries: int | None = None) -> AsyncRetrying:
-        return AsyncRetrying(stop=stop_after_attempt(tries or self.config.max_retries + 1),
-                             wait=wait_random_exponential(multiplier=0.5, max=8.0),
-                             retry=retry_if_exception(_worth_retrying), reraise=True)
+    async def _tried(self, attempt: Callable[..., Awaitable[T]], *args: Any, tries: int | None = None) -> T:
+        """`attempt(*args)` until it succeeds or the tries run out (`max_retries + 1` unless
+        given); what the last try raised, mapped to the status our client should see.
+        (`attempt` must be a coroutine function, not a lambda: tenacity awaits only those.)"""
+        retrying = AsyncRetrying(stop=stop_after_attempt(tries or self.config.max_retries + 1),
+                                 wait=wait_random_exponential(multiplier=0.5, max=8.0),
+                                 retry=retry_if_exception(_worth_retrying), reraise=True)
+        try:
+            return await retrying(attempt, *args)
+        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
+            raise answer_error(exc) from None
 
     def _adopt(self, served: list[str]) -> None:
         """Serve the upstream's model when no name was configured and it lists exactly one."""
@@ -202,10 +222,7 @@ class UpstreamEngine(ChatEngine):
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
         await self._ensure_model()
-        try:
-            data: bytes = await self._retrying()(self._post_chat, self._payload(body, stream=False))
-        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
-            raise answer_error(exc) from None
+        data = await self._tried(self._post_chat, self._payload(body, stream=False))
         completion = _json_or_none(data)
         if not isinstance(completion, dict):
             raise UpstreamError("the upstream's answer is not a JSON chat completion")
@@ -214,18 +231,11 @@ class UpstreamEngine(ChatEngine):
 
     async def _post_chat(self, payload: bytes) -> bytes:
         async with self.session.post(self._chat_url, data=payload, headers=self._headers) as answer:
-            data = await answer.read()
-            if answer.status >= 300:
-                raise UpstreamAnswer(answer.status, data)
-        return data
+            return await body_of(answer)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         await self._ensure_model()
-        try:
-            answer: aiohttp.ClientResponse = await self._retrying()(self._open_stream,
-                                                                     self._payload(body, stream=True))
-        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
-            raise answer_error(exc) from None
+        answer = await self._tried(self._open_stream, self._payload(body, stream=True))
         try:
             async for chunk in sse_chunks(answer.content):
                 yield chunk
@@ -243,9 +253,8 @@ class UpstreamEngine(ChatEngine):
     async def _open_stream(self, payload: bytes) -> aiohttp.ClientResponse:
         answer = await self.session.post(self._chat_url, data=payload, headers=self._headers)
         if answer.status >= 300:
-            data = await answer.read()
-            answer.release()
-            raise UpstreamAnswer(answer.status, data)
+            async with answer:  # read whole and released
+                await body_of(answer)
         return answer
 
     async def _models(self, tries: int | None = None, timeout_s: float | None = None) -> list[Model]:
@@ -253,15 +262,9 @@ class UpstreamEngine(ChatEngine):
 
         async def fetch() -> bytes:
             async with self.session.get(self._models_url, headers=self._headers, timeout=timeout) as answer:
-                data = await answer.read()
-                if answer.status >= 300:
-                    raise UpstreamAnswer(answer.status, data)
-            return data
+                return await body_of(answer)
 
-        try:
-            data: bytes = await self._retrying(tries)(fetch)
-        except (UpstreamAnswer, aiohttp.ClientError, TimeoutError) as exc:
-            raise answer_error(exc) from None
+        data = await self._tried(fetch, tries=tries)
         listing = _json_or_none(data)
         entries = listing.get("data") if isinstance(listing, dict) else None
         if not isinstance(entries, list):
