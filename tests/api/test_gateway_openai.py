@@ -112,6 +112,13 @@ def test_a_non_json_success_is_a_502(scripted_gateway) -> None:
     assert r.status_code == 502 and "not a JSON chat completion" in r.json()["error"]["message"]
 
 
+def test_a_stream_event_that_is_not_json_is_a_502(scripted_gateway) -> None:
+    url, upstream = scripted_gateway
+    upstream.play(Answer(200, b"data: <html>oops</html>\n\n", "text/event-stream"))
+    r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES, "stream": True}, timeout=30)
+    assert r.status_code == 502 and "not JSON" in r.json()["error"]["message"], r.text
+
+
 def test_batch_item_failure_upstream_keeps_other_items(scripted_gateway) -> None:
     url, upstream = scripted_gateway
     upstream.play(Answer(200, {"id": "1", "object": "chat.completion", "created": 0, "model": "m",
