@@ -220,7 +220,9 @@ def test_a_crop_too_thin_for_tesseract_is_left_to_ppocr() -> None:
     config = LiteSettings(recognizer="tesseract", fallback_confidence=0.0)
     metrics = Metrics(CollectorRegistry())
     worker = LineReader(config, plan_reader(config), workers=1, metrics=metrics)._workers[0]
-    assert worker._read_line(np.full((6, 60, 3), 255, np.uint8)) == ("", 0.0)
+    page = np.full((6, 60, 3), 255, np.uint8)
+    strip = np.array([[0, 0], [60, 0], [60, 6], [0, 6]], np.float32)
+    assert worker._read_line(page, page[:, :, 0].copy(), 255, strip) == ("", 0.0)
     assert (metrics.lite_line_count("ppocr"), metrics.lite_line_count("tesseract")) == (1, 0)
 
 
@@ -301,3 +303,30 @@ async def test_markdown_answer_has_a_heading_and_an_html_table(engine: LiteEngin
     assert tables, labels
     rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", tables[0])]
     assert rows == TABLE
+
+
+def check_box_form(box: int, size: int) -> Image.Image:
+    """Options with check boxes in front, as on a form: two empty, one crossed."""
+    image = Image.new("RGB", (40 * size, 7 * size), (246, 246, 240))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=size)
+    for i, option in enumerate(("Resident", "Business", "Visitor")):
+        top = size + i * 2 * size
+        frame = (size, top, size + box, top + box)
+        draw.rectangle(frame, outline="black", width=max(1, box // 12))
+        if i == 2:
+            inset = box // 4
+            draw.line((frame[0] + inset, frame[1] + inset, frame[2] - inset, frame[3] - inset), fill="black", width=2)
+            draw.line((frame[0] + inset, frame[3] - inset, frame[2] - inset, frame[1] + inset), fill="black", width=2)
+        draw.text((frame[2] + size // 2, top + (box - size) // 2), option, font=font, fill="black")
+    return image
+
+
+@pytest.mark.parametrize(("box", "size"), [(20, 20), (40, 40)], ids=["150dpi", "300dpi"])
+async def test_check_boxes_are_not_read_as_glyphs(engine: LiteEngine, box: int, size: int) -> None:
+    """Tesseract reads a form's empty box as `L]`, `|` or `O`; its frame is erased before the
+    line is read, so the option reads as its label, and a crossed box as its cross."""
+    answer = await engine.complete(request(data_url(check_box_form(box, size))))
+    lines = [line.strip() for line in (answer.choices[0].message.content or "").splitlines() if line.strip()]
+    assert lines[:2] == ["Resident", "Business"]
+    assert re.fullmatch(r"[xX×]\s*Visitor", lines[2]), lines

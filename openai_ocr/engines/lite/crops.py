@@ -1,0 +1,66 @@
+"""Images for the lite engine's readers: the paper's grey, check-box frames, padded lines.
+
+Pure numpy/OpenCV, no engine state. Why each step exists:
+- `check_box_frames`: a form's check boxes are read by Tesseract as glyphs (`L]`, `|`,
+  `O`); Tesseract's page mode drops them as non-text, and so do we (the caller paints
+  them paper-white).
+- `pad_line`: Tesseract reads a line with white above and below it faster (10-20% less
+  CPU, measured on 150-dpi pages) and no worse than a crop cut tight to the text.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def paper_grey(gray: np.ndarray) -> int:
+    """The page's paper grey, which lines are padded and frames painted with: the median of
+    the pixels Otsu's threshold puts on the light side, sampled every 4th pixel and row."""
+    sample = np.ascontiguousarray(gray[::4, ::4])
+    threshold, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    light = sample[sample > threshold]
+    return int(np.median(light if light.size else sample))
+
+
+def _is_frame(labels: np.ndarray, stat: np.ndarray, index: int) -> bool:
+    """Whether a component is a box's frame: nothing inside, ink in each corner and along
+    85% of each side. At 10-20 px, `B`, `8` and `0` fill their sides' bands and corners,
+    but their bars and curves cross the inside (checked first: most glyphs stop there)."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    part, band = labels[y:y + h, x:x + w] == index, max(1, round(h * 0.15))
+    inside = part[band + 1:h - band - 1, band + 1:w - band - 1]
+    if not inside.size or inside.any():
+        return False
+    corners = (part[:band, :band], part[:band, -band:], part[-band:, :band], part[-band:, -band:])
+    sides = (part[:band].any(axis=0), part[-band:].any(axis=0), part[:, :band].any(axis=1), part[:, -band:].any(axis=1))
+    return all(corner.any() for corner in corners) and min(side.mean() for side in sides) >= 0.85
+
+
+def check_box_frames(gray: np.ndarray, line_height: float) -> np.ndarray | None:
+    """A mask of the page's check-box frames (grown by a pixel), or None when it has none.
+
+    A check box is a component about as wide as it is tall, between 0.45 and 2 text line
+    heights (`line_height`: the detector's boxes, which hold a line with some paper), whose
+    frame `_is_frame` recognises: no letter of a Latin script is one (`O` and `D` have
+    round sides, `H` and `E` open ones). Found on the whole page, not per line: the
+    detector often cuts a line's box through the frame in front of it (`| Business`).
+    Only the frame is marked: a cross or tick drawn inside it apart from the frame is still
+    read (`X Resident`), and so is a letter written in a box. CJK scripts have box-shaped
+    characters, so the caller skips this for them.
+    """
+    _, ink = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    widths, heights = stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]
+    square = ((heights >= max(7.0, 0.45 * line_height)) & (heights <= 2 * line_height)
+              & (widths >= 0.7 * heights) & (widths <= 1.4 * heights))
+    frames = [int(i) for i in np.flatnonzero(square) + 1 if _is_frame(labels, stats[i], int(i))]
+    if not frames:
+        return None
+    return cv2.dilate(np.isin(labels, frames).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def pad_line(line: np.ndarray, paper: int) -> np.ndarray:
+    """The line with a quarter of its height of paper added above and below."""
+    pad = max(2, line.shape[0] // 4)
+    return np.pad(line, ((pad, pad), (0, 0)), constant_values=paper)

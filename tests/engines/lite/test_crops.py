@@ -1,0 +1,99 @@
+"""The lite engine's image steps: the paper's grey, check-box frames, line padding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("cv2", reason="the lite extra is not installed")
+
+from openai_ocr.engines.lite.crops import check_box_frames, pad_line, paper_grey  # noqa: E402
+
+FONT_FILES = sorted(p for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
+                    for p in Path(folder).glob("*.ttf"))[:24]
+GLYPHS = ("ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 "
+          "#%&@$[](){}<>/|\\=+*-_.,;:!? ÄÖÜßéèàçñøåæœ €£¥©®°§¶")
+
+
+def _font(path: Path | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.truetype(str(path), size) if path else ImageFont.load_default(size=size)
+
+
+def _line(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, size: int) -> np.ndarray:
+    """A grey line image cut as the detector cuts one: the ink with a little paper around it
+    (so a capital is about 60% of the image's height, as on real crops)."""
+    left, top, right, bottom = font.getbbox(text)
+    pad = max(2, size // 8)
+    image = Image.new("L", (int(right - left) + 2 * pad, int(bottom - top) + 2 * pad), 255)
+    ImageDraw.Draw(image).text((pad - left, pad - top), text, font=font, fill=0)
+    return np.asarray(image)
+
+
+@pytest.mark.parametrize("font_path", [None, *FONT_FILES], ids=lambda p: p.stem if p else "default")
+def test_no_letter_digit_or_sign_is_taken_for_a_check_box(font_path: Path | None) -> None:
+    """`B`, `8`, `0`, `O`, `D`, `#`, `[`, `]` fill the bands and corners a frame fills at
+    small sizes; the frame rule must leave every one of them alone, at every size."""
+    for size in (12, 16, 20, 28, 40, 64):
+        line = _line(GLYPHS, _font(font_path, size), size)
+        assert check_box_frames(line, line.shape[0]) is None, f"{font_path} at {size} px: a glyph was taken"
+
+
+def _form_line(box: int, stroke: int, tick: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A form line: a check box, then its label; the detector's line height is 1.5 boxes."""
+    font = _font(FONT_FILES[0] if FONT_FILES else None, box)
+    image = Image.new("L", (box * 12, box * 2), 245)  # grey paper, as on a scan
+    draw = ImageDraw.Draw(image)
+    frame = (box // 2, box // 2, box // 2 + box, box // 2 + box)
+    draw.rectangle(frame, outline=20, width=stroke)
+    if tick:
+        inset = stroke + max(2, box // 5)
+        draw.line((frame[0] + inset, frame[1] + inset, frame[2] - inset, frame[3] - inset), fill=20, width=stroke)
+        draw.line((frame[0] + inset, frame[3] - inset, frame[2] - inset, frame[1] + inset), fill=20, width=stroke)
+    draw.text((frame[2] + box // 2, box // 2), "Resident", font=font, fill=20)
+    return np.asarray(image), frame
+
+
+@pytest.mark.parametrize(("box", "stroke"), [(12, 1), (16, 1), (20, 2), (30, 2), (40, 3), (60, 4)])
+def test_a_check_box_frame_is_found_and_the_label_left_alone(box: int, stroke: int) -> None:
+    line, (x1, y1, x2, y2) = _form_line(box, stroke)
+    frames = check_box_frames(line, 1.5 * box)
+    assert frames is not None
+    frame_ink = (line < 128)[y1:y2 + 1, x1:x2 + 1]
+    assert frame_ink.any() and frames[y1:y2 + 1, x1:x2 + 1][frame_ink].all(), "part of the frame is not marked"
+    assert not frames[:, x2 + 2:].any(), "the label was marked"
+
+
+def test_boxes_far_bigger_than_the_text_are_not_check_boxes() -> None:
+    """An empty square table cell or a framed area is not a check box: at most 2 line heights."""
+    line, _ = _form_line(60, 2)
+    assert check_box_frames(line, 20) is None
+
+
+def test_a_cross_inside_a_box_is_kept_for_the_reader() -> None:
+    """Only the frame goes: a crossed box reads as its cross (`X Resident`), not as nothing."""
+    line, (x1, y1, x2, y2) = _form_line(40, 3, tick=True)
+    frames = check_box_frames(line, 60)
+    assert frames is not None
+    cross = (line < 128)[y1 + 6:y2 - 5, x1 + 6:x2 - 5]
+    assert cross.any() and not frames[y1 + 6:y2 - 5, x1 + 6:x2 - 5][cross].any(), "the cross was marked"
+    assert frames[y1:y1 + 3, x1:x2 + 1].any() and frames[y1:y2 + 1, x1:x1 + 3].any()
+
+
+def test_the_paper_grey_of_a_scan_is_its_background_not_its_ink_or_noise() -> None:
+    page = Image.new("L", (1240, 1754), 214)  # grey paper, as scanned
+    draw = ImageDraw.Draw(page)
+    for row in range(60):
+        draw.text((100, 100 + row * 26), "Running text " * 12, font=_font(None, 20), fill=30)
+    noisy = np.asarray(page).astype(int) + np.random.default_rng(1).normal(0, 12, (1754, 1240))
+    assert abs(paper_grey(np.clip(noisy, 0, 255).astype(np.uint8)) - 214) <= 3
+
+
+def test_a_padded_line_has_paper_above_and_below() -> None:
+    line = _line("Pad me", _font(None, 20), 20)
+    padded = pad_line(line, 240)
+    pad = (padded.shape[0] - line.shape[0]) // 2
+    assert pad >= line.shape[0] // 4 and (padded[pad:-pad] == line).all()
+    assert (padded[:pad] == 240).all() and (padded[-pad:] == 240).all()
