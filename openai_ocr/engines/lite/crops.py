@@ -1,6 +1,9 @@
-"""Images for the lite engine's readers: the paper's grey, check-box frames, padded lines.
+"""Images for the lite engine's networks: the detector's input size, the paper's grey,
+check-box frames, padded lines.
 
 Pure numpy/OpenCV, no engine state. Why each step exists:
+- `detector_input`: a few input shapes, so a server fed pages of every size does not grow
+  by OpenVINO's per-shape kernels and buffers.
 - `check_box_frames`: a form's check boxes are read by Tesseract as glyphs (`L]`, `|`,
   `O`); Tesseract's page mode drops them as non-text, and so do we (the caller paints
   them paper-white).
@@ -12,6 +15,38 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+DETECTOR_STEP = 128
+"""The detector's input sides are multiples of this: few input shapes, since OpenVINO keeps
+compiled kernels and buffers for each shape it has seen (about 3 MB each, measured)."""
+
+
+def _detector_side(length: int, scale: float) -> tuple[int, int]:
+    """A side's length after scaling, and its length once padded: a multiple of
+    `DETECTOR_STEP`, reached by stretching when that moves it by at most 8%, else by paper."""
+    scaled = length * scale
+    nearest = round(scaled / DETECTOR_STEP) * DETECTOR_STEP
+    if nearest >= DETECTOR_STEP and abs(nearest - scaled) <= 0.08 * scaled:
+        return nearest, nearest
+    kept = max(1, round(scaled))
+    return kept, -(-kept // DETECTOR_STEP) * DETECTOR_STEP
+
+
+def detector_input(page: np.ndarray, max_side: int, paper: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The page as the text detector takes it, and the factors (x, y) from its pixels back to
+    the page's. Scaled so its long side is at most `max_side`; each side then a multiple of
+    `DETECTOR_STEP` (padding, if any, on the right and bottom), so pages of every size map to
+    a few shapes. An A4 page at any dpi is 896 x 1280, as rapidocr's own 32-pixel rounding
+    made it (905 -> 896); a US letter page 1024 x 1280 (990 stretched 3%).
+    """
+    height, width = page.shape[:2]
+    scale = min(1.0, max_side / max(width, height))
+    (scaled_w, padded_w), (scaled_h, padded_h) = _detector_side(width, scale), _detector_side(height, scale)
+    resized = cv2.resize(page, (scaled_w, scaled_h)) if (scaled_w, scaled_h) != (width, height) else page
+    if (padded_w, padded_h) != (scaled_w, scaled_h):
+        resized = cv2.copyMakeBorder(resized, 0, padded_h - scaled_h, 0, padded_w - scaled_w,
+                                     cv2.BORDER_CONSTANT, value=(paper, paper, paper))
+    return resized, (width / scaled_w, height / scaled_h)
 
 
 def paper_grey(gray: np.ndarray) -> int:

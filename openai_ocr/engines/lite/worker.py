@@ -58,7 +58,7 @@ def _rapidocr_params(config: LiteSettings, runtime: Runtime, threads: int) -> di
         "Det.engine_type": engine,
         "Rec.engine_type": engine,
         "Det.limit_type": "max",
-        "Det.limit_side_len": config.det_max_side,
+        "Det.limit_side_len": config.det_max_side + crops.DETECTOR_STEP,  # resized by crops.detector_input
         "Det.box_thresh": config.det_box_thresh,
         "Det.unclip_ratio": config.det_unclip_ratio,
         "EngineConfig.onnxruntime.intra_op_num_threads": threads,
@@ -101,6 +101,7 @@ class PageWorker:
         self.ocr = RapidOCR(params=_rapidocr_params(config, plan.runtime, threads))
         self.layout = _layout_engine(config, plan.runtime, threads) if plan.layout == "model" else None
         self.text_score = config.text_score
+        self.det_max_side = config.det_max_side
         self.fallback_below = config.fallback_confidence * 100
         self.erase_check_boxes = not any(lang.split("_")[0] in BOX_SHAPED_SCRIPTS
                                          for lang in config.tesseract_lang.split("+"))
@@ -127,7 +128,7 @@ class PageWorker:
         """The lines of a BGR page; its check-box frames are painted over in place."""
         gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
         paper = crops.paper_grey(gray)
-        quads = self._detect(page)
+        quads = self._detect(page, paper)
         if quads and self.erase_check_boxes:
             frames = crops.check_box_frames(gray, float(np.median([q[:, 1].max() - q[:, 1].min() for q in quads])))
             if frames is not None:  # neither reader sees them
@@ -143,14 +144,15 @@ class PageWorker:
                                              float(ys.max()), text, score, angle))
         return lines
 
-    def _detect(self, page: np.ndarray) -> list[np.ndarray]:
-        """Text line quads in page pixels (rapidocr scales the page to `det_max_side`).
-
-        The whole page, not its inked part: OpenVINO keeps compiled kernels and buffers per
-        input shape (about 3 MB each, measured), and pages of one size give one shape.
-        """
-        quads = getattr(self.ocr(page, use_det=True, use_cls=False, use_rec=False), "boxes", None)
-        return [] if quads is None else [np.asarray(quad, dtype=np.float32) for quad in quads]
+    def _detect(self, page: np.ndarray, paper: int) -> list[np.ndarray]:
+        """Text line quads in page pixels, found on `crops.detector_input` (which rapidocr's
+        own resize, a shape per 32 pixels, then leaves as it is)."""
+        found, (to_x, to_y) = crops.detector_input(page, self.det_max_side, paper)
+        quads = getattr(self.ocr(found, use_det=True, use_cls=False, use_rec=False), "boxes", None)
+        if quads is None:
+            return []
+        to_page = np.array((to_x, to_y), dtype=np.float32)
+        return [np.asarray(quad, dtype=np.float32) * to_page for quad in quads]
 
     def regions(self, page: np.ndarray) -> list[layout.Region]:
         """Labelled regions of a BGR page from the layout model (none under the `rules` layout)."""

@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 np = pytest.importorskip("numpy")
 pytest.importorskip("cv2", reason="the lite extra is not installed")
 
-from openai_ocr.engines.lite.crops import check_box_frames, pad_line, paper_grey  # noqa: E402
+from openai_ocr.engines.lite.crops import DETECTOR_STEP, check_box_frames, detector_input, pad_line, paper_grey  # noqa: E402
 
 FONT_FILES = sorted(p for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
                     for p in Path(folder).glob("*.ttf"))[:24]
@@ -97,3 +97,34 @@ def test_a_padded_line_has_paper_above_and_below() -> None:
     pad = (padded.shape[0] - line.shape[0]) // 2
     assert pad >= line.shape[0] // 4 and (padded[pad:-pad] == line).all()
     assert (padded[:pad] == 240).all() and (padded[-pad:] == 240).all()
+
+
+def test_pages_of_every_size_give_the_detector_a_few_input_shapes() -> None:
+    """OpenVINO keeps kernels and buffers per input shape: sizes must not follow the pages'."""
+    rng = np.random.default_rng(3)
+    shapes = set()
+    for width, height in rng.integers(40, 6000, size=(400, 2)):
+        page = np.zeros((int(height), int(width), 3), np.uint8)
+        found, (to_x, to_y) = detector_input(page, 1280, 255)
+        shapes.add(found.shape[:2])
+        assert found.shape[0] % DETECTOR_STEP == 0 and found.shape[1] % DETECTOR_STEP == 0
+        assert max(found.shape[:2]) <= 1280 + DETECTOR_STEP
+        scale = min(1.0, 1280 / max(width, height))
+        for factor in (to_x, to_y):  # at most 8% of stretch on either side
+            assert abs(factor * scale - 1) <= 0.09, (width, height, to_x, to_y)
+    assert len(shapes) <= 60, len(shapes)
+
+
+def test_an_a4_page_at_any_dpi_is_one_shape_without_padding() -> None:
+    for dpi in (150, 200, 300, 600):  # pages larger than the detector's 1280 pixels
+        page = np.zeros((round(11.69 * dpi), round(8.27 * dpi), 3), np.uint8)
+        found, _ = detector_input(page, 1280, 255)
+        assert found.shape[:2] == (1280, 896)
+
+
+def test_a_small_image_is_padded_with_paper_where_stretching_would_distort_it() -> None:
+    line = np.zeros((40, 600, 3), np.uint8)  # one text line, photographed
+    found, (to_x, to_y) = detector_input(line, 1280, 230)
+    assert found.shape[:2] == (128, 640)
+    assert to_y == 1.0 and to_x == 600 / 640  # 40 -> 128 would triple it: padded; 600 -> 640 stretched 7%
+    assert (found[40:] == 230).all() and (found[:40] == 0).all()
