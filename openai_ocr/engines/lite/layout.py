@@ -254,8 +254,10 @@ def _units(lines: list[TextLine], regions: list[Region], page_height: float,
             units.append(_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height))
         else:
             unit.lines.append(ln)
-    for unit in by_region.values():
-        if unit.lines and not _plausible(unit, body):
+    regions_by_id = {id(region): region for region in regions}
+    for key, unit in by_region.items():
+        covered = [ln for ln in rest if _overlap(ln, regions_by_id[key]) > 0.5]
+        if unit.lines and not _plausible(unit.label, covered, body):
             units += [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in unit.lines]
             continue
         if unit.lines or unit.label == "image":
@@ -306,24 +308,27 @@ def _attach_captions(units: list[_Unit], body: float) -> list[_Unit]:
     return out
 
 
-def _plausible(unit: _Unit, body: float) -> bool:
-    """Whether a region's lines fit its label; a layout model sometimes calls a column of
-    running text a table or a figure, and reading it as one would scramble it.
+def _plausible(label: str, covered: list[TextLine], body: float) -> bool:
+    """Whether the lines a region covers fit its label; a layout model sometimes calls a
+    column of running text a table or a figure, and reading it as one would scramble it.
 
+    All the lines inside the region count, not only those it won from an overlapping
+    region: a column found both as `text` and as `image` must not leave the image the one
+    line that reaches past the text region's edge (it would be read mid-column).
     A table needs most of its rows split into cells and no gutter between columns of
     running text; a figure holds no running text (a few words at most); a title or caption
     is a few rows.
     """
-    rows = _rows(_by_rows(unit.lines))
-    if unit.label == "table":
-        cells = [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in unit.lines]
+    rows = _rows(_by_rows(covered))
+    if label == "table":
+        cells = [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in covered]
         columns_of_text = _find_gutter(cells, max(body * 0.5, 4.0)) is not None
         return (len(rows) >= 2 and sum(1 for row in rows if _is_cell_row(row)) >= 0.5 * len(rows)
                 and not columns_of_text)
-    running = [ln for ln in unit.lines if ln.x2 - ln.x1 >= 8 * body]
-    if unit.label == "image":
+    running = [ln for ln in covered if ln.x2 - ln.x1 >= 8 * body]
+    if label == "image":
         return len(running) <= 2
-    if unit.label == "title":
+    if label == "title":
         return len(rows) <= 3
     return len(rows) <= 6
 

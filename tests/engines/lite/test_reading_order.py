@@ -114,3 +114,15 @@ def test_table_region_from_the_model_gives_a_grid_even_with_single_cell_rows() -
              TextLine(100, 180, 200, 200, "Bo")]
     blocks = page_blocks(lines, W, H, [Region("table", 90, 90, 510, 210)])
     assert [list(r) for r in blocks[0].rows] == [["Name", "Score"], ["Ann", "7"], ["Bo", ""]]
+
+
+def test_a_column_the_model_also_calls_a_figure_keeps_its_last_line_last() -> None:
+    """A layout model found the right column twice, as `text` and as `image` reaching a little
+    lower (a tilted scan): the last line overlaps the image more, but the image covers a
+    whole column of running text, so it is no figure and the line stays where it is."""
+    left = column(60, 480, 200, [f"L{i:02}" for i in range(20)])
+    right = column(520, 940, 200, [f"R{i:02}" for i in range(20)])
+    regions = [Region("text", 515, 195, 945, 968, 0.67), Region("image", 518, 196, 945, 990, 0.71)]
+    blocks = page_blocks([*right, *left], W, H, regions)
+    assert read(blocks) == [*(ln.text for ln in left), *(ln.text for ln in right)]
+    assert "image" not in labels(blocks)
