@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import io
 import itertools
 import logging
@@ -28,9 +29,10 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -41,6 +43,7 @@ from openai_ocr.metrics import Metrics
 from openai_ocr.settings import LiteSettings, Settings
 
 log = logging.getLogger("bench_lite")
+T = TypeVar("T")
 
 DPI = 150
 A4 = (round(8.27 * DPI), round(11.69 * DPI))
@@ -704,41 +707,61 @@ class TesseractPage:
         return self.api.GetUTF8Text()
 
 
-async def layout_engine_texts(lite: LiteSettings, images: list[Image.Image]) -> tuple[list[str], list[float]]:
+def timed(repeat: int, read: Callable[[], T]) -> tuple[T, float]:
+    """What `read` returns and the median CPU seconds (process time: every thread of this
+    process) of `repeat` calls: on a shared VM one reading varies by 10-20%."""
+    seconds = []
+    for _ in range(repeat):
+        started = time.process_time()
+        result = read()
+        seconds.append(time.process_time() - started)
+    return result, statistics.median(seconds)
+
+
+async def layout_engine_texts(lite: LiteSettings, images: list[Image.Image],
+                              repeat: int) -> tuple[list[str], list[float]]:
     """Grounding answers of the engine (1 worker x 1 thread), one page at a time, and the CPU
-    seconds (process time: every thread of this process) each page took."""
+    seconds each page took. A first page is read untimed: the networks set themselves up
+    for a new input size on first use."""
     engine = LiteEngine(Settings(lite=lite))
     await engine.start()
+    loop = asyncio.get_running_loop()
     try:
         assert engine.reader is not None
         log.info("engine: %s: %s", engine.model, engine.reader.describe())
+
+        def read(url: str) -> str:
+            request = {"messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": MARKDOWN_PROMPT}]}]}
+            answer = asyncio.run_coroutine_threadsafe(engine.complete(request), loop).result()
+            return answer.choices[0].message.content or ""
+
+        await asyncio.to_thread(read, data_url(images[0]))
         texts, seconds = [], []
         for index, image in enumerate(images):
-            request = {"messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": data_url(image)}},
-                {"type": "text", "text": MARKDOWN_PROMPT}]}]}
-            started = time.process_time()
-            answer = await engine.complete(request)
-            seconds.append(time.process_time() - started)
-            texts.append(answer.choices[0].message.content or "")
+            url = data_url(image)
+            text, cpu = await asyncio.to_thread(timed, repeat, lambda u=url: read(u))
+            texts.append(text)
+            seconds.append(cpu)
             log.info("  %d/%d pages", index + 1, len(images))
         return texts, seconds
     finally:
         await engine.close()
 
 
-def layout_bench(quick: bool, tuned: dict[str, str], show: str | None, rules: bool) -> None:
+def layout_bench(quick: bool, tuned: dict[str, str], show: str | None, rules: bool, only: str | None,
+                 repeat: int) -> None:
     import resource
 
     log.info("rendering real-looking pages")
-    pages = layout_pages(quick)
+    pages = [p for p in layout_pages(quick) if not only or only in p.name]
     results: dict[str, list[tuple[str, float, float, float | None, float]]] = {}
     engines: dict[str, dict[str, str]] = {"lite (default)": tuned}
     if rules:
         engines["lite (layout=rules)"] = {**tuned, "layout": "rules"}
     for name, config in engines.items():
         settings = LiteSettings(**{**config, "workers": 1, "threads_per_worker": 1})
-        answers, seconds = asyncio.run(layout_engine_texts(settings, [p.image for p in pages]))
+        answers, seconds = asyncio.run(layout_engine_texts(settings, [p.image for p in pages], repeat))
         rows = []
         for page, answer, cpu in zip(pages, answers, seconds, strict=True):
             text, tables = markdown_text(answer)
@@ -752,9 +775,7 @@ def layout_bench(quick: bool, tuned: dict[str, str], show: str | None, rules: bo
     tesseract = TesseractPage()
     rows = []
     for index, page in enumerate(pages):
-        started = time.process_time()
-        text = tesseract(page.image)
-        cpu = time.process_time() - started
+        text, cpu = timed(repeat, lambda image=page.image: tesseract(image))
         rows.append((text, cer(page.truth, text), bag_error(page.truth, text), None, cpu))
         log.info("  tesseract %d/%d pages", index + 1, len(pages))
     results["tesseract page mode (PSM.AUTO)"] = rows
@@ -793,6 +814,53 @@ def layout_bench(quick: bool, tuned: dict[str, str], show: str | None, rules: bo
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}, CPUs: {os.cpu_count()}")
 
 
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc (VmRSS: now; VmHWM: the peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_bench(workers: int) -> None:
+    """Peak RSS of `workers` workers (1 thread each) reading the largest pages at once: 300-dpi
+    magazine, newspapers and their scans, twice, through `LiteEngine.complete`. The pages'
+    data URLs are made first and the peak is reset before the engine starts (Linux), so the
+    figure is the engine's working set plus those few URLs; run with 1 and 2 workers, the
+    difference is what one more worker costs."""
+    made = [magazine_page(300, 1), newspaper_page(300, 2, 3), newspaper_page(300, 3, 4)]
+    images = [p.image for p in made] + [degrade(Page(p.name, "", p.image, ""), seed=300 + i).image
+                                        for i, p in enumerate(made)]
+    urls = [data_url(image) for image in images]
+    del made, images
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = _status_mb("VmRSS")
+
+    async def read_all() -> None:
+        engine = LiteEngine(Settings(lite=LiteSettings(workers=workers, threads_per_worker=1)))
+        await engine.start()
+        done, gate = 0, asyncio.Semaphore(workers)  # as the server's gate: a page per free worker
+
+        async def one(url: str) -> None:
+            nonlocal done
+            async with gate:
+                await engine.complete({"messages": [{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": MARKDOWN_PROMPT}]}]})
+            done += 1
+            log.info("  %d/%d pages, peak RSS %.0f MB", done, 2 * len(urls), _status_mb("VmHWM"))
+
+        try:
+            await asyncio.gather(*(one(url) for url in urls * 2))
+        finally:
+            await engine.close()
+
+    asyncio.run(read_all())
+    print(f"\n## Lite engine memory ({workers} worker(s) x 1 thread, {len(urls)} A4 pages at 300 dpi, twice)\n")
+    print(f"RSS before the engine started: {before:.0f} MB (Python, the libraries, the pages' data URLs)")
+    print(f"peak RSS while reading: {_status_mb('VmHWM'):.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer pages, for a smoke run")
@@ -805,14 +873,23 @@ def main() -> None:
                                                              "layout = rules (no layout model)")
     parser.add_argument("--show", metavar="PAGE", help="with --layout: print the answers for pages whose "
                                                          "name contains PAGE")
+    parser.add_argument("--memory", action="store_true", help="max RSS of one worker reading the "
+                                                               "largest real-looking pages (300 dpi)")
+    parser.add_argument("--repeat", type=int, default=3, help="with --layout: CPU seconds are the median "
+                                                                 "of this many readings of each page")
+    parser.add_argument("--workers", type=int, default=1, help="with --memory: workers reading at once")
+    parser.add_argument("--only", metavar="PAGE", help="with --layout: only the pages whose name contains PAGE")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a [lite] setting to try, e.g. --set det_max_side=960 (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     tuned = dict(item.split("=", 1) for item in args.set)
     log.info("lite settings: %s", LiteSettings(**tuned))
+    if args.memory:
+        memory_bench(args.workers)
+        return
     if args.layout:
-        layout_bench(args.quick, tuned, args.show, args.rules)
+        layout_bench(args.quick, tuned, args.show, args.rules, args.only, args.repeat)
         return
 
     configs = {"configured": tuned, "ppocr baseline": {**tuned, "recognizer": "ppocr"}}
