@@ -103,7 +103,7 @@ class PageWorker:
         self.text_score = config.text_score
         self.det_max_side = config.det_max_side
         self.fallback_below = config.fallback_confidence * 100
-        self.erase_check_boxes = not any(lang.split("_")[0] in BOX_SHAPED_SCRIPTS
+        self.check_boxes_erased = not any(lang.split("_")[0] in BOX_SHAPED_SCRIPTS
                                          for lang in config.tesseract_lang.split("+"))
         self.tesseract: Any = None
         if plan.recognizer == "tesseract":
@@ -129,7 +129,7 @@ class PageWorker:
         gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
         paper = crops.paper_grey(gray)
         quads = self._detect(page, paper)
-        if quads and self.erase_check_boxes:
+        if quads and self.check_boxes_erased:
             frames = crops.check_box_frames(gray, float(np.median([q[:, 1].max() - q[:, 1].min() for q in quads])))
             if frames is not None:  # neither reader sees them
                 gray[frames], page[frames] = paper, paper
