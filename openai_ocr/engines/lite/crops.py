@@ -22,15 +22,11 @@ compiled kernels and buffers for each shape it has seen (about 3 MB each, measur
 
 
 def _detector_side(length: int, scale: float) -> tuple[int, int]:
-    """A side's length after scaling, and its length once padded: a multiple of
-    `DETECTOR_STEP`, reached by stretching when that moves it by at most 1.5% (as rapidocr's
-    own rounding did), else by paper. More stretch changes the detector's boxes: a US letter
-    page stretched 3.5% had one line of a code listing split and read out of order."""
-    scaled = length * scale
-    nearest = round(scaled / DETECTOR_STEP) * DETECTOR_STEP
-    if nearest >= DETECTOR_STEP and abs(nearest - scaled) <= 0.015 * scaled:
-        return nearest, nearest
-    kept = max(1, round(scaled))
+    """A side's length after scaling and rounding to 32 pixels exactly as rapidocr's own
+    resize did (boxes depend on the input to the pixel: a US letter page resized to 990
+    instead of 992 wide read a code line out of order), and its length once padded with
+    paper to a multiple of `DETECTOR_STEP`."""
+    kept = max(32, round(length * scale / 32) * 32)
     return kept, -(-kept // DETECTOR_STEP) * DETECTOR_STEP
 
 
@@ -38,8 +34,8 @@ def detector_input(page: np.ndarray, max_side: int, paper: int) -> tuple[np.ndar
     """The page as the text detector takes it, and the factors (x, y) from its pixels back to
     the page's. Scaled so its long side is at most `max_side`; each side then a multiple of
     `DETECTOR_STEP` (padding, if any, on the right and bottom), so pages of every size map to
-    a few shapes. An A4 page at any dpi is 896 x 1280, as rapidocr's own 32-pixel rounding
-    made it (905 -> 896); a US letter page 990 x 1280 padded to 1024 x 1280.
+    a few shapes. An A4 page at any dpi is 896 x 1280 as before (905 -> 896), a US letter
+    page 992 x 1280 as before, padded to 1024 x 1280.
     """
     height, width = page.shape[:2]
     scale = min(1.0, max_side / max(width, height))
