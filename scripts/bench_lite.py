@@ -554,9 +554,9 @@ def data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def body(url: str) -> dict[str, object]:
+def body(url: str, prompt: str = "Free OCR.") -> dict[str, object]:
     return {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "Free OCR."}]}]}
+        {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": prompt}]}]}
 
 
 @dataclass
@@ -731,9 +731,7 @@ async def layout_engine_texts(lite: LiteSettings, images: list[Image.Image],
         log.info("engine: %s: %s", engine.model, engine.reader.describe())
 
         def read(url: str) -> str:
-            request = {"messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": MARKDOWN_PROMPT}]}]}
-            answer = asyncio.run_coroutine_threadsafe(engine.complete(request), loop).result()
+            answer = asyncio.run_coroutine_threadsafe(engine.complete(body(url, MARKDOWN_PROMPT)), loop).result()
             return answer.choices[0].message.content or ""
 
         await asyncio.to_thread(read, data_url(images[0]))
@@ -822,7 +820,7 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def memory_bench(workers: int) -> None:
+def memory_bench(tuned: dict[str, str], workers: int) -> None:
     """Peak RSS of `workers` workers (1 thread each) reading the largest pages at once: 300-dpi
     magazine, newspapers and their scans, twice, through `LiteEngine.complete`. The pages'
     data URLs are made first and the peak is reset before the engine starts (Linux), so the
@@ -838,15 +836,14 @@ def memory_bench(workers: int) -> None:
     before = _status_mb("VmRSS")
 
     async def read_all() -> None:
-        engine = LiteEngine(Settings(lite=LiteSettings(workers=workers, threads_per_worker=1)))
+        engine = LiteEngine(Settings(lite=LiteSettings(**{**tuned, "workers": workers, "threads_per_worker": 1})))
         await engine.start()
         done, gate = 0, asyncio.Semaphore(workers)  # as the server's gate: a page per free worker
 
         async def one(url: str) -> None:
             nonlocal done
             async with gate:
-                await engine.complete({"messages": [{"role": "user", "content": [
-                    {"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": MARKDOWN_PROMPT}]}]})
+                await engine.complete(body(url, MARKDOWN_PROMPT))
             done += 1
             log.info("  %d/%d pages, peak RSS %.0f MB", done, 2 * len(urls), _status_mb("VmHWM"))
 
@@ -873,7 +870,7 @@ def main() -> None:
                                                              "layout = rules (no layout model)")
     parser.add_argument("--show", metavar="PAGE", help="with --layout: print the answers for pages whose "
                                                          "name contains PAGE")
-    parser.add_argument("--memory", action="store_true", help="max RSS of one worker reading the "
+    parser.add_argument("--memory", action="store_true", help="peak RSS of --workers workers reading the "
                                                                "largest real-looking pages (300 dpi)")
     parser.add_argument("--repeat", type=int, default=3, help="with --layout: CPU seconds are the median "
                                                                  "of this many readings of each page")
@@ -886,7 +883,7 @@ def main() -> None:
     tuned = dict(item.split("=", 1) for item in args.set)
     log.info("lite settings: %s", LiteSettings(**tuned))
     if args.memory:
-        memory_bench(args.workers)
+        memory_bench(tuned, args.workers)
         return
     if args.layout:
         layout_bench(args.quick, tuned, args.show, args.rules, args.only, args.repeat)

@@ -254,10 +254,11 @@ def _units(lines: list[TextLine], regions: list[Region], page_height: float,
             units.append(_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height))
         else:
             unit.lines.append(ln)
-    regions_by_id = {id(region): region for region in regions}
-    for key, unit in by_region.items():
-        covered = [ln for ln in rest if _overlap(ln, regions_by_id[key]) > 0.5]
-        if unit.lines and not _plausible(unit.label, covered, body):
+    for region in regions:
+        unit = by_region.get(id(region))
+        if unit is None:
+            continue
+        if unit.lines and not _plausible(unit.label, [ln for ln in rest if _overlap(ln, region) > 0.5], body):
             units += [_Unit(ln.x1, ln.y1, ln.x2, ln.y2, "line", [ln], ln.height) for ln in unit.lines]
             continue
         if unit.lines or unit.label == "image":
