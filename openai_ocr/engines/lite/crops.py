@@ -25,21 +25,26 @@ def _detector_side(length: int, scale: float) -> tuple[int, int]:
     """A side's length after scaling and rounding to 32 pixels exactly as rapidocr's own
     resize did (boxes depend on the input to the pixel: a US letter page resized to 990
     instead of 992 wide read a code line out of order), and its length once padded with
-    paper to a multiple of `DETECTOR_STEP`."""
-    kept = max(32, round(length * scale / 32) * 32)
+    paper to a multiple of `DETECTOR_STEP`. 0 for a side under 16 pixels once scaled, as
+    rapidocr had it: no text line fits there."""
+    kept = round(length * scale / 32) * 32
     return kept, -(-kept // DETECTOR_STEP) * DETECTOR_STEP
 
 
-def detector_input(page: np.ndarray, max_side: int, paper: int) -> tuple[np.ndarray, tuple[float, float]]:
+def detector_input(page: np.ndarray, max_side: int,
+                   paper: int) -> tuple[np.ndarray, tuple[float, float]] | None:
     """The page as the text detector takes it, and the factors (x, y) from its pixels back to
-    the page's. Scaled so its long side is at most `max_side`; each side then a multiple of
-    `DETECTOR_STEP` (padding, if any, on the right and bottom), so pages of every size map to
-    a few shapes. An A4 page at any dpi is 896 x 1280 as before (905 -> 896), a US letter
-    page 992 x 1280 as before, padded to 1024 x 1280.
+    the page's; None for a page too thin to hold a line (a 3000 x 5 strip). Scaled so its
+    long side is at most `max_side`; each side then a multiple of `DETECTOR_STEP` (padding,
+    if any, on the right and bottom), so pages of every size map to a few shapes. An A4 page
+    at any dpi is 896 x 1280 as before (905 -> 896), a US letter page 992 x 1280 as before,
+    padded to 1024 x 1280.
     """
     height, width = page.shape[:2]
     scale = min(1.0, max_side / max(width, height))
     (scaled_w, padded_w), (scaled_h, padded_h) = _detector_side(width, scale), _detector_side(height, scale)
+    if not scaled_w or not scaled_h:
+        return None
     resized = cv2.resize(page, (scaled_w, scaled_h)) if (scaled_w, scaled_h) != (width, height) else page
     if (padded_w, padded_h) != (scaled_w, scaled_h):
         resized = cv2.copyMakeBorder(resized, 0, padded_h - scaled_h, 0, padded_w - scaled_w,

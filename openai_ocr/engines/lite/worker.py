@@ -147,7 +147,10 @@ class PageWorker:
     def _detect(self, page: np.ndarray, paper: int) -> list[np.ndarray]:
         """Text line quads in page pixels, found on `crops.detector_input` (which rapidocr's
         own resize, a shape per 32 pixels, then leaves as it is)."""
-        found, (to_x, to_y) = crops.detector_input(page, self.det_max_side, paper)
+        prepared = crops.detector_input(page, self.det_max_side, paper)
+        if prepared is None:
+            return []
+        found, (to_x, to_y) = prepared
         quads = getattr(self.ocr(found, use_det=True, use_cls=False, use_rec=False), "boxes", None)
         if quads is None:
             return []

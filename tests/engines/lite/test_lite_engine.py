@@ -330,3 +330,10 @@ async def test_check_boxes_are_not_read_as_glyphs(engine: LiteEngine, box: int, 
     lines = [line.strip() for line in (answer.choices[0].message.content or "").splitlines() if line.strip()]
     assert lines[:2] == ["Resident", "Business"]
     assert re.fullmatch(r"[xX×]\s*Visitor", lines[2]), lines
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3000, 5), (5, 3000), (40, 40), (4000, 60)])
+async def test_tiny_and_thin_pages_answer_without_an_error(engine: LiteEngine, size: tuple[int, int]) -> None:
+    """Pages too small or too thin for a text line are read as empty, never a 500."""
+    answer = await engine.complete(request(data_url(Image.new("RGB", size, "white"))))
+    assert answer.choices[0].finish_reason == "stop"
