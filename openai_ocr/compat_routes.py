@@ -18,10 +18,10 @@ from sse_starlette import EventSourceResponse
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.api.protocol.ocr import BatchRequest, BatchResponse, OCRRequest, OCRResponse
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.inputs.documents import Document
 from openai_ocr.ocr.models import OCROptions
+from openai_ocr.protocol.ocr import BatchRequest, BatchResponse, OCRRequest, OCRResponse
 from openai_ocr.service.serving import OCRService
 
 router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep])

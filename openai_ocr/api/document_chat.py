@@ -20,9 +20,9 @@ from starlette.requests import Request
 
 from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
 from openai_ocr.api.http_errors import error_response
-from openai_ocr.api.protocol.openai import ChatCompletionBody
 from openai_ocr.api.routes.openai import answer_chat
 from openai_ocr.errors import BadRequest, OCRError, validation_message
+from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.service.chat_documents import file_part_location
 
 CHAT_PATH = "/v1/chat/completions"

@@ -19,13 +19,13 @@ import httpx
 from PIL import Image
 from tqdm import tqdm
 
-from openai_ocr.api.protocol.ocr import StreamEvent
 from openai_ocr.errors import OCRError, error_for_status
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.inputs.pdf import is_pdf
 from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.translation import CompletionResult
+from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)

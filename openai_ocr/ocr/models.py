@@ -1,7 +1,7 @@
 """The OCR request options and per-page results: the vocabulary of the translation layer.
 
 Pydantic models shared by every route family (legacy, OpenAI, Mistral) and the CLI; the
-HTTP schemas in `openai_ocr.api.protocol` build on them.
+HTTP schemas in `openai_ocr.protocol` build on them.
 """
 
 from __future__ import annotations

@@ -21,19 +21,6 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from openai_ocr.api.protocol.batches import (
-    Batch,
-    BatchErrors,
-    BatchInputLine,
-    BatchLineError,
-    BatchLineResponse,
-    BatchOutputLine,
-    BatchRequestCounts,
-    CreateBatchBody,
-)
-from openai_ocr.api.protocol.mistral import MistralOCRRequest
-from openai_ocr.api.protocol.ocr import OCRRequest
-from openai_ocr.api.protocol.openai import ChatCompletionBody
 from openai_ocr.engines.gated import EngineShare, share_slots
 from openai_ocr.errors import (
     BadRequest,
@@ -45,6 +32,19 @@ from openai_ocr.errors import (
     validation_message,
 )
 from openai_ocr.metrics import Metrics, default_metrics
+from openai_ocr.protocol.batches import (
+    Batch,
+    BatchErrors,
+    BatchInputLine,
+    BatchLineError,
+    BatchLineResponse,
+    BatchOutputLine,
+    BatchRequestCounts,
+    CreateBatchBody,
+)
+from openai_ocr.protocol.mistral import MistralOCRRequest
+from openai_ocr.protocol.ocr import OCRRequest
+from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.service.chat_documents import complete_chat
 from openai_ocr.service.mistral_ocr import mistral_ocr
 from openai_ocr.service.serving import OCRService

@@ -11,7 +11,10 @@ import re
 
 from pydantic import ValidationError
 
-from openai_ocr.api.protocol.mistral import (
+from openai_ocr.errors import BadRequest
+from openai_ocr.inputs.documents import decode_base64_payload, is_data_url
+from openai_ocr.ocr.models import OCROptions, PageResult
+from openai_ocr.protocol.mistral import (
     DocumentURLChunk,
     FileChunk,
     ImageURLChunk,
@@ -22,9 +25,6 @@ from openai_ocr.api.protocol.mistral import (
     MistralPage,
     MistralUsage,
 )
-from openai_ocr.errors import BadRequest
-from openai_ocr.inputs.documents import decode_base64_payload, is_data_url
-from openai_ocr.ocr.models import OCROptions, PageResult
 from openai_ocr.service.serving import OCRService
 
 _NUMBER_RE = re.compile(r"\d+")

@@ -19,15 +19,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from openai_ocr import __version__
-from openai_ocr.api.protocol.ocr import (
-    BatchItemResult,
-    BatchResponse,
-    EngineReachability,
-    HealthResponse,
-    OCRRequest,
-    OCRResponse,
-    StreamEvent,
-)
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.errors import (
     BadRequest,
@@ -67,6 +58,15 @@ from openai_ocr.ocr.translation import (
     completion_result,
     plan_request,
     usage_of,
+)
+from openai_ocr.protocol.ocr import (
+    BatchItemResult,
+    BatchResponse,
+    EngineReachability,
+    HealthResponse,
+    OCRRequest,
+    OCRResponse,
+    StreamEvent,
 )
 from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.streams import aclose, gather_or_cancel, primed, within

@@ -9,7 +9,7 @@ vLLM's chat handler directly, and starts the batch runner. vLLM keeps serving it
 load only when named in `VLLM_PLUGINS` (`openai-ocr serve` sets it).
 
 `register_models` (entry point group `vllm.general_plugins`, same name) runs in every vLLM
-process before models load and registers `openai_ocr.vllm_plugin.models`' DeepSeek-OCR class
+process before models load and registers `openai_ocr.vllm_plugin.resolution_model`' DeepSeek-OCR class
 (per-request resolution modes) over vLLM's. The CPU-build fix
 (`openai_ocr.vllm_plugin.cpu_fixes`) cannot be such a hook: it must run before transformers
 is imported, which happens before vLLM loads general plugins; the project's `.pth` file
@@ -42,7 +42,7 @@ class OCREndpointPlugin:
         """Our routes, and our HTTP layer around the whole app (before vLLM starts it)."""
         from openai_ocr.metrics import default_metrics
         from openai_ocr.server import attach_compat_routes, install_http_layer
-        from openai_ocr.vllm_plugin.gate import install_mm_kwargs_gate
+        from openai_ocr.vllm_plugin.mm_kwargs_gate import install_mm_kwargs_gate
 
         attach_compat_routes(app)
         # vLLM's /metrics serves prometheus_client's global registry: our series go there
@@ -56,7 +56,7 @@ class OCREndpointPlugin:
         from openai_ocr.ocr.resolution import family_of
         from openai_ocr.server import batch_service
         from openai_ocr.service.serving import OCRService
-        from openai_ocr.vllm_plugin.gate import set_served_family
+        from openai_ocr.vllm_plugin.mm_kwargs_gate import set_served_family
 
         if engine_client is None:  # render-only server: nothing to bind to
             logger.warning("openai_ocr: no engine client, the OCR routes answer 503")
@@ -93,7 +93,7 @@ def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
     return settings
 
 
-RESOLUTION_MODEL = "openai_ocr.vllm_plugin.models:ResolutionDeepseekOCRForCausalLM"
+RESOLUTION_MODEL = "openai_ocr.vllm_plugin.resolution_model:ResolutionDeepseekOCRForCausalLM"
 
 
 def register_models() -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from openai_ocr.api.dependencies import ApiKeyDep, BatchesDep, CallerDep
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.api.protocol.batches import Batch, BatchList, CreateBatchBody
+from openai_ocr.protocol.batches import Batch, BatchList, CreateBatchBody
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, tags=["Batches"], dependencies=[ApiKeyDep],
                    responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[400] | {

@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from openai_ocr.api.dependencies import ApiKeyDep, BatchesDep, CallerDep, ServiceDep
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.api.protocol.files import FileDeleted, FileList, FileObject
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.ocr.models import OCROptions
+from openai_ocr.protocol.files import FileDeleted, FileList, FileObject
 from openai_ocr.storage.store import StoredFile
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, tags=["Files"], dependencies=[ApiKeyDep],

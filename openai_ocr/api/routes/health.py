@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from openai_ocr.api.dependencies import ServiceDep
 from openai_ocr.api.http_errors import OCRRoute
-from openai_ocr.api.protocol.ocr import HealthResponse
+from openai_ocr.protocol.ocr import HealthResponse
 
 router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
 metrics_router = APIRouter(tags=["Monitoring"])

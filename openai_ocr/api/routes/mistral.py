@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.api.protocol.mistral import MistralOCRRequest, MistralOCRResponse
+from openai_ocr.protocol.mistral import MistralOCRRequest, MistralOCRResponse
 from openai_ocr.service.mistral_ocr import mistral_ocr as run_mistral_ocr
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES,

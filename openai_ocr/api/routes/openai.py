@@ -16,8 +16,8 @@ from sse_starlette import EventSourceResponse
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.api.protocol.openai import ChatCompletionBody, ModelList
 from openai_ocr.errors import OCRError
+from openai_ocr.protocol.openai import ChatCompletionBody, ModelList
 from openai_ocr.service.chat_documents import DocumentChat, prepare_chat
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.streams import primed

@@ -12,7 +12,7 @@ Also here:
   has the same size and passes a list otherwise, which the stock model asserts against;
 * encoder CUDA graphs (opt-in in vLLM, GPU only) are switched off for this class: their
   capture buffers and token budgets are built from the Gundam constants;
-The API server's gate for per-request kwargs is `openai_ocr.vllm_plugin.gate`.
+The API server's gate for per-request kwargs is `openai_ocr.vllm_plugin.mm_kwargs_gate`.
 
 Imports vLLM: loaded only inside vLLM processes.
 """
