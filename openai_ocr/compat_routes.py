@@ -19,9 +19,9 @@ from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.errors import PayloadTooLarge
-from openai_ocr.inputs.documents import Document
 from openai_ocr.ocr.models import OCROptions
 from openai_ocr.protocol.ocr import BatchRequest, BatchResponse, OCRRequest, OCRResponse
+from openai_ocr.service.legacy_batch import legacy_batch
 from openai_ocr.service.serving import OCRService
 
 router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep])
@@ -77,20 +77,19 @@ def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-async def read_upload(service: OCRService, file: UploadFile, options: OCROptions) -> Document:
+async def read_upload(service: OCRService, file: UploadFile) -> bytes:
     limit = service.settings.limits.max_file_bytes
     if file.size is not None and file.size > limit:
         raise PayloadTooLarge(f"file is larger than {limit} bytes", param="file")
-    data = await file.read(limit + 1)
-    return await service.open_bytes(data, options, param="file")
+    return await file.read(limit + 1)
 
 
 @router.post("/ocr", response_model=OCRResponse, tags=["OCR"],
              summary="OCR of a base64 image or PDF (JSON)")
 @cancel_on_disconnect
 async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRResponse:
-    with await service.open_request(body, getattr(request.state, "caller", None)) as document:
-        return await service.recognize(document, body, request_id_of(request))
+    return await service.recognizer.read_request(body, getattr(request.state, "caller", None),
+                                                 request_id_of(request))
 
 
 @router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
@@ -98,8 +97,8 @@ async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRRes
 @cancel_on_disconnect
 async def ocr_file(request: Request, file: FileField, options: FormOptions,
                    service: ServiceDep) -> OCRResponse:
-    with await read_upload(service, file, options) as document:
-        return await service.recognize(document, options, request_id_of(request))
+    return await service.recognizer.read_bytes(await read_upload(service, file), options,
+                                               request_id=request_id_of(request))
 
 
 @router.post(
@@ -114,8 +113,10 @@ async def ocr_file(request: Request, file: FileField, options: FormOptions,
                      "content": {"text/event-stream": {}}}})
 async def ocr_stream(request: Request, file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
-    events = await service.open_stream(await read_upload(service, file, options), options,
-                                       request_id_of(request))
+    data = await read_upload(service, file)
+    plan = service.recognizer.plan(options)
+    document = await service.inputs.open_bytes(data, pages=options.pages, dpi=options.dpi)
+    events = await service.streamer.open(document, options, plan, request_id_of(request))
 
     async def sse() -> Any:
         async for event in events:
@@ -129,4 +130,4 @@ async def ocr_stream(request: Request, file: FileField, options: FormOptions,
              summary="OCR of many base64 images, concurrently; one answer per item, in order")
 @cancel_on_disconnect
 async def ocr_batch(request: Request, body: BatchRequest, service: ServiceDep) -> BatchResponse:
-    return await service.batch(body.requests, getattr(request.state, "caller", None))
+    return await legacy_batch(service.recognizer, body.requests, getattr(request.state, "caller", None))

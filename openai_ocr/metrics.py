@@ -2,15 +2,23 @@
 
 Each app holds one `Metrics`: its collectors on one registry. The default is prometheus_client's
 global registry, so in vllm mode our series appear on vLLM's own `/metrics` next to vLLM's; an
-app built with its own registry (tests, several apps in one process) counts apart. With several
-uvicorn workers each process counts its own.
+app built with its own registry (tests, several apps in one process) counts apart.
+
+Several worker processes (`openai-ocr serve --workers N`, `uvicorn ... --workers N`, gunicorn)
+count together when `PROMETHEUS_MULTIPROC_DIR` names an empty folder they share (set before
+they start: `serve` sets it itself): prometheus_client's multiprocess mode, in which each
+process writes its samples there and `/metrics` sums every process's.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
@@ -24,10 +32,12 @@ class Metrics:
                                 ["route", "method", "status"], registry=registry)
         self.latency = Histogram("openai_ocr_request_duration_seconds", "HTTP request latency by route",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+        # Across worker processes: requests in flight add up; the batch gauges are counts of
+        # the shared store, the same in every process that publishes them.
         self.in_flight = Gauge("openai_ocr_engine_in_flight", "Engine requests running now",
-                               registry=registry)
+                               registry=registry, multiprocess_mode="livesum")
         self.queued = Gauge("openai_ocr_engine_queue_length", "Engine requests waiting for a slot",
-                            registry=registry)
+                            registry=registry, multiprocess_mode="livesum")
         self.pages = Counter("openai_ocr_pages_total", "Pages (engine requests) completed",
                              registry=registry)
         self.length_stops = Counter("openai_ocr_finish_length_total",
@@ -42,11 +52,11 @@ class Metrics:
                                   "(ppocr in tesseract mode: lines Tesseract was unsure of)", ["reader"],
                                   registry=registry)
         self.batches = Gauge("openai_ocr_batches", "Batches in the store by status", ["status"],
-                             registry=registry)
+                             registry=registry, multiprocess_mode="livemax")
         self.batch_lines = Counter("openai_ocr_batch_lines_total", "Batch lines finished, by result",
                                    ["result"], registry=registry)
         self.batch_queue = Gauge("openai_ocr_batch_queue_lines", "Batch lines waiting to run",
-                                 registry=registry)
+                                 registry=registry, multiprocess_mode="livemax")
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """One sample's value so far (0 before the first count): for benchmarks and tests."""
@@ -54,6 +64,15 @@ class Metrics:
 
     def lite_line_count(self, reader: str) -> float:
         return self.value("openai_ocr_lite_lines_total", {"reader": reader})
+
+    def exposition(self) -> bytes:
+        """What `/metrics` serves: this registry's samples, or, for the process-wide registry
+        in multiprocess mode, the samples of every worker process summed."""
+        if self.registry is REGISTRY and os.environ.get(MULTIPROC_ENV):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
+            return generate_latest(merged)
+        return generate_latest(self.registry)
 
 
 _default: Metrics | None = None

@@ -1,6 +1,12 @@
 """The server's assembly: the app of the gateway and lite modes, and the routes of every mode.
 
 In vllm mode vLLM builds the app; the endpoint plugin calls `attach_compat_routes` on it.
+
+`openai_ocr.server:app` is a module-level ASGI app configured from the environment and the
+config file (or from the settings `openai-ocr serve` hands over to its workers), so the usual
+run forms work: `uvicorn openai_ocr.server:app --workers 4`, `gunicorn openai_ocr.server:app
+-w 4 -k uvicorn.workers.UvicornWorker`. It is built on first access, in the process that
+serves it, never at import.
 """
 
 from __future__ import annotations
@@ -8,27 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
-from openai_ocr.api.auth_middleware import APIKeyMiddleware, compat_paths, every_path_but_open
-from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
-from openai_ocr.api.document_chat import DocumentChatMiddleware
-from openai_ocr.api.http_errors import install_error_handlers
-from openai_ocr.api.middleware import BodySizeLimitMiddleware, RequestObserverMiddleware
+from openai_ocr.api.middleware.register import install_http_layer
 from openai_ocr.api.routes import batches, files, health, mistral, openai, ui
 from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
-from openai_ocr.engines.gated import gated
-from openai_ocr.metrics import Metrics, metrics_for
-from openai_ocr.service.batches import BatchService
-from openai_ocr.service.serving import OCRService
-from openai_ocr.settings import SETTINGS_FILE_ENV, Settings, handed_over
-from openai_ocr.storage.store import Store
+from openai_ocr.metrics import metrics_for
+from openai_ocr.runtime import Runtime
+from openai_ocr.settings import Settings, handed_over, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,38 +51,16 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(batches.router)
 
 
-def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
-                       own_app: bool = True) -> None:
-    """The HTTP contract of every mode: body-size limit, API keys checked before any body is
-    read, X-Request-ID, one access line and request counters per request, and the
-    `{"error": ...}` shape for unknown routes.
-
-    On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too (validation errors
-    of those routes stay vLLM's, and vLLM's `--api-key` guards them); our keys guard our routes.
-    """
-    install_error_handlers(app, validation=own_app)
-    # Added innermost first: the request observer is outermost, so request ids and logs see
-    # every answer, 413s and 401s included.
-    if not own_app:  # PDFs and uploaded files in chat, which vLLM's own route cannot take
-        app.add_middleware(DocumentChatMiddleware)
-    upload = settings.storage.max_upload_bytes + 1024 * 1024  # plus the multipart framing
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes,
-                       path_limits={"/v1/files": max(upload, settings.limits.max_body_bytes)})
-    app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if own_app else compat_paths)
-    if settings.server.cors_origins and own_app:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
-                           allow_methods=["*"], allow_headers=["*"],
-                           allow_credentials="*" not in settings.server.cors_origins)
-    app.state.metrics = metrics
-    app.add_middleware(RequestObserverMiddleware, metrics=metrics)
-
-
-def batch_service(service: OCRService, metrics: Metrics | None = None) -> BatchService | None:
-    """The store and batch runner of a service (bound to it), or None with batches off."""
-    if not service.settings.batches.enabled:
-        return None
-    service.store = Store(service.settings.storage)
-    return BatchService(service, service.store, metrics)
+def engine_kind(settings: Settings) -> str:
+    """The engine an app of this module serves: `engine.kind`, where `auto` means the upstream
+    when one is configured, else the embedded lite engine (vLLM runs as its own server)."""
+    kind = settings.engine.kind
+    if kind == "auto":
+        return "upstream" if settings.upstream.url else "lite"
+    if kind == "vllm":
+        raise RuntimeError("the vllm engine runs inside vLLM's own server: start it with "
+                           "`openai-ocr serve MODEL` (or `vllm serve` with VLLM_PLUGINS=openai_ocr)")
+    return kind
 
 
 def build_engine(settings: Settings, kind: str) -> ChatEngine:
@@ -107,45 +84,44 @@ def create_app(settings: Settings, engine: ChatEngine, *,
     serves; apps built with their own registries in one process count apart.
     """
     metrics = metrics_for(registry)
-    engine.use_metrics(metrics)
-    engine = gated(engine, settings, metrics)
-    service = OCRService(engine, settings)
-    runner = batch_service(service, metrics)
+    runtime = Runtime(settings, engine, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await engine.start()
-        await service.start()
-        logger.info("serving %s with the %s engine", engine.model, engine.kind)
-        if runner is not None:
-            await runner.start()  # resumes the batches a previous run left unfinished
+        await runtime.start()
         try:
             yield
         finally:
-            service.close()
-            if runner is not None:
-                await runner.close()
-                runner.store.close()
-            await engine.close()
+            await runtime.stop()
 
     protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")
-    setattr(app.state, STATE_KEY, service)
+    runtime.bind(app.state)
     install_http_layer(app, settings, metrics)
-    setattr(app.state, BATCHES_KEY, runner)
     attach_compat_routes(app)
     app.include_router(openai.router)
     app.include_router(health.metrics_router)
     mount_docs(app, protected=protect_docs)
-
     return app
 
 
-def app_from_env() -> FastAPI:
-    """uvicorn factory for worker processes: settings from the file `hand_over` wrote."""
-    settings = handed_over()
-    if settings is None:
-        raise RuntimeError(f"no settings handed over (${SETTINGS_FILE_ENV} is not set)")
-    return create_app(settings, build_engine(settings, settings.engine.kind))
+def app_from_settings(settings: Settings | None = None) -> FastAPI:
+    """The app for `settings`, else for those handed over by `openai-ocr serve`, else for the
+    config file and environment (what `uvicorn openai_ocr.server:app` gets)."""
+    settings = settings or handed_over() or load_settings()
+    return create_app(settings, build_engine(settings, engine_kind(settings)))
+
+
+_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`openai_ocr.server:app`, built on first access (uvicorn and gunicorn look it up by name)."""
+    global _app
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _app is None:
+        _app = app_from_settings()
+    return _app

@@ -1,4 +1,4 @@
-"""FastAPI dependencies shared by the project's routers: the service, API keys, rate limit."""
+"""FastAPI dependencies shared by the project's routers: the runtime's parts, API keys, rate limit."""
 
 from __future__ import annotations
 
@@ -12,22 +12,30 @@ from starlette.datastructures import Headers
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
 from openai_ocr.errors import TooManyRequests, Unauthorized, Unavailable
+from openai_ocr.runtime import Runtime, runtime_of
 from openai_ocr.service.batches import BatchService
+from openai_ocr.service.files import FileService
 from openai_ocr.service.serving import OCRService
 
-STATE_KEY = "openai_ocr"
 LIMITER_KEY = "openai_ocr_rate_limiter"
 
+# These dependencies are `async` although they await nothing: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per request that cost more than their work.
 
-async def get_service(request: Request) -> OCRService:
-    """The OCRService bound to this app (by create_app, or by the vLLM plugin's init_state).
 
-    `async` although it awaits nothing: FastAPI runs a plain `def` dependency in its thread
-    pool, a thread hop per request that cost more than the rest of the dependency work."""
-    service = getattr(request.app.state, STATE_KEY, None)
-    if not isinstance(service, OCRService):
+async def get_runtime(request: Request) -> Runtime:
+    """The Runtime bound to this app (by create_app, or by the vLLM plugin's init_state)."""
+    runtime = runtime_of(request.app.state)
+    if runtime is None:
         raise Unavailable("the OCR service is not ready yet")
-    return service
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_service(runtime: RuntimeDep) -> OCRService:
+    return runtime.service
 
 
 ServiceDep = Annotated[OCRService, Depends(get_service)]
@@ -67,11 +75,15 @@ def authenticated_caller(headers: Headers, api_keys: list[SecretStr]) -> str:
     return key_id(given)
 
 
-async def require_api_key(request: Request, service: ServiceDep) -> None:
-    """401 unless a configured key is presented; then the per-key rate limit (429)."""
-    caller = authenticated_caller(request.headers, service.settings.auth.api_keys)
+async def require_api_key(request: Request, runtime: RuntimeDep) -> None:
+    """401 unless a configured key is presented; then the per-key rate limit (429).
+
+    The key-checking middleware has usually identified the caller already (before the body
+    was read); it is not checked twice."""
+    caller = getattr(request.state, "caller", None) or authenticated_caller(
+        request.headers, runtime.settings.auth.api_keys)
     request.state.caller = caller
-    per_minute = service.settings.limits.rate_limit_per_minute
+    per_minute = runtime.settings.limits.rate_limit_per_minute
     if per_minute:
         limiter = getattr(request.app.state, LIMITER_KEY, None)
         if limiter is None or limiter.per_minute != per_minute:
@@ -86,15 +98,21 @@ async def require_api_key(request: Request, service: ServiceDep) -> None:
 ApiKeyDep = Depends(require_api_key)
 
 
-BATCHES_KEY = "openai_ocr_batches"
+NO_BATCHES = "files and batches are not enabled on this server (batches.enabled)"
 
 
-async def get_batches(request: Request) -> BatchService:
-    """The BatchService of this app (503 while it is not bound, or when batches are off)."""
-    batches: BatchService | None = getattr(request.app.state, BATCHES_KEY, None)
-    if batches is None:
-        raise Unavailable("files and batches are not enabled on this server (batches.enabled)")
-    return batches
+async def get_files(runtime: RuntimeDep) -> FileService:
+    """The Files API of this app (503 when batches, and so stored files, are off)."""
+    if runtime.files is None:
+        raise Unavailable(NO_BATCHES)
+    return runtime.files
+
+
+async def get_batches(runtime: RuntimeDep) -> BatchService:
+    """The Batch API of this app (503 when batches are off)."""
+    if runtime.batches is None:
+        raise Unavailable(NO_BATCHES)
+    return runtime.batches
 
 
 async def caller_of(request: Request, _: None = ApiKeyDep) -> str:
@@ -102,5 +120,6 @@ async def caller_of(request: Request, _: None = ApiKeyDep) -> str:
     return getattr(request.state, "caller", None) or "anonymous"
 
 
+FilesDep = Annotated[FileService, Depends(get_files)]
 BatchesDep = Annotated[BatchService, Depends(get_batches)]
 CallerDep = Annotated[str, Depends(caller_of)]

@@ -123,6 +123,8 @@ def validation_error(exc: RequestValidationError, request: Request, *, form_rout
 
 def http_error(exc: StarletteHTTPException, request: Request) -> JSONResponse:
     """Starlette's and FastAPI's HTTP errors (404, 405, body parsing) in the error shape."""
+    if isinstance(exc.__cause__, OCRError):  # raised while FastAPI parsed the body
+        return error_response(exc.__cause__)
     status = exc.status_code
     if status == 404 and exc.detail == "Not Found":
         message = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
@@ -158,27 +160,24 @@ def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"the JSON body holds {name}, which JSON does not allow; send a number")
 
 
-async def parse_json_body(request: Request) -> None:
-    """Parse a JSON body once, with orjson, for the route (Starlette's `request.json()` cache).
+class ORJSONRequest(Request):
+    """A request whose JSON body is parsed with orjson (what FastAPI's body parsing calls).
 
     orjson is several times faster than `json` on bodies holding page images, and refuses
-    `NaN`/`Infinity` as JSON does. A body it refuses is left to the route's own parser (its
-    422 names line and column), except non-finite numbers, which Python's parser would accept:
-    those get a 400 here.
+    `NaN`/`Infinity` as JSON does. A body it refuses goes to Python's parser, so the 422 for
+    broken JSON names line and column as before, and non-finite numbers, which Python's
+    parser would accept, are a 400 (raised through FastAPI's "error parsing the body").
     """
-    if "json" not in request.headers.get("content-type", ""):
-        return
-    body = await request.body()
-    try:
-        request._json = orjson.loads(body)  # what Request.json() returns from now on
-        return
-    except orjson.JSONDecodeError:
-        pass
-    if any(token in body for token in _NON_FINITE):
+
+    async def json(self) -> Any:
+        body = await self.body()
         try:
-            json.loads(body, parse_constant=_refuse_constant)
-        except ValueError:
-            return  # not valid JSON at all: the route's parser answers that (422)
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        if any(token in body for token in _NON_FINITE):
+            return json.loads(body, parse_constant=_refuse_constant)
+        return json.loads(body)
 
 
 class OCRRoute(APIRoute):
@@ -189,8 +188,8 @@ class OCRRoute(APIRoute):
         form_route, known = _known_fields(self)
 
         async def guarded(request: Request) -> Response:
+            request = ORJSONRequest(request.scope, request.receive)
             try:
-                await parse_json_body(request)
                 return await handler(request)
             except OCRError as exc:
                 return error_response(exc)

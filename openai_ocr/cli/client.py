@@ -133,8 +133,10 @@ def _error_message(response: httpx.Response) -> str:
 
 
 async def upstream_events(service: Any, path: Path, options: OCROptions) -> AsyncIterator[StreamEvent]:
-    document = await service.open_bytes(path.read_bytes(), options, param=path.name)
-    async for event in await service.open_stream(document, options):
+    plan = service.recognizer.plan(options)
+    document = await service.inputs.open_bytes(path.read_bytes(), pages=options.pages,
+                                               dpi=options.dpi, param=path.name)
+    async for event in await service.streamer.open(document, options, plan):
         yield event
 
 

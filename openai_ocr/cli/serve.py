@@ -153,6 +153,8 @@ def run_app(settings: Settings) -> None:
     string (which may hold a key).
     """
     hand_over(settings)
+    if settings.server.workers > 1:
+        share_metrics_between_workers()
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; a stop asked for is a clean
     # exit (status 0, no traceback, no "make: *** Terminated").
     signal.signal(signal.SIGTERM, _stopped)
@@ -166,10 +168,26 @@ def _stopped(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
+def share_metrics_between_workers() -> None:
+    """A fresh multiprocess folder for the workers' metrics (`openai_ocr.metrics`), unless the
+    operator named one; removed when the server exits."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from openai_ocr.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    folder = tempfile.mkdtemp(prefix="openai-ocr-metrics-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ[MULTIPROC_ENV] = folder
+
+
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    from openai_ocr.api.connections import (
+    from openai_ocr.cli.http_protocol import (
         HEADER_TIMEOUT_ENV,
         MAX_HEADER_BYTES_ENV,
         HeaderTimeoutProtocol,
@@ -179,7 +197,7 @@ def _run_uvicorn(settings: Settings) -> None:
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
     os.environ[MAX_HEADER_BYTES_ENV] = str(limits.max_header_bytes)
     # Our access line replaces uvicorn's (one line per request, with the request id).
-    uvicorn.run("openai_ocr.server:app_from_env", factory=True, host=settings.server.host,
+    uvicorn.run("openai_ocr.server:app", host=settings.server.host,
                 port=settings.server.port, workers=settings.server.workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30,
                 access_log=False, log_config=log_config(settings.server.log_level),

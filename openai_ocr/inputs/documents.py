@@ -24,7 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from openai_ocr.errors import BadRequest, PayloadTooLarge
 from openai_ocr.inputs.containers import check_container
 from openai_ocr.inputs.frames import frame_table
-from openai_ocr.inputs.page_ranges import parse_pages
+from openai_ocr.inputs.page_ranges import PageSpec, parse_pages
 from openai_ocr.inputs.pdf import PdfPages, is_pdf
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class DocumentInfo:
     dpi: float = 72.0
 
 
-def probe_document(data: bytes, *, pages: str | None, dpi: float, max_pages: int,
+def probe_document(data: bytes, *, pages: PageSpec, dpi: float, max_pages: int,
                    max_pixels: int, max_bytes: int, param: str = "file",
                    max_aspect_ratio: float = 0.0) -> DocumentInfo:
     """Identify an input and select its pages, checking every limit from the headers alone."""
@@ -329,7 +329,7 @@ class Document:
         self.close()
 
 
-def open_document(data: bytes, *, pages: str | None, dpi: float, max_pages: int,
+def open_document(data: bytes, *, pages: PageSpec, dpi: float, max_pages: int,
                   max_pixels: int, max_bytes: int, param: str = "file",
                   max_aspect_ratio: float = 0.0) -> Document:
     """Open any accepted input as a Document, with page selection and limits applied."""
@@ -338,7 +338,7 @@ def open_document(data: bytes, *, pages: str | None, dpi: float, max_pages: int,
     return Document(data, info, max_pixels=max_pixels, max_bytes=max_bytes, param=param)
 
 
-def open_checked_image(data: bytes, *, pages: str | None, max_pages: int, max_pixels: int,
+def open_checked_image(data: bytes, *, pages: PageSpec, max_pages: int, max_pixels: int,
                        max_bytes: int, param: str = "file",
                        max_aspect_ratio: float = 0.0) -> Document | None:
     """A PNG, JPEG or WebP page that goes to the engine as it is, checked from its container
@@ -356,7 +356,7 @@ def open_checked_image(data: bytes, *, pages: str | None, max_pages: int, max_pi
                     ready=ImageInput(data, container.mime, *size))
 
 
-def _select(spec: str | None, page_count: int, max_pages: int) -> list[int]:
+def _select(spec: PageSpec, page_count: int, max_pages: int) -> list[int]:
     selected = parse_pages(spec, page_count)
     if len(selected) > max_pages:
         raise PayloadTooLarge(f"{len(selected)} pages selected; at most {max_pages} pages per "

@@ -35,7 +35,8 @@ class MistralOCRRequest(BaseModel):
 
     model: str | None = None
     document: Annotated[DocumentURLChunk | ImageURLChunk | FileChunk, Field(discriminator="type")]
-    pages: list[Annotated[int, Field(ge=0)]] | str | None = Field(
+    pages: (Annotated[list[Annotated[int, Field(ge=0)]], Field(max_length=10_000)]
+            | Annotated[str, Field(max_length=1000)] | None) = Field(
         None, description="0-based pages: a list, or a string such as \"0,2-4\".")
     include_image_base64: bool | None = False
     resolution: str | None = Field(None, max_length=100, description="Extra field: the vision "

@@ -27,7 +27,6 @@ from openai_ocr.errors import (
     InternalError,
     OCRError,
     PayloadTooLarge,
-    Unavailable,
     UnprocessableEntity,
     validation_message,
 )
@@ -135,9 +134,7 @@ async def execute_line(service: OCRService, endpoint: str, body: dict[str, Any],
         if endpoint == "/v1/ocr":
             answer = await mistral_ocr(service, MistralOCRRequest.model_validate(body), owner)
             return 200, answer.model_dump(mode="json")
-        request = OCRRequest.model_validate(body)
-        with await service.open_request(request, owner) as document:
-            answer = await service.recognize(document, request)
+        answer = await service.recognizer.read_request(OCRRequest.model_validate(body), owner)
         return 200, answer.model_dump(mode="json")
     except ValidationError as exc:
         error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="body"))
@@ -379,7 +376,3 @@ class BatchService:
                 fields[key] = file.id
         await asyncio.to_thread(self.store.update_batch, batch_id, final, finished=True, **fields)
         logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(errors))
-
-
-def unavailable() -> Unavailable:
-    return Unavailable("batches are not enabled on this server (batches.enabled)")

@@ -18,11 +18,11 @@ from openai.types.completion_usage import CompletionUsage
 from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import Document, decode_base64_payload
 from openai_ocr.ocr.assembly import PAGE_SPLIT, overall_finish_reason, sum_usage
-from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.models import Usage
 from openai_ocr.ocr.translation import apply_chat_defaults, usage_of
 from openai_ocr.service.chat_policy import check_chat_request
+from openai_ocr.service.concurrency import aclose, gather_or_cancel, within
 from openai_ocr.service.serving import OCRService
-from openai_ocr.service.streams import aclose, gather_or_cancel, within
 
 PAGES_FIELD = "pages"
 """Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
@@ -68,10 +68,10 @@ async def prepare_chat(service: OCRService, body: dict[str, Any],
                        owner: str | None = None) -> tuple[dict[str, Any], DocumentChat | None]:
     """The checks every chat request gets (interactive or batch line): sampling defaults,
     image limits, at most one file part; a DocumentChat when the request holds a file."""
-    await service.check_model(body.get("model"))
-    payload = apply_chat_defaults(body, service.settings.ocr, service.engine.model, service.family)
+    await service.models.check(body.get("model"))
+    payload = apply_chat_defaults(body, service.settings.ocr, service.engine.model, service.models.family)
     await check_chat_request(payload, service.settings.gateway, service.settings.budget.max_prompt_chars)
-    await service.check_chat_images(payload)
+    await service.inputs.check_chat_images(payload)
     where = file_part_location(payload)
     return payload, DocumentChat(service, payload, where, owner) if where is not None else None
 
@@ -99,14 +99,14 @@ class DocumentChat:
     async def open(self) -> Document:
         encoded = file_data(self.body, self.where)
         if encoded is None:
-            data = await self.service.file_bytes(file_id_of(self.body, self.where), self.owner)
+            data = await self.service.inputs.file_bytes(file_id_of(self.body, self.where), self.owner)
         else:
             data = decode_base64_payload(encoded, max_bytes=self.service.settings.limits.max_file_bytes,
                                          param="file_data")
-        return await self.service.open_bytes(data, OCROptions(pages=self.pages_spec), param="file")
+        return await self.service.inputs.open_bytes(data, pages=self.pages_spec, param="file")
 
     async def _page_body(self, document: Document, number: int) -> dict[str, Any]:
-        image = await self.service.page(document, number)
+        image = await self.service.inputs.page(document, number)
         return page_request(self.body, self.where, image.data_url())
 
     async def complete(self) -> ChatCompletion:
@@ -114,11 +114,11 @@ class DocumentChat:
         gate = asyncio.Semaphore(self.service.settings.documents.page_concurrency)
         with await self.open() as document:
             async def one(number: int) -> ChatCompletion:
-                async with gate, self.service.reserve(document, number):
+                async with gate, self.service.inputs.reserve(document, number):
                     return await engine.complete(await self._page_body(document, number))
 
             async with within(document.deadline, self.service.settings.limits.request_timeout_s,
-                              self.service.count_timeout):
+                              self.service.recognizer.count_timeout):
                 answers = await gather_or_cancel(one(n) for n in document.pages)
         first = answers[0]
         texts = [(a.choices[0].message.content or "") if a.choices else "" for a in answers]
@@ -143,7 +143,7 @@ class DocumentChat:
         last: ChatCompletionChunk | None = None
         with await self.open() as document:
             for position, number in enumerate(document.pages):
-                async with self.service.reserve(document, number):
+                async with self.service.inputs.reserve(document, number):
                     chunks = engine.stream(await self._page_body(document, number))
                     reason: str | None = None
                     try:

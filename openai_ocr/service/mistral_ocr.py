@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-from pydantic import ValidationError
-
 from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import decode_base64_payload, is_data_url
+from openai_ocr.inputs.page_ranges import PageSpec
 from openai_ocr.ocr.models import OCROptions, PageResult
 from openai_ocr.protocol.mistral import (
     DocumentURLChunk,
@@ -30,26 +29,15 @@ from openai_ocr.service.serving import OCRService
 _NUMBER_RE = re.compile(r"\d+")
 
 
-def one_based_pages(pages: list[int] | str | None) -> str | None:
-    """Mistral's 0-based page selection as this server's 1-based "1-3,7" form."""
+def one_based_pages(pages: list[int] | str | None) -> PageSpec:
+    """Mistral's 0-based page selection, 1-based as the page pipeline counts (same form)."""
     if pages is None:
         return None
     if isinstance(pages, list):
-        return _as_ranges([p + 1 for p in pages]) or None
+        return [p + 1 for p in pages] or None
     if not re.fullmatch(r"[\d\s,\-]*", pages):
         raise BadRequest(f"pages: cannot read {pages!r}", param="pages")
     return _NUMBER_RE.sub(lambda m: str(int(m.group()) + 1), pages) or None
-
-
-def _as_ranges(numbers: list[int]) -> str:
-    """[1, 2, 3, 7] -> "1-3,7": a long list stays a short selection."""
-    runs: list[list[int]] = []
-    for number in numbers:
-        if runs and runs[-1][1] + 1 == number:
-            runs[-1][1] = number
-        else:
-            runs.append([number, number])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def document_data_url(document: DocumentURLChunk | ImageURLChunk) -> str:
@@ -76,22 +64,20 @@ def mistral_page(page: PageResult, dpi: int, include_images: bool) -> MistralPag
 
 async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
                       owner: str | None = None) -> MistralOCRResponse:
-    await service.check_model(body.model)
+    await service.models.check(body.model)
     if isinstance(body.document, FileChunk):
-        data = await service.file_bytes(body.document.file_id, owner, param="document")
+        data = await service.inputs.file_bytes(body.document.file_id, owner, param="document")
     else:
         data = decode_base64_payload(document_data_url(body.document),
                                      max_bytes=service.settings.limits.max_file_bytes, param="document")
-    try:
-        options = OCROptions(pages=one_based_pages(body.pages), output="json", include_images=True,
-                             resolution=body.resolution, base_size=body.base_size,
-                             image_size=body.image_size, crop_mode=body.crop_mode)
-    except ValidationError:
-        raise BadRequest("pages: too long a selection; use ranges such as \"0-399\"",
-                         param="pages") from None
-    with await service.open_bytes(data, options, param="document") as document:
+    options = OCROptions(output="json", include_images=True, resolution=body.resolution,
+                         base_size=body.base_size, image_size=body.image_size,
+                         crop_mode=body.crop_mode)
+    plan = service.recognizer.plan(options)
+    with await service.inputs.open_bytes(data, pages=one_based_pages(body.pages),
+                                         param="document") as document:
         dpi = service.settings.documents.dpi if document.kind == "pdf" else 72
-        answer = await service.recognize(document, options)
+        answer = await service.recognizer.recognize(document, options, plan)
     include = bool(body.include_image_base64)
     return MistralOCRResponse(
         pages=[mistral_page(p, dpi, include) for p in answer.pages or []], model=answer.model,

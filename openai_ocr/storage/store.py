@@ -89,25 +89,36 @@ def new_id(prefix: str) -> str:
 
 
 class Store:
-    """Thread-safe; every method is short and synchronous (callers use `asyncio.to_thread`)."""
+    """Thread-safe; every method is short and synchronous (callers use `asyncio.to_thread`).
+
+    Built without touching the disk; `open` (at the server's start) creates the folder and
+    connects, so a broken store fails the start, not the import or the app's assembly.
+    """
 
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
         self.root = Path(settings.dir).expanduser() if settings.dir else default_dir()
         self.files_dir = self.root / "files"
-        self.files_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.root / "state.sqlite3", check_same_thread=False,
-                                   isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing committed
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(SCHEMA)
+        self._db: sqlite3.Connection
+
+    def open(self) -> Store:
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.root / "state.sqlite3", check_same_thread=False,
+                             isolation_level=None)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")  # a process crash loses nothing committed
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(SCHEMA)
+        with self._lock:
+            self._db = db
+        return self
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if hasattr(self, "_db"):
+                self._db.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -40,8 +40,9 @@ class OCREndpointPlugin:
 
     def attach_router(self, app: Any) -> None:
         """Our routes, and our HTTP layer around the whole app (before vLLM starts it)."""
+        from openai_ocr.api.middleware.register import install_http_layer
         from openai_ocr.metrics import default_metrics
-        from openai_ocr.server import attach_compat_routes, install_http_layer
+        from openai_ocr.server import attach_compat_routes
         from openai_ocr.vllm_plugin.mm_kwargs_gate import install_mm_kwargs_gate
 
         attach_compat_routes(app)
@@ -50,28 +51,22 @@ class OCREndpointPlugin:
         install_mm_kwargs_gate()
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
-        from openai_ocr.api.dependencies import BATCHES_KEY, STATE_KEY
-        from openai_ocr.engines.gated import gated
         from openai_ocr.engines.vllm import VLLMEngine
+        from openai_ocr.metrics import default_metrics
         from openai_ocr.ocr.resolution import family_of
-        from openai_ocr.server import batch_service
-        from openai_ocr.service.serving import OCRService
+        from openai_ocr.runtime import Runtime
         from openai_ocr.vllm_plugin.mm_kwargs_gate import set_served_family
 
         if engine_client is None:  # render-only server: nothing to bind to
             logger.warning("openai_ocr: no engine client, the OCR routes answer 503")
             return
         settings = plugin_settings(getattr(args, "api_key", None))
-        engine = gated(VLLMEngine.from_app_state(state, engine_client), settings)
+        engine = VLLMEngine.from_app_state(state, engine_client)
         set_served_family(family_of(engine.model, engine.architectures))
-        await engine.start()
-        service = OCRService(engine=engine, settings=settings)
-        await service.start()
-        runner = batch_service(service)
-        if runner is not None:  # vLLM has no shutdown hook for plugins: the task ends with it
-            await runner.start()
-        setattr(state, STATE_KEY, service)
-        setattr(state, BATCHES_KEY, runner)
+        runtime = Runtime(settings, engine, default_metrics())
+        # vLLM has no shutdown hook for plugins: the runtime's tasks end with the process
+        await runtime.start()
+        runtime.bind(state)
         logger.info("openai_ocr: OCR routes bound to the in-process engine (model %s)",
                     engine.model)
 

@@ -16,7 +16,7 @@ REPLY = ("<|ref|>title<|/ref|><|det|>[[100, 50, 899, 90]]<|/det|>\n# Spec\n\n"
          "<|ref|>text<|/ref|><|det|>[[100, 600, 899, 700]]<|/det|>\nBody.")
 
 
-@pytest.mark.parametrize("pages, spec", [([0, 2], "1,3"), ("0-2,5", "1-3,6"), ("4-", "5-"),
+@pytest.mark.parametrize("pages, spec", [([0, 2], [1, 3]), ("0-2,5", "1-3,6"), ("4-", "5-"),
                                           (None, None), ([], None)])
 def test_zero_based_pages_become_one_based(pages, spec) -> None:
     assert one_based_pages(pages) == spec

@@ -14,12 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from PIL import Image
+from prometheus_client import CollectorRegistry
 
-from openai_ocr.api.dependencies import STATE_KEY
 from openai_ocr.api.routes.ui import prefers_html
 from openai_ocr.engines.upstream import UpstreamEngine
+from openai_ocr.metrics import metrics_for
+from openai_ocr.runtime import Runtime
 from openai_ocr.server import attach_compat_routes, create_app
-from openai_ocr.service.serving import OCRService
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import blank_pdf, gateway_settings, parse_sse, png_bytes, running_server
 
@@ -101,7 +102,7 @@ def test_the_playground_mounts_on_a_foreign_app_as_in_vllm_mode(fake_upstream: t
     settings = gateway_settings(upstream_url)
     app = FastAPI()  # what vLLM builds; the endpoint plugin calls attach_compat_routes on it
     attach_compat_routes(app)
-    setattr(app.state, STATE_KEY, OCRService(UpstreamEngine(settings.upstream, "m"), settings))
+    Runtime(settings, UpstreamEngine(settings.upstream, "m"), metrics_for(CollectorRegistry())).bind(app.state)
     with running_server(app) as url:
         assert httpx.get(f"{url}/playground").headers["content-type"].startswith("text/html")
         assert httpx.get(f"{url}/ui/app.css").status_code == 200

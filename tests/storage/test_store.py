@@ -13,7 +13,7 @@ from openai_ocr.storage.store import PendingLine, Store
 
 
 def store_in(path: Path, **settings: object) -> Store:
-    return Store(StorageSettings(dir=str(path), **settings))  # type: ignore[arg-type]
+    return Store(StorageSettings(dir=str(path), **settings)).open()  # type: ignore[arg-type]
 
 
 def batch(store: Store, owner: str = "me", lines: int = 3) -> str:

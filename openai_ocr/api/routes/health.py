@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from openai_ocr.api.dependencies import ServiceDep
 from openai_ocr.api.http_errors import OCRRoute
 from openai_ocr.protocol.ocr import HealthResponse
+from openai_ocr.service.health import health_report
 
 router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
 metrics_router = APIRouter(tags=["Monitoring"])
@@ -19,7 +20,7 @@ metrics_router = APIRouter(tags=["Monitoring"])
                    summary="Server status, engine/upstream reachability and model name",
                    responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
 async def health(service: ServiceDep) -> JSONResponse:
-    report = await service.health()
+    report = await health_report(service.engine)
     return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)
 
 
@@ -38,5 +39,6 @@ async def live() -> dict[str, str]:
 @metrics_router.get("/metrics", summary="Prometheus metrics", include_in_schema=True,
                     response_class=Response)
 async def prometheus_metrics(request: Request) -> Response:
-    """This app's registry (the global one unless the app was built with its own)."""
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """This app's registry (the global one unless the app was built with its own; every worker
+    process's samples in multiprocess mode)."""
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

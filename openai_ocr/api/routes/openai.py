@@ -6,21 +6,14 @@ forwarding to the engine with DeepSeek-OCR's sampling defaults filled in.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from sse_starlette import EventSourceResponse
 
+from openai_ocr.api.chat_answer import answer_chat
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
-from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.errors import OCRError
 from openai_ocr.protocol.openai import ChatCompletionBody, ModelList
-from openai_ocr.service.chat_documents import DocumentChat, prepare_chat
-from openai_ocr.service.serving import OCRService
-from openai_ocr.service.streams import primed
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES, tags=["OpenAI"],
                    dependencies=[ApiKeyDep])
@@ -33,33 +26,6 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
              responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
 async def chat_completions(request: Request, body: ChatCompletionBody, service: ServiceDep) -> Any:
     return await answer_chat(request, service, body)
-
-
-async def answer_chat(request: Request, service: OCRService, body: ChatCompletionBody) -> Response:
-    """The answer to a validated chat request: also what vllm mode's document-chat middleware
-    sends for requests holding a file part (vLLM's own route takes images only)."""
-    payload, document = await prepare_chat(service, body.model_dump(exclude_unset=True),
-                                           getattr(request.state, "caller", None))
-    if not body.stream:
-        return await complete(request=request, service=service, payload=payload, document=document)
-    chunks = await primed(document.stream() if document else service.engine.stream(payload))
-
-    async def sse() -> Any:
-        try:
-            async for chunk in chunks:
-                yield {"data": chunk.model_dump_json(exclude_unset=True)}
-        except OCRError as exc:  # headers are sent: report it as an event, as vLLM does
-            yield {"data": json.dumps(exc.as_json())}
-        yield {"data": "[DONE]"}
-
-    return EventSourceResponse(sse(), sep="\n")
-
-
-@cancel_on_disconnect
-async def complete(request: Request, service: OCRService, payload: dict[str, Any],
-                   document: DocumentChat | None) -> Response:
-    completion = await (document.complete() if document else service.engine.complete(payload))
-    return Response(completion.model_dump_json(exclude_unset=True), media_type="application/json")
 
 
 @router.get("/models", response_model=ModelList, summary="The served models")

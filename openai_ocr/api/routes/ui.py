@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from openai_ocr import __version__
-from openai_ocr.api.dependencies import ServiceDep, require_api_key
+from openai_ocr.api.dependencies import RuntimeDep, require_api_key
 from openai_ocr.api.http_errors import OCRRoute
 from openai_ocr.errors import NotFound
-from openai_ocr.service.serving import OCRService
+from openai_ocr.runtime import Runtime
 
 router = APIRouter(route_class=OCRRoute, include_in_schema=False)
 
@@ -57,12 +57,12 @@ def prefers_html(accept: str) -> bool:
     return html > 0 and html >= quality.get("application/json", 0.0)
 
 
-async def _check_access(request: Request, service: OCRService) -> None:
+async def _check_access(request: Request, runtime: Runtime) -> None:
     """404 when the playground is off; the API key when the docs are protected."""
-    if not service.settings.ui.enabled:
+    if not runtime.settings.ui.enabled:
         raise NotFound("the playground is disabled on this server (ui.enabled)")
-    if service.settings.auth.protect_docs and service.settings.auth.api_keys:
-        await require_api_key(request, service)
+    if runtime.settings.auth.protect_docs and runtime.settings.auth.api_keys:
+        await require_api_key(request, runtime)
 
 
 def _page() -> HTMLResponse:
@@ -74,27 +74,27 @@ def _page() -> HTMLResponse:
 
 
 @router.get("/", response_model=None)
-async def root(request: Request, service: ServiceDep) -> Response | dict[str, str]:
+async def root(request: Request, runtime: RuntimeDep) -> Response | dict[str, str]:
     """The page for browsers; the server summary for everyone else."""
-    if service.settings.ui.enabled and prefers_html(request.headers.get("accept", "")):
-        await _check_access(request, service)
+    if runtime.settings.ui.enabled and prefers_html(request.headers.get("accept", "")):
+        await _check_access(request, runtime)
         return _page()
-    summary = {"name": "openai-ocr", "version": __version__, "model": service.engine.model,
-               "engine": service.engine.kind, "docs": "/docs", "openai_base_url": "/v1"}
-    if service.settings.ui.enabled:
+    summary = {"name": "openai-ocr", "version": __version__, "model": runtime.engine.model,
+               "engine": runtime.engine.kind, "docs": "/docs", "openai_base_url": "/v1"}
+    if runtime.settings.ui.enabled:
         summary["playground"] = "/playground"
     return summary
 
 
 @router.get("/playground")
-async def playground(request: Request, service: ServiceDep) -> HTMLResponse:
-    await _check_access(request, service)
+async def playground(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    await _check_access(request, runtime)
     return _page()
 
 
 @router.get("/ui/{name}")
-async def ui_file(name: str, request: Request, service: ServiceDep) -> Response:
-    await _check_access(request, service)
+async def ui_file(name: str, request: Request, runtime: RuntimeDep) -> Response:
+    await _check_access(request, runtime)
     data = asset(name)
     if data is None:
         raise NotFound(f"no file {name!r} in the playground")

@@ -1,4 +1,4 @@
-"""Helpers for async streams of chunks and groups of tasks."""
+"""Helpers for async streams of chunks, groups of tasks and deadlines."""
 
 from __future__ import annotations
 

@@ -18,21 +18,23 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
+from openai_ocr.api.chat_answer import answer_chat
+from openai_ocr.api.dependencies import authenticated_caller
 from openai_ocr.api.http_errors import error_response
-from openai_ocr.api.routes.openai import answer_chat
+from openai_ocr.api.middleware.asgi import Scope
 from openai_ocr.errors import BadRequest, OCRError, validation_message
 from openai_ocr.protocol.openai import ChatCompletionBody
+from openai_ocr.runtime import runtime_of
 from openai_ocr.service.chat_documents import file_part_location
 
 CHAT_PATH = "/v1/chat/completions"
 
 
-class DocumentChatMiddleware:
+class FileChatMiddleware:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != CHAT_PATH:
             await self.app(scope, receive, send)
             return
@@ -46,15 +48,15 @@ class DocumentChatMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        service = getattr(getattr(scope.get("app"), "state", None), STATE_KEY, None)
-        if ended or service is None or b'"file"' not in body or (parsed := _file_chat(body)) is None:
+        runtime = runtime_of(getattr(scope.get("app"), "state", None))
+        if ended or runtime is None or b'"file"' not in body or (parsed := _file_chat(body)) is None:
             await self.app(scope, replayed, send)
             return
         request = Request(scope, replayed)
         try:
             request.state.caller = authenticated_caller(Headers(scope=scope),
-                                                        service.settings.auth.api_keys)
-            response = await answer_chat(request, service, _validated(parsed))
+                                                        runtime.settings.auth.api_keys)
+            response = await answer_chat(request, runtime.service, _validated(parsed))
         except OCRError as exc:
             response = error_response(exc)
         await response(scope, replayed, send)

@@ -1,10 +1,10 @@
 """API keys checked from the headers, before any byte of the body is read or parsed.
 
 A FastAPI dependency runs only after the body has been read and parsed (a 48 MB JSON body
-cost 1.7 GB before its 401), so this pure ASGI middleware answers 401 first. It reads the
-keys from the app's OCRService (bound by create_app, or by the vLLM plugin's init_state), so
-it works the same on our app and on vLLM's. The route dependency still runs afterwards for
-the per-key rate limit.
+cost 1.7 GB before its 401), so this middleware answers 401 first. It reads the keys from the
+app's Runtime (bound by create_app, or by the vLLM plugin's init_state), so it works the
+same on our app and on vLLM's, and leaves the caller's key id in the request state, where
+the route dependency (`require_api_key`, the per-key rate limit) finds it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 from starlette.datastructures import Headers
 
-from openai_ocr.api.dependencies import STATE_KEY, authenticated_caller
-from openai_ocr.api.middleware import send_json
+from openai_ocr.api.dependencies import authenticated_caller
+from openai_ocr.api.middleware.asgi import Scope, send_json
 from openai_ocr.errors import Unauthorized
+from openai_ocr.runtime import runtime_of
 
 OPEN_PATHS = frozenset({"/", "/health", "/ready", "/live", "/metrics", "/docs", "/redoc",
                         "/openapi.json", "/docs/oauth2-redirect"})
@@ -42,15 +43,16 @@ class APIKeyMiddleware:
         self.app = app
         self.protected = protected
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope.get("method") != "OPTIONS" and self.protected(scope["path"]):
-            service = getattr(getattr(scope.get("app"), "state", None), STATE_KEY, None)
-            if service is not None:  # (not bound yet: the route itself answers 503)
+            runtime = runtime_of(getattr(scope.get("app"), "state", None))
+            if runtime is not None:  # (not bound yet: the route itself answers 503)
                 try:
-                    authenticated_caller(Headers(scope=scope), service.settings.auth.api_keys)
+                    caller = authenticated_caller(Headers(scope=scope), runtime.settings.auth.api_keys)
                 except Unauthorized:
                     await _refuse(send)
                     return
+                scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
 

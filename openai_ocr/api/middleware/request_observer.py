@@ -1,0 +1,59 @@
+"""X-Request-ID (kept from the client when sane, else new), one JSON access line and the
+request metrics, for every answer (413s and 401s of the other middleware included)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from openai_ocr.api.middleware.asgi import Scope
+from openai_ocr.metrics import Metrics
+
+#: A fixed name, not `__name__`: the one-JSON-line-per-request access log, which deployments
+#: route or silence on its own (README, "Observability").
+access_log = logging.getLogger("openai_ocr.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestObserverMiddleware:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        request_id = given if _VALID_ID.match(given) else secrets.token_hex(16)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (REQUEST_ID_HEADER.encode(), request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            state = scope.get("state", {})
+            access_log.info(json.dumps({
+                "request_id": request_id, "method": scope["method"], "path": scope["path"],
+                "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1),
+                "client": (scope.get("client") or ("", 0))[0], "caller": state.get("caller"),
+            }))

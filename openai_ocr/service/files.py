@@ -1,0 +1,57 @@
+"""The OpenAI Files API over the store: limits by purpose, inputs checked at upload, ownership.
+
+Files belong to the key that uploaded them; every other key gets 404 (the store's lookups
+take the owner).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from openai_ocr.errors import PayloadTooLarge
+from openai_ocr.protocol.files import FileObject, FilePurpose
+from openai_ocr.service.intake import DocumentIntake
+from openai_ocr.settings import Settings
+from openai_ocr.storage.store import Store, StoredFile
+
+
+def file_object(stored: StoredFile) -> FileObject:
+    return FileObject(id=stored.id, bytes=stored.bytes, created_at=stored.created_at,
+                      filename=stored.filename, purpose=stored.purpose,  # type: ignore[arg-type]
+                      expires_at=stored.expires_at)
+
+
+class FileService:
+    def __init__(self, settings: Settings, store: Store, inputs: DocumentIntake) -> None:
+        self.settings = settings
+        self.store = store
+        self.inputs = inputs
+
+    def upload_limit(self, purpose: FilePurpose) -> int:
+        """Batch inputs are bounded by the batch limits, documents by the request limits."""
+        if purpose == "batch":
+            return min(self.settings.batches.max_input_bytes, self.settings.storage.max_upload_bytes)
+        return self.settings.limits.max_file_bytes
+
+    async def upload(self, owner: str, purpose: FilePurpose, filename: str, data: bytes) -> FileObject:
+        limit = self.upload_limit(purpose)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"file is larger than {limit} bytes", param="file")
+        if purpose == "user":  # refuse what no request could use, now rather than later
+            (await self.inputs.open_bytes(data, param="file")).close()
+        return file_object(await asyncio.to_thread(self.store.add_file, owner, purpose, filename, data))
+
+    async def list_page(self, owner: str, purpose: str | None, after: str | None,
+                   limit: int) -> tuple[list[FileObject], bool]:
+        found, more = await asyncio.to_thread(self.store.list_files, owner, purpose, after, limit)
+        return [file_object(f) for f in found], more
+
+    async def get(self, file_id: str, owner: str) -> FileObject:
+        return file_object(await asyncio.to_thread(self.store.get_file, file_id, owner))
+
+    async def content(self, file_id: str, owner: str) -> tuple[FileObject, bytes]:
+        stored = await asyncio.to_thread(self.store.get_file, file_id, owner)
+        return file_object(stored), await asyncio.to_thread(self.store.read_file, file_id, owner)
+
+    async def delete(self, file_id: str, owner: str) -> None:
+        await asyncio.to_thread(self.store.delete_file, file_id, owner)

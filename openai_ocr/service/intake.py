@@ -1,0 +1,146 @@
+"""Request inputs into Documents: uploads, base64, stored files and chat images, under the limits.
+
+The one place inputs are checked and pages decoded: containers checked on the loop (small)
+or in a thread, everything else probed and rendered in the decoder processes, each page under
+the server-wide pixel budget and the request's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from openai_ocr.errors import BadRequest, PayloadTooLarge
+from openai_ocr.inputs.documents import (
+    Document,
+    ImageInput,
+    decode_base64_payload,
+    is_data_url,
+    open_checked_image,
+    probe_document,
+    render_page,
+)
+from openai_ocr.inputs.page_ranges import PageSpec
+from openai_ocr.inputs.pool import DecodePool
+from openai_ocr.protocol.ocr import OCRRequest
+from openai_ocr.service.budget import CostBudget
+from openai_ocr.settings import Settings
+from openai_ocr.storage.store import Store
+
+INLINE_CHECK_BYTES = 1024 * 1024
+"""Inputs up to this size have their container checked on the event loop (under 1 ms)."""
+
+
+class DocumentIntake:
+    """Owns the decoder processes and the pixel budget (one per app, shared by every route)."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        #: uploaded files; None when the Files API is off
+        self.store = store
+        budget = settings.budget
+        self.pool = DecodePool(budget.decode_workers, memory_limit_mb=budget.decode_memory_mb)
+        self.budget = CostBudget(budget.max_pixels_in_flight, budget.max_pages_in_flight,
+                                 budget.max_wait_s)
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def deadline(self) -> float:
+        """The time (time.monotonic) by which a request starting now must be done."""
+        return time.monotonic() + self.settings.limits.request_timeout_s
+
+    async def file_bytes(self, file_id: str, owner: str | None, param: str = "file_id") -> bytes:
+        """The body of an uploaded file the caller owns (404 for anybody else's)."""
+        if self.store is None:
+            raise BadRequest("uploaded files are not enabled on this server", param=param)
+        limit = self.settings.limits.max_file_bytes
+        stored = await asyncio.to_thread(self.store.get_file, file_id, owner or "anonymous")
+        if stored.bytes > limit:
+            raise PayloadTooLarge(f"file {file_id} is larger than {limit} bytes", param=param)
+        return await asyncio.to_thread(self.store.read_file, file_id, owner or "anonymous")
+
+    async def open_bytes(self, data: bytes, *, pages: PageSpec = None, dpi: int | None = None,
+                         param: str = "file", deadline: float | None = None) -> Document:
+        """Validate an upload (image, multi-frame TIFF/GIF or PDF) and select its pages.
+
+        Only headers are read here, in a decoder process; the pages decode later, one by one,
+        each under the pixel budget.
+        """
+        limits, budget = self.settings.limits, self.settings.budget
+        deadline = deadline or self.deadline()
+        document = await self._checked_image(data, pages, param)
+        if document is None:
+            info = await self.pool.run(
+                probe_document, data, pages=pages, dpi=dpi or self.settings.documents.dpi,
+                max_pages=limits.max_pages, max_pixels=limits.max_image_pixels,
+                max_bytes=limits.max_file_bytes, param=param,
+                max_aspect_ratio=budget.max_aspect_ratio, deadline=deadline)
+            document = Document(data, info, max_pixels=limits.max_image_pixels,
+                                max_bytes=limits.max_file_bytes, param=param)
+        document.deadline = deadline
+        total = sum(document.info.page_pixels.values())
+        if total > budget.max_request_pixels:
+            raise PayloadTooLarge(f"the selected pages need {total} decoded pixels; at most "
+                                  f"{budget.max_request_pixels} per request (select fewer pages)",
+                                  param="pages")
+        return document
+
+    async def _checked_image(self, data: bytes, pages: PageSpec, param: str) -> Document | None:
+        """A PNG/JPEG/WebP page checked from its container, in microseconds, here; large
+        files in a thread (the check reads every byte once)."""
+        limits = self.settings.limits
+        check = functools.partial(
+            open_checked_image, data, pages=pages, max_pages=limits.max_pages,
+            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
+            max_aspect_ratio=self.settings.budget.max_aspect_ratio)
+        return check() if len(data) <= INLINE_CHECK_BYTES else await asyncio.to_thread(check)
+
+    async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
+        """The input of a `/ocr` body: an uploaded file by id, or base64."""
+        if request.file_id:
+            data = await self.file_bytes(request.file_id, owner)
+            return await self.open_bytes(data, pages=request.pages, dpi=request.dpi)
+        param, value = request.payload
+        data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
+                                     param=param)
+        return await self.open_bytes(data, pages=request.pages, dpi=request.dpi, param=param)
+
+    async def check_chat_images(self, body: dict[str, Any]) -> None:
+        """Apply the image limits to the `data:` image parts of a client's chat request.
+
+        The same 400/413 answers as the legacy routes, before anything reaches the engine,
+        decoded in a decoder process under the pixel budget.
+        """
+        limits = self.settings.limits
+        deadline = self.deadline()
+        for message in body.get("messages", []):
+            content = message.get("content") if isinstance(message, dict) else None
+            for part in content if isinstance(content, list) else []:
+                ref = part.get("image_url") if isinstance(part, dict) else None
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                if isinstance(url, str) and is_data_url(url):
+                    data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
+                                                 param="image_url")
+                    document = await self.open_bytes(data, param="image_url", deadline=deadline)
+                    if document.ready is None:  # only a full decode tells
+                        async with self.reserve(document, 1):
+                            await self.page(document, 1)
+
+    def reserve(self, document: Document, number: int) -> AbstractAsyncContextManager[None]:
+        """Room in the server-wide pixel/page budget for one page, held for the block."""
+        return self.budget.reserve(document.info.page_pixels.get(number, 0), document.deadline)
+
+    async def page(self, document: Document, number: int) -> ImageInput:
+        """One page decoded or rendered in a decoder process, within the request's time."""
+        if document.ready is not None:
+            return document.ready
+        return await self.pool.run(render_page, document.data, document.info, number,
+                                   max_pixels=document.max_pixels, max_bytes=document.max_bytes,
+                                   param=document.param, deadline=document.deadline)

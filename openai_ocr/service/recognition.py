@@ -1,0 +1,105 @@
+"""Whole answers: every selected page of a Document through the engine, assembled in page order."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+
+from openai_ocr.engines.base import ChatEngine
+from openai_ocr.inputs.documents import Document, ImageInput
+from openai_ocr.ocr.assembly import PageOutcome, assemble
+from openai_ocr.ocr.models import OCROptions
+from openai_ocr.ocr.translation import SamplingPlan, build_chat_request, completion_result, plan_request
+from openai_ocr.protocol.ocr import OCRRequest, OCRResponse
+from openai_ocr.service.concurrency import gather_or_cancel, within
+from openai_ocr.service.intake import DocumentIntake
+from openai_ocr.service.model_catalog import ModelCatalog
+from openai_ocr.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def new_request_id() -> str:
+    return f"ocr-{secrets.token_hex(16)}"
+
+
+class Recognizer:
+    """Plans a request's sampling once, then reads its pages on one engine."""
+
+    def __init__(self, engine: ChatEngine, settings: Settings, inputs: DocumentIntake,
+                 models: ModelCatalog) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.inputs = inputs
+        self.models = models
+
+    def plan(self, options: OCROptions) -> SamplingPlan:
+        """The sampling plan, or the 400 for bad options: made before any input is decoded."""
+        return plan_request(options, self.settings.ocr, self.models.family,
+                            self.settings.budget.max_prompt_chars)
+
+    def engine_warnings(self, options: OCROptions) -> list[str]:
+        """Warnings about options this engine takes but does not use."""
+        asked = [k for k in ("resolution", "base_size", "image_size", "crop_mode")
+                 if getattr(options, k) is not None]
+        if self.engine.kind == "lite" and asked:
+            return [f"the lite engine reads every page at full resolution; {', '.join(asked)} "
+                    "accepted but not used"]
+        return []
+
+    def count_timeout(self) -> None:
+        """A request over its time: counted where the engine's gate counts its own time-outs."""
+        metrics = getattr(self.engine, "metrics", None)  # the gated engine holds the app's metrics
+        if metrics is not None:
+            metrics.timeouts.inc()
+
+    async def read_request(self, request: OCRRequest, owner: str | None = None,
+                           request_id: str | None = None) -> OCRResponse:
+        """A `/ocr` body (interactive, a legacy batch item or a batch line), answered whole."""
+        plan = self.plan(request)
+        with await self.inputs.open_request(request, owner) as document:
+            return await self.recognize(document, request, plan, request_id)
+
+    async def read_bytes(self, data: bytes, options: OCROptions, param: str = "file",
+                         request_id: str | None = None) -> OCRResponse:
+        """An uploaded file, answered whole."""
+        plan = self.plan(options)
+        with await self.inputs.open_bytes(data, pages=options.pages, dpi=options.dpi,
+                                          param=param) as document:
+            return await self.recognize(document, options, plan, request_id)
+
+    async def recognize(self, document: Document, options: OCROptions, plan: SamplingPlan,
+                        request_id: str | None = None) -> OCRResponse:
+        """OCR of every selected page, concurrently (bounded), answered in page order."""
+        started = time.perf_counter()
+        gate = asyncio.Semaphore(self.settings.documents.page_concurrency)
+        keep_pixels = options.include_images or options.include_page_images
+
+        async def one(number: int) -> PageOutcome:
+            async with gate, self.inputs.reserve(document, number):
+                image = await self.inputs.page(document, number)
+                body = build_chat_request(self.engine.model, image, plan, stream=False)
+                result = completion_result(await self.engine.complete(body))
+            if not keep_pixels:  # hold only the size: long documents stay small in memory
+                image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
+            return PageOutcome(number, image, result)
+
+        async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
+            outcomes = await gather_or_cancel(one(n) for n in document.pages)
+        assembly = functools.partial(assemble, outcomes, options.output, options.include_images,
+                                     plan.max_tokens, options.include_page_images)
+        # grounding parsing and crops are CPU work: off the event loop; joining raw texts is
+        # not worth the thread hop
+        parses = options.output != "text" or options.include_images or options.include_page_images
+        done = await asyncio.to_thread(assembly) if parses else assembly()
+        for warning in done.warnings:
+            logger.warning("%s", warning)
+        return OCRResponse(
+            request_id=request_id or new_request_id(), text=done.text,
+            model=outcomes[0].result.model, finish_reason=done.finish_reason, usage=done.usage,
+            prompt=plan.prompt, processing_time=round(time.perf_counter() - started, 4),
+            page_count=len(outcomes), pages=done.pages,
+            warnings=[*done.warnings, *self.engine_warnings(options)], resolution=plan.resolution)
