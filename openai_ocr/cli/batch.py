@@ -17,9 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from openai import APIStatusError, OpenAI, OpenAIError
+from openai import APIStatusError, AuthenticationError, OpenAI, OpenAIError, PermissionDeniedError
 from pydantic import BaseModel
 from tqdm import tqdm
+
+from openai_ocr.cli.client import options_for
+from openai_ocr.ocr.models import OCROptions
 
 SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
@@ -74,10 +77,11 @@ def save(state: State, where: Path) -> None:
     tmp.replace(where)
 
 
-def line_body(file_id: str, output: str, resolution: int | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"file_id": file_id, "output": "markdown" if output == "md" else "json"}
-    if resolution:
-        body["dpi"] = resolution
+def line_body(file_id: str, output: str, options: OCROptions) -> dict[str, Any]:
+    """One `/ocr` request body: the uploaded document and the options given (OCRRequest)."""
+    body: dict[str, Any] = {"file_id": file_id, **options.model_dump(exclude_none=True,
+                                                                     exclude_defaults=True)}
+    body["output"] = "markdown" if output == "md" else "json"
     return body
 
 
@@ -87,7 +91,7 @@ def render(answer: dict[str, Any], path: Path, output: str) -> str:
     return json.dumps({"file": path.name, **answer}, ensure_ascii=False, indent=2) + "\n"
 
 
-def submit(client: OpenAI, todo: list[tuple[Path, Path]], output: str, resolution: int | None,
+def submit(client: OpenAI, todo: list[tuple[Path, Path]], output: str, options: OCROptions,
            max_requests: int) -> tuple[list[BatchState], int]:
     """Upload the documents and create batches of at most `max_requests` lines; also returns
     how many documents the server refused at upload (they fail alone)."""
@@ -101,6 +105,8 @@ def submit(client: OpenAI, todo: list[tuple[Path, Path]], output: str, resolutio
             try:
                 with open(path, "rb") as data:
                     uploaded = client.files.create(file=(path.name, data), purpose="user")  # type: ignore[arg-type]
+            except (AuthenticationError, PermissionDeniedError):
+                raise  # the key, not the document: every upload would fail the same way
             except APIStatusError as exc:  # not a readable document, too large: this one fails
                 refused += 1
                 tqdm.write(f"openai-ocr: {path}: {exc.message}", file=sys.stderr)
@@ -108,7 +114,8 @@ def submit(client: OpenAI, todo: list[tuple[Path, Path]], output: str, resolutio
             custom_id = f"doc-{start + n}"
             items[custom_id] = Item(path=str(path), destination=str(dest), file_id=uploaded.id)
             lines.append(json.dumps({"custom_id": custom_id, "method": "POST", "url": "/ocr",
-                                     "body": line_body(uploaded.id, output, resolution)}))
+                                     "body": line_body(uploaded.id, output,
+                                                       options_for(path, options))}))
         if not lines:
             continue
         batch_input = client.files.create(
@@ -159,7 +166,7 @@ def collect(client: OpenAI, entry: BatchState, output: str) -> int:
     return failures + len(missing)
 
 
-def run(paths: list[Path], server: str, output: str = "md", resolution: int | None = None,
+def run(paths: list[Path], server: str, output: str = "md", options: OCROptions | None = None,
         out_dir: Path | None = None, api_key: str | None = None, wait: bool = True,
         max_requests: int = 50_000, poll_s: float = 1.0) -> int:
     """Submit (or resume) the batches of `paths`; returns the number of documents that failed."""
@@ -171,7 +178,7 @@ def run(paths: list[Path], server: str, output: str = "md", resolution: int | No
             if not (dest := destination(path, root, output, out_dir)).exists() and str(path) not in queued]
     refused = 0
     if todo:
-        created, refused = submit(client, todo, output, resolution, max_requests)
+        created, refused = submit(client, todo, output, options or OCROptions(), max_requests)
         state.batches += created
         save(state, where)
     if not state.batches:

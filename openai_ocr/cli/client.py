@@ -31,6 +31,7 @@ from openai_ocr.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+KEY_HINT = "give the server's key with --api-key or $OPENAI_OCR_API_KEY"
 
 
 @dataclass
@@ -172,7 +173,7 @@ async def run(files: list[Path], options: OCROptions, output: str, server: str |
     async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
         bars = interactive()
         with tqdm(files, unit="file", desc="files", position=0, disable=not bars) as file_bar:
-            for path in file_bar:
+            for index, path in enumerate(file_bar):
                 file_bar.set_postfix_str(path.name)
                 result = FileResult(path)
                 try:
@@ -187,10 +188,34 @@ async def run(files: list[Path], options: OCROptions, output: str, server: str |
                     tqdm.write(f"{path} -> {destination} ({len(result.pages)} page(s))")
                 except (OCRError, httpx.HTTPError, OSError) as exc:
                     failures += 1
-                    tqdm.write(f"openai-ocr: {path}: {describe(exc, target)}", file=sys.stderr)
+                    if service is None and isinstance(exc, DROPPED):
+                        exc = await key_refused(client, target) or exc
+                    refused = (service is None and isinstance(exc, OCRError)
+                               and exc.status_code in (401, 403))
+                    hint = f" ({KEY_HINT}; the files after this one were not sent)" if refused else ""
+                    tqdm.write(f"openai-ocr: {path}: {describe(exc, target)}{hint}", file=sys.stderr)
+                    if refused:  # the key, not the file: every other file would fail the same way
+                        failures += len(files) - index - 1
+                        break
     if service is not None:
         await service.engine.close()
     return failures
+
+
+DROPPED = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+"""How a server that refuses the key can look: it answers 401 from the headers and closes
+the connection without reading the upload, which the client may see as a reset."""
+
+
+async def key_refused(client: httpx.AsyncClient, server: str) -> OCRError | None:
+    """The server's 401/403 when a dropped connection was a refused key, else None."""
+    try:
+        response = await client.get(f"{server.rstrip('/')}/v1/files")
+    except httpx.HTTPError:
+        return None
+    if response.status_code in (401, 403):
+        return error_for_status(response.status_code, _error_message(response))
+    return None
 
 
 def describe(exc: BaseException, server: str) -> str:

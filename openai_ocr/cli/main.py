@@ -5,14 +5,85 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import get_args
 
 from pydantic import ValidationError
 
 from openai_ocr import __version__
 from openai_ocr.cli.serve import add_setting_flags
+from openai_ocr.ocr.models import OCROptions
 from openai_ocr.ocr.prompts import MODES
+from openai_ocr.settings import ResolutionName
+
+API_KEY_ENV = ("OPENAI_OCR_API_KEY", "OPENAI_API_KEY")
+"""Where `ocr` and `batch` find the server's key without `--api-key`, in this order."""
+
+RESOLUTIONS = get_args(ResolutionName)
+
+OPTION_FLAGS = {"pages": "--pages", "mode": "--mode", "ref": "--ref", "prompt": "--prompt",
+                "dpi": "--dpi", "resolution": "--resolution", "max_tokens": "--max-tokens"}
+"""The request options `add_ocr_flags` adds: OCROptions field -> flag."""
+
+
+def resolution_mode(value: str) -> str:
+    """`--resolution` names a vision mode; a number is the old `batch --resolution DPI`."""
+    if value.strip().isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a vision resolution mode (choose from {', '.join(RESOLUTIONS)}); "
+            f"for the PDF render resolution use --dpi {value.strip()}")
+    return value
+
+
+def add_ocr_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags `ocr` and `batch` share: the output format, the server's key and the OCR
+    request options (the fields of OCROptions, checked by `ocr_options`)."""
+    parser.add_argument("--output", choices=["md", "json"], default="md",
+                        help="write NAME.md (markdown) or NAME.json (pages, blocks, boxes)")
+    parser.add_argument("--pages", help='pages of multi-page inputs (PDFs, multi-frame TIFFs), '
+                        'e.g. "1-3,7"; single images are always read whole')
+    parser.add_argument("--mode", choices=list(MODES), default=None,
+                        help="named prompt (default: markdown with grounding)")
+    parser.add_argument("--ref", metavar="TEXT", help="the text to find, for --mode locate")
+    parser.add_argument("--prompt", metavar="TEXT",
+                        help="raw DeepSeek-OCR prompt (wins over --mode)")
+    parser.add_argument("--dpi", type=int, help="PDF render resolution (default: the server's, 144)")
+    parser.add_argument("--resolution", type=resolution_mode, choices=RESOLUTIONS,
+                        help="vision resolution mode (default: the server's, gundam); smaller is "
+                        "faster")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="output token limit per page")
+    parser.add_argument("--api-key", metavar="KEY",
+                        help=f"API key of the server (default: ${API_KEY_ENV[0]}, else "
+                        f"${API_KEY_ENV[1]}; the variables keep it out of `ps`)")
+
+
+def api_key(args: argparse.Namespace) -> str | None:
+    """--api-key, then $OPENAI_OCR_API_KEY, then $OPENAI_API_KEY (empty values are unset)."""
+    return args.api_key or next((os.environ[n] for n in API_KEY_ENV if os.environ.get(n)), None)
+
+
+def ocr_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> OCROptions:
+    """The request options of the flags, checked here (exit 2) rather than once per file."""
+    try:
+        options = OCROptions(**{field: getattr(args, field) for field in OPTION_FLAGS})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{OPTION_FLAGS.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'options'}: {e['msg']}"
+            for e in exc.errors())
+        parser.exit(2, f"openai-ocr: {problems}\n")
+    if options.mode == "locate" and not options.ref and not options.prompt:
+        parser.exit(2, "openai-ocr: --mode locate needs --ref TEXT (the text to find)\n")
+    return options
+
+
+def make_out_dir(out_dir: Path | None, parser: argparse.ArgumentParser) -> None:
+    if out_dir is not None:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.exit(2, f"openai-ocr: cannot create --out-dir {out_dir}: {exc}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,18 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("files", nargs="+", type=Path, metavar="FILE")
     ocr.add_argument("--server", help="openai-ocr server URL (default: the config's upstream "
                      "URL if set, else http://127.0.0.1:8000)")
-    ocr.add_argument("--output", choices=["md", "json"], default="md")
-    ocr.add_argument("--pages", help='pages of multi-page inputs (PDFs, multi-frame TIFFs), '
-                     'e.g. "1-3,7"; single images are always read whole')
-    ocr.add_argument("--mode", choices=list(MODES), default=None,
-                     help="named prompt (default: markdown with grounding)")
-    ocr.add_argument("--ref", help="the text to find, for --mode locate")
-    ocr.add_argument("--prompt", help="raw DeepSeek-OCR prompt (wins over --mode)")
-    ocr.add_argument("--dpi", type=int, help="PDF render resolution")
-    ocr.add_argument("--resolution", choices=["tiny", "small", "base", "large", "gundam"],
-                     help="vision resolution mode (default: the server's, gundam); smaller is faster")
-    ocr.add_argument("--max-tokens", type=int)
-    ocr.add_argument("--api-key", help="API key of the server")
+    add_ocr_flags(ocr)
     ocr.add_argument("--out-dir", type=Path, help="write results here instead of next to the "
                      "files (created if missing)")
     ocr.add_argument("--config", help="TOML settings file")
@@ -62,10 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the same command again to pick up where it left off. Exits non-zero if any failed.")
     batch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     batch.add_argument("--server", default="http://127.0.0.1:8000", help="openai-ocr server URL")
-    batch.add_argument("--output", choices=["md", "json"], default="md")
-    batch.add_argument("--resolution", type=int, metavar="DPI", help="PDF render resolution")
-    batch.add_argument("--out-dir", type=Path, help="write results here (same sub-folders)")
-    batch.add_argument("--api-key", help="API key of the server")
+    add_ocr_flags(batch)
+    batch.add_argument("--out-dir", type=Path, help="write results here (same sub-folders; "
+                       "created if missing)")
     batch.add_argument("--max-requests", type=int, default=50_000,
                        help="documents per batch (the server's batches.max_requests)")
     batch.add_argument("--no-wait", dest="wait", action="store_false",
@@ -75,16 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def batch_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from openai import OpenAIError
+    from openai import AuthenticationError, OpenAIError, PermissionDeniedError
 
     from openai_ocr.cli.batch import run
+    from openai_ocr.cli.client import KEY_HINT
 
     missing = [str(p) for p in args.paths if not p.exists()]
     if missing:
         parser.exit(2, f"openai-ocr: no such file or folder: {', '.join(missing)}\n")
+    options = ocr_options(args, parser)
+    make_out_dir(args.out_dir, parser)
     try:
-        failures = run(args.paths, args.server, args.output, args.resolution, args.out_dir,
-                       args.api_key, args.wait, args.max_requests, args.poll_interval)
+        failures = run(args.paths, args.server, args.output, options, args.out_dir,
+                       api_key(args), args.wait, args.max_requests, args.poll_interval)
+    except (AuthenticationError, PermissionDeniedError) as exc:
+        message = exc.body.get("message") if isinstance(exc.body, dict) else None
+        print(f"openai-ocr: {args.server}: {exc.status_code} {message or exc.message} "
+              f"({KEY_HINT})", file=sys.stderr)
+        return 1
     except OpenAIError as exc:
         print(f"openai-ocr: {exc}", file=sys.stderr)
         return 1
@@ -95,28 +162,20 @@ def batch_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def ocr_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from openai_ocr.cli.client import run
-    from openai_ocr.ocr.models import OCROptions
     from openai_ocr.settings import load_settings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         parser.exit(2, f"openai-ocr: no such file: {', '.join(missing)}\n")
+    options = ocr_options(args, parser)
     try:
         settings = load_settings(args.config)
-        options = OCROptions(pages=args.pages, mode=args.mode, ref=args.ref, prompt=args.prompt,
-                             dpi=args.dpi, max_tokens=args.max_tokens, resolution=args.resolution)
     except (ValidationError, FileNotFoundError) as exc:
         parser.exit(2, f"openai-ocr: {exc}\n")
-    if args.mode == "locate" and not args.ref:
-        parser.exit(2, "openai-ocr: --mode locate needs --ref TEXT (the text to find)\n")
-    if args.out_dir is not None:
-        try:
-            args.out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            parser.exit(2, f"openai-ocr: cannot create --out-dir {args.out_dir}: {exc}\n")
+    make_out_dir(args.out_dir, parser)
     failures = asyncio.run(run(args.files, options, args.output, args.server, settings,
-                               args.api_key, args.out_dir))
+                               api_key(args), args.out_dir))
     if failures:
         print(f"openai-ocr: {failures} of {len(args.files)} file(s) failed", file=sys.stderr)
     return 1 if failures else 0

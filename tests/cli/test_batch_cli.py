@@ -10,9 +10,13 @@ import pytest
 from openai import OpenAI
 
 from openai_ocr.cli.main import main
+from openai_ocr.ocr.prompts import MODES
+from openai_ocr.ocr.resolution import MODES as RESOLUTIONS
 from tests.api.test_files_batches import serve
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import blank_pdf, png_bytes
+from tests.helpers import blank_pdf, image_size_of, page_of_width, png_bytes, sample_pdf
+
+KEY = "sk-batch-cli-5c2e"
 
 
 @pytest.fixture()
@@ -58,7 +62,7 @@ def test_a_second_run_collects_the_batch_the_first_submitted(
     out = tmp_path / "out"
     out.mkdir()
     assert batch_cli(str(corpus), "--server", server, "--output", "json", "--out-dir", str(out),
-                     "--resolution", "72", "--no-wait") == 0
+                     "--dpi", "72", "--no-wait") == 0
     [state] = out.glob(".openai-ocr-batch-*.json")
     recorded = json.loads(state.read_text())["batches"][0]["batch_id"]
     assert not (out / "a.json").exists()
@@ -80,3 +84,75 @@ def test_a_failed_document_makes_the_exit_status_non_zero(server: str, tmp_path:
     assert batch_cli(str(bad), "--server", server) == 1
     assert not (bad / "broken.md").exists()
     assert (bad / "fine.md").read_text() == "Hello\nworld\n"  # the others still ran
+
+
+@pytest.fixture()
+def keyed_server(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
+                 tmp_path: Path) -> Iterator[str]:
+    with serve(fake_upstream[1], tmp_path / "keyed-store", auth={"api_keys": [KEY]}) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("flag", "ocr_env", "openai_env"), [
+    (None, None, KEY),  # $OPENAI_API_KEY, as the OpenAI SDK reads it
+    (None, KEY, "sk-wrong"),  # $OPENAI_OCR_API_KEY before $OPENAI_API_KEY
+    (KEY, "sk-wrong", "sk-wrong"),  # --api-key before both
+], ids=["OPENAI_API_KEY", "OPENAI_OCR_API_KEY-first", "flag-first"])
+def test_batch_takes_the_key_from_the_flag_then_the_environment(
+        keyed_server: str, tmp_path: Path, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
+        flag: str | None, ocr_env: str | None, openai_env: str | None) -> None:
+    for name, value in (("OPENAI_OCR_API_KEY", ocr_env), ("OPENAI_API_KEY", openai_env)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    (tmp_path / "page.png").write_bytes(png_bytes())
+    key_flag = ["--api-key", flag] if flag else []
+    assert batch_cli(str(tmp_path / "page.png"), "--server", keyed_server, *key_flag) == 0
+    assert (tmp_path / "page.md").read_text() == "Hello\nworld\n"
+    assert len(OpenAI(base_url=f"{keyed_server}/v1", api_key=KEY).batches.list().data) == 1
+
+
+def test_batch_without_a_key_stops_at_the_first_401_and_says_how_to_give_one(
+        keyed_server: str, tmp_path: Path, upstream: FakeUpstream,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OPENAI_OCR_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(png_bytes())
+    assert batch_cli(str(tmp_path), "--server", keyed_server) == 1
+    err = capsys.readouterr().err
+    assert "401" in err and "--api-key" in err and "OPENAI_OCR_API_KEY" in err
+    assert err.count("401") == 1  # one message for the key, not one per document
+    assert upstream.requests == []
+
+
+def test_batch_mode_resolution_pages_dpi_and_max_tokens_reach_the_server(
+        server: str, tmp_path: Path, upstream: FakeUpstream) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "spec.pdf").write_bytes(sample_pdf())
+    (docs / "scan.png").write_bytes(png_bytes(64, 48))
+    assert batch_cli(str(docs), "--server", server, "--output", "json", "--mode", "free_ocr",
+                     "--resolution", "tiny", "--pages", "2-3,7", "--dpi", "72",
+                     "--max-tokens", "321") == 0
+    assert len(upstream.requests) == 3 + 1  # the pages selected, and the image read whole
+    assert {r["messages"][0]["content"][1]["text"] for r in upstream.requests} == {MODES["free_ocr"]}
+    tiny = RESOLUTIONS["deepseek-ocr"]["tiny"].mm_processor_kwargs()
+    assert [r.get("mm_processor_kwargs") for r in upstream.requests] == [tiny] * 4
+    assert {r["max_tokens"] for r in upstream.requests} == {321}
+    sizes = [image_size_of(r["messages"][0]["content"][0]["image_url"]["url"]) for r in upstream.requests]
+    assert (64, 48) in sizes
+    sizes.remove((64, 48))
+    assert sorted(page_of_width(w, dpi=72) for w, _ in sizes) == [2, 3, 7]  # the pages, at 72 dpi
+    assert {h for _, h in sizes} == {800}  # 800 pt at 72 dpi (1600 px at the default 144)
+    answer = json.loads((docs / "spec.json").read_text())
+    assert [p["index"] for p in answer["pages"]] == [2, 3, 7] and answer["resolution"] == "tiny"
+
+
+def test_batch_locate_sends_the_ref(server: str, tmp_path: Path, upstream: FakeUpstream) -> None:
+    (tmp_path / "page.png").write_bytes(png_bytes())
+    assert batch_cli(str(tmp_path / "page.png"), "--server", server, "--mode", "locate",
+                     "--ref", "Total due") == 0
+    [request] = upstream.requests
+    assert request["messages"][0]["content"][1]["text"] == MODES["locate"].format(ref="Total due")
