@@ -3,8 +3,7 @@
 In vllm mode vLLM builds the app; the endpoint plugin calls `attach_compat_routes` on it.
 
 `openai_ocr.server:app` is a module-level ASGI app configured from the environment and the
-config file (or from the settings `openai-ocr serve` hands over to its workers), so the usual
-run forms work: `uvicorn openai_ocr.server:app --workers 4`, `gunicorn openai_ocr.server:app
+config file, so the usual run forms work: `uvicorn openai_ocr.server:app --workers 4`, `gunicorn openai_ocr.server:app
 -w 4 -k uvicorn.workers.UvicornWorker`. It is built on first access, in the process that
 serves it, never at import.
 """
@@ -27,7 +26,7 @@ from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.metrics import metrics_for
 from openai_ocr.runtime import Runtime
-from openai_ocr.settings import Settings, handed_over, load_settings
+from openai_ocr.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -108,9 +107,9 @@ def create_app(settings: Settings, engine: ChatEngine, *,
 
 
 def app_from_settings(settings: Settings | None = None) -> FastAPI:
-    """The app for `settings`, else for those handed over by `openai-ocr serve`, else for the
-    config file and environment (what `uvicorn openai_ocr.server:app` gets)."""
-    settings = settings or handed_over() or load_settings()
+    """The app for `settings`, else for the config file and environment (what `uvicorn
+    openai_ocr.server:app` gets)."""
+    settings = settings or load_settings()
     return create_app(settings, build_engine(settings, engine_kind(settings)))
 
 

@@ -490,14 +490,6 @@ def iter_settings(model: BaseModel | None = None) -> list[SettingInfo]:
     return walk(iter_sections(model))
 
 
-SETTINGS_ENV = "OPENAI_OCR_SETTINGS_JSON"
-"""Resolved settings as JSON in the environment (read if set by hand; never written, since a
-child's environment is readable by anyone who can read /proc/PID/environ as that user)."""
-
-SETTINGS_FILE_ENV = "OPENAI_OCR_SETTINGS_FILE"
-"""Path of a 0600 file with the resolved settings (secrets included) for worker processes and
-the vLLM plugin; written by `hand_over`, removed when the process that wrote it exits."""
-
 API_KEYS_ENV = "OPENAI_OCR_API_KEYS"
 """Comma-separated API keys; above the config file, below --api-key."""
 
@@ -507,28 +499,20 @@ def reveal_secrets(settings: Settings) -> str:
     return settings.model_dump_json(context={"reveal_secrets": True})
 
 
-def hand_over(settings: Settings) -> Path:
-    """Write the settings for child processes to a private file and name it in the environment."""
-    import atexit
-    import tempfile
+class SealedSettings:
+    """Resolved settings, secrets included, for another process of this server: carried inside
+    an object the process is started with (uvicorn's worker app, vLLM's argument namespace),
+    which is pickled through the pipe that starts it; never a file that could outlive a
+    killed server, nor an environment another user's `ps e` reads. Its repr shows nothing."""
 
-    fd, name = tempfile.mkstemp(prefix="openai-ocr-settings-", suffix=".json")  # mode 0600
-    with os.fdopen(fd, "w") as out:
-        out.write(reveal_secrets(settings))
-    path = Path(name)
-    atexit.register(path.unlink, missing_ok=True)
-    os.environ[SETTINGS_FILE_ENV] = name
-    os.environ.pop(SETTINGS_ENV, None)
-    return path
+    def __init__(self, settings: Settings) -> None:
+        self._json = reveal_secrets(settings)
 
+    def open(self) -> Settings:
+        return Settings.model_validate_json(self._json)
 
-def handed_over() -> Settings | None:
-    """The settings a parent process handed over (`hand_over`), else None."""
-    name = os.environ.get(SETTINGS_FILE_ENV)
-    if name:
-        return Settings.model_validate_json(Path(name).read_text())
-    text = os.environ.get(SETTINGS_ENV)
-    return Settings.model_validate_json(text) if text else None
+    def __repr__(self) -> str:
+        return "SealedSettings(<not shown>)"
 
 
 def read_key_file(path: str | os.PathLike[str]) -> list[str]:

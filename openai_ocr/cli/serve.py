@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
-from openai_ocr.settings import SettingInfo, Settings, hand_over, iter_settings, load_settings, read_key_file
+from openai_ocr.settings import SettingInfo, Settings, iter_settings, load_settings, read_key_file
 
 logger = logging.getLogger(__name__)
 
@@ -146,13 +146,13 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
 
 
 def run_app(settings: Settings) -> None:
-    """Serve the gateway or lite app with uvicorn.
+    """Serve the gateway or lite app with uvicorn (workers: `openai_ocr.cli.workers`).
 
-    Worker processes read the settings from a private file (`hand_over`), never from their
-    environment. uvicorn's access log is off: our request log has the path without the query
-    string (which may hold a key).
+    uvicorn's access log is off: our request log has the path without the query string
+    (which may hold a key).
     """
-    hand_over(settings)
+    from openai_ocr.cli.workers import share_metrics_between_workers
+
     if settings.server.workers > 1:
         share_metrics_between_workers()
     # uvicorn re-raises SIGTERM/SIGINT once it has shut down; a stop asked for is a clean
@@ -168,41 +168,33 @@ def _stopped(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
 
-def share_metrics_between_workers() -> None:
-    """A fresh multiprocess folder for the workers' metrics (`openai_ocr.metrics`), unless the
-    operator named one; removed when the server exits."""
-    import atexit
-    import shutil
-    import tempfile
-
-    from openai_ocr.metrics import MULTIPROC_ENV
-
-    if os.environ.get(MULTIPROC_ENV):
-        return
-    folder = tempfile.mkdtemp(prefix="openai-ocr-metrics-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    os.environ[MULTIPROC_ENV] = folder
-
-
 def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from openai_ocr.cli.http_protocol import (
         HEADER_TIMEOUT_ENV,
         MAX_HEADER_BYTES_ENV,
         HeaderTimeoutProtocol,
     )
+    from openai_ocr.cli.workers import SettingsApp
 
     limits = settings.connections
     os.environ[HEADER_TIMEOUT_ENV] = str(limits.header_timeout_s)
     os.environ[MAX_HEADER_BYTES_ENV] = str(limits.max_header_bytes)
+    workers = settings.server.workers
+    app = SettingsApp(settings, supervisor_pid=os.getpid() if workers > 1 else None)
     # Our access line replaces uvicorn's (one line per request, with the request id).
-    uvicorn.run("openai_ocr.server:app", host=settings.server.host,
-                port=settings.server.port, workers=settings.server.workers,
+    config = uvicorn.Config(app, host=settings.server.host,
+                port=settings.server.port, workers=workers,
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30,
                 access_log=False, log_config=log_config(settings.server.log_level),
                 http=HeaderTimeoutProtocol, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
                 limit_concurrency=limits.limit_concurrency)
+    if workers > 1:  # what uvicorn.run does, which takes the app only as an import string
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

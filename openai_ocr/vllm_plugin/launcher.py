@@ -173,10 +173,10 @@ def run(settings: Any, model: str | None, passthrough: Sequence[str],
     host, port, log level and CORS origins become vLLM's, unless the flags say otherwise.
     Blocks until the server stops.
     """
-    from openai_ocr.settings import hand_over
+    from openai_ocr.settings import SealedSettings
+    from openai_ocr.vllm_plugin.plugin import SETTINGS_ARG
 
     _prepare_process()
-    hand_over(settings)  # a private file read by the plugin's init_state, in every API server
     server = settings.server
     defaults: dict[str, Any] = {"host": server.host, "port": server.port,
                                 "uvicorn_log_level": server.log_level,
@@ -191,6 +191,8 @@ def run(settings: Any, model: str | None, passthrough: Sequence[str],
     args = build_args(passthrough, model=model or settings.engine.model,
                       served_model_name=served_name or (None if model else settings.engine.model),
                       defaults=defaults)
+    # Read by the plugin in every API server process: vLLM pickles the arguments into them.
+    setattr(args, SETTINGS_ARG, SealedSettings(settings))
     return _serve(args)
 
 

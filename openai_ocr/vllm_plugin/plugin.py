@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 PLUGIN_NAME = "openai_ocr"
 """The name to list in `VLLM_PLUGINS` (it must match the entry point names)."""
+SETTINGS_ARG = "openai_ocr_settings"
+"""The attribute of vLLM's argument namespace that carries `openai-ocr serve`'s settings to
+the plugin, in every API server process (vLLM pickles its arguments into them, and logs only
+the arguments its own parser knows)."""
 
 
 class OCREndpointPlugin:
@@ -47,7 +51,8 @@ class OCREndpointPlugin:
 
         attach_compat_routes(app)
         # vLLM's /metrics serves prometheus_client's global registry: our series go there
-        install_http_layer(app, plugin_settings(None), default_metrics(), own_app=False)
+        args = getattr(app.state, "args", None)  # set by vLLM's build_app before plugins attach
+        install_http_layer(app, plugin_settings(args), default_metrics(), own_app=False)
         install_mm_kwargs_gate()
 
     async def init_state(self, engine_client: Any, state: Any, args: Namespace) -> None:
@@ -60,7 +65,7 @@ class OCREndpointPlugin:
         if engine_client is None:  # render-only server: nothing to bind to
             logger.warning("openai_ocr: no engine client, the OCR routes answer 503")
             return
-        settings = plugin_settings(getattr(args, "api_key", None))
+        settings = plugin_settings(args)
         engine = VLLMEngine.from_app_state(state, engine_client)
         set_served_family(family_of(engine.model, engine.architectures))
         runtime = Runtime(settings, engine, default_metrics())
@@ -71,14 +76,17 @@ class OCREndpointPlugin:
                     engine.model)
 
 
-def plugin_settings(vllm_api_keys: list[str] | None) -> Any:
-    """Settings handed over by `openai-ocr serve` (a private file), else config and environment.
+def plugin_settings(args: Namespace | None) -> Any:
+    """Settings `openai-ocr serve` put into vLLM's arguments, else config and environment
+    (plain `vllm serve` with VLLM_PLUGINS=openai_ocr).
 
     vLLM's `--api-key` keys also guard our routes, so one key set covers the whole server.
     """
-    from openai_ocr.settings import handed_over, load_settings
+    from openai_ocr.settings import load_settings
 
-    settings = handed_over() or load_settings()
+    sealed = getattr(args, SETTINGS_ARG, None)
+    settings = sealed.open() if sealed is not None else load_settings()
+    vllm_api_keys: list[str] | None = getattr(args, "api_key", None)
     keys = [k.get_secret_value() for k in settings.auth.api_keys]
     extra = [k for k in (vllm_api_keys or []) if k and k not in keys]
     if extra:
