@@ -30,10 +30,31 @@ class ErrorBody(BaseModel):
 
 _LOCATIONS = ("body", "query", "form")
 
+EXCERPT_CHARS = 64
+"""The most characters of a client's input an error message repeats."""
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS, *, quote: bool = True) -> str:
+    """A short, escaped excerpt of request input for an error message.
+
+    At most `limit` characters of `value`, control and non-ASCII characters escaped as
+    Python escapes them; a longer value is cut and says how long it was. Quoted as `repr`
+    quotes (`'abc'`, what `{value!r}` gave), or bare with `quote=False` (field names, paths).
+    Every message that includes request input goes through here, so an error body stays
+    short whatever was sent.
+    """
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) > limit
+    shown = ascii(text[:limit])
+    if not quote:
+        shown = shown[1:-1]
+    return f"{shown}... ({len(text)} characters)" if cut else shown
+
 
 def error_field(error: Mapping[str, Any]) -> str:
-    """The dotted field path of one pydantic error, without FastAPI's `body`/`query` prefix."""
-    return ".".join(str(p) for p in error.get("loc", ()) if p not in _LOCATIONS)
+    """The dotted field path of one pydantic error, without FastAPI's `body`/`query` prefix
+    (each part an excerpt: a dict key in the path is the client's text)."""
+    return ".".join(excerpt(p, quote=False) for p in error.get("loc", ()) if p not in _LOCATIONS)
 
 
 def _one_message(error: Mapping[str, Any], known: Collection[str]) -> str:
@@ -105,7 +126,7 @@ class ModelNotFound(OCRError):
     error_type = "invalid_request_error"
 
     def __init__(self, model: str, served: list[str]) -> None:
-        super().__init__(f"the model {model!r} does not exist; this server serves: "
+        super().__init__(f"the model {excerpt(model)} does not exist; this server serves: "
                          f"{', '.join(served)}", param="model")
 
     def body(self) -> ErrorBody:
@@ -119,6 +140,14 @@ class MethodNotAllowed(OCRError):
     error_type = "invalid_request_error"
 
 
+class Conflict(OCRError):
+    """The request conflicts with the state of what it names (409), e.g. deleting the input
+    file of a batch that still runs."""
+
+    status = HTTPStatus.CONFLICT
+    error_type = "invalid_request_error"
+
+
 class PayloadTooLarge(OCRError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
     error_type = "request_too_large"
@@ -127,6 +156,13 @@ class PayloadTooLarge(OCRError):
 class UnsupportedMediaType(OCRError):
     status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
     error_type = "invalid_request_error"
+
+
+class RequestTimeout(OCRError):
+    """The request's body did not arrive in time (408; the connection is closed)."""
+
+    status = HTTPStatus.REQUEST_TIMEOUT
+    error_type = "request_timeout"
 
 
 class UnprocessableEntity(OCRError):
@@ -181,8 +217,8 @@ class InsufficientStorage(OCRError):
 
 ERROR_CLASSES: dict[int, type[OCRError]] = {
     int(cls.status): cls for cls in (
-        BadRequest, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge,
-        UnsupportedMediaType, UnprocessableEntity, TooManyRequests, InternalError,
+        BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
+        UnsupportedMediaType, RequestTimeout, UnprocessableEntity, TooManyRequests, InternalError,
         UpstreamError, Unavailable, EngineTimeout, InsufficientStorage)
 }
 

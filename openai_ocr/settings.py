@@ -117,6 +117,28 @@ class NgramGuardSettings(BaseModel):
         [128821, 128822], description="Tokens that may repeat: <td> and </td> repeat legitimately in tables.")
 
 
+RecoveryStep = Literal["stricter_guard", "next_resolution", "lite"]
+
+
+class RecoverySettings(BaseModel):
+    """Pages whose output loops or is cut by max_tokens, read again (`ocr.recovery`)."""
+
+    model_config = {"extra": "forbid"}
+
+    enabled: bool = Field(True, description="Read a page again when its output holds a repetition "
+                          "loop, or was cut at the default max_tokens; off, pages are only flagged.")
+    ladder: list[RecoveryStep] = Field(
+        ["stricter_guard", "lite"], max_length=3,
+        description="The tries after the first, in order, until one is clean: `stricter_guard` (the "
+        "n-gram guard with stricter values), `next_resolution` (the next larger resolution mode), "
+        "`lite` (the embedded CPU engine, where it is installed and is not the engine already). "
+        "Each runs once, within the request's time; steps that cannot apply are skipped.")
+    stricter_ngram_size: int = Field(15, ge=1, description="`stricter_guard`'s n-gram length.")
+    stricter_window_size: int = Field(180, ge=1, description="`stricter_guard`'s window, in tokens.")
+    cut_loops: bool = Field(True, description="Cut a loop out of the kept text (one copy of the "
+                            "repeated unit stays); the page's `quality` says so either way.")
+
+
 class OCRSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -135,6 +157,8 @@ class OCRSettings(BaseModel):
         NgramGuardSettings(), description="The n-gram repetition guard of DeepSeek-OCR's logits processor, "
         "sent as vllm_xargs. The vLLM server must run with the NGramPerReqLogitsProcessor (openai-ocr serve "
         "does).")
+    recovery: RecoverySettings = Field(
+        RecoverySettings(), description="What happens to a page whose output loops or is cut.")
     resolution: ResolutionName = Field(
         "gundam", description="Default resolution mode when a request names none: tiny (512), "
         "small (640), base (1024), large (1280) without tiles, or gundam (1024 global view + "
@@ -162,6 +186,13 @@ class LimitSettings(BaseModel):
     max_body_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Largest request body, in bytes; checked while the body streams "
         "in (413).")
+    max_json_items: int = Field(
+        20_000, ge=16, description="Object members plus array items one JSON body may hold (counted as "
+        "the commas and opening brackets outside strings, before the body is parsed); more is a 413. "
+        "A /v1/ocr `pages` list of 10,000 and a full /ocr/batch fit.")
+    max_json_depth: int = Field(
+        64, ge=4, description="Nesting of objects and arrays in one JSON body, checked before it is "
+        "parsed; deeper is a 413.")
     request_timeout_s: float = Field(
         600.0, gt=0, description="Seconds one request may take, queueing included; then the engine call is "
         "aborted (504).")
@@ -300,7 +331,9 @@ class BudgetSettings(BaseModel):
 
 
 class ConnectionSettings(BaseModel):
-    """uvicorn's connection limits (the lite and gateway modes; vLLM has its own flags)."""
+    """Connection and request limits: the header time-out and keep-alive of uvicorn (lite and
+    gateway modes; vLLM has its own flags), and in every mode the body deadline and the limit
+    on requests at once (the app's own middleware)."""
 
     model_config = {"extra": "forbid"}
 
@@ -310,8 +343,16 @@ class ConnectionSettings(BaseModel):
     keep_alive_s: float = Field(5.0, gt=0, description=(
         "Seconds an idle keep-alive connection stays open (uvicorn's timeout_keep_alive)."))
     limit_concurrency: int = Field(1000, ge=1, description=(
-        "Connections plus tasks at once per worker; past it uvicorn answers 503 "
-        "(uvicorn's limit_concurrency)."))
+        "Requests handled at once per worker, their bodies' upload included; past it a JSON 503 "
+        "with Retry-After. /live, /ready, /health and /metrics have slots of their own, so "
+        "probes answer when these are full."))
+    body_timeout_s: float = Field(10.0, gt=0, description=(
+        "Seconds a request body may take beyond what `body_min_rate` allows: the body's first N "
+        "bytes must have arrived within body_timeout_s + N / body_min_rate seconds of its "
+        "headers, else 408 and the connection is closed (slow uploads cannot hold the slots)."))
+    body_min_rate: int = Field(8192, ge=1, description=(
+        "Bytes per second a request body must keep up on average once `body_timeout_s` has "
+        "passed (8192: a 50 MiB body may take about 107 minutes)."))
     max_header_bytes: int = Field(65536, ge=1024, description=(
         "Largest request head (request line and headers) in bytes; past it: 400 and the "
         "connection closes."))
@@ -343,7 +384,12 @@ class StorageSettings(BaseModel):
                                "finished batch with its output and error files, are kept before "
                                "they are deleted.")
     sweep_interval_s: float = Field(600.0, gt=0, description="Seconds between two passes that "
-                                    "delete expired files and batches.")
+                                    "delete expired files and batches, and what writers that "
+                                    "stopped left half-written.")
+    write_lease_s: float = Field(900.0, gt=0, description="Seconds a file's space stays reserved "
+                                 "while its body is written; a reservation past it (or whose "
+                                 "process is gone) is removed with its partial body at the next "
+                                 "start or sweep.")
 
 
 class BatchSettings(BaseModel):
@@ -399,7 +445,8 @@ class Settings(BaseSettings):
         BudgetSettings(), description="What one request, and the whole server, may cost: decoder processes, "
         "pixels and pages in flight, prompt length.")
     connections: ConnectionSettings = Field(
-        ConnectionSettings(), description="HTTP connection limits (uvicorn's, plus a request-header time-out).")
+        ConnectionSettings(), description="HTTP connection limits: request-header and body time-outs, "
+        "keep-alive, requests at once (JSON 503 past it; probes apart).")
     gateway: GatewaySettings = Field(
         GatewaySettings(), description="What the gateway lets through to the engine.")
     storage: StorageSettings = Field(

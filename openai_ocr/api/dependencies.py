@@ -102,16 +102,21 @@ NO_BATCHES = "files and batches are not enabled on this server (batches.enabled)
 
 
 async def get_files(runtime: RuntimeDep) -> FileService:
-    """The Files API of this app (503 when batches, and so stored files, are off)."""
+    """The Files API of this app (503 when batches, and so stored files, are off, or while
+    the store is damaged: the answer names the problem)."""
     if runtime.files is None:
         raise Unavailable(NO_BATCHES)
+    if runtime.store is not None and runtime.store.problem:
+        raise Unavailable(runtime.store.problem)
     return runtime.files
 
 
 async def get_batches(runtime: RuntimeDep) -> BatchService:
-    """The Batch API of this app (503 when batches are off)."""
+    """The Batch API of this app (503 when batches are off, or while the store is damaged)."""
     if runtime.batches is None:
         raise Unavailable(NO_BATCHES)
+    if runtime.store is not None and runtime.store.problem:
+        raise Unavailable(runtime.store.problem)
     return runtime.batches
 
 

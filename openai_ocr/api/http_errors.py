@@ -29,8 +29,12 @@ from openai_ocr.errors import (
     UnsupportedMediaType,
     error_field,
     error_for_status,
+    excerpt,
     validation_message,
 )
+from openai_ocr.inputs.json_bounds import check_json_bounds
+from openai_ocr.runtime import runtime_of
+from openai_ocr.settings import LimitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +112,8 @@ def request_error(exc: RequestValidationError, request: Request, *, form_route: 
 
 def _short_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     """FastAPI's `detail` list, kept for clients that read it, without the inputs."""
-    return [{"type": e.get("type"), "loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg")}
+    return [{"type": e.get("type"), "loc": [excerpt(p, quote=False) for p in e.get("loc", ())],
+             "msg": excerpt(e.get("msg"), 200, quote=False)}
             for e in exc.errors()[:20]]
 
 
@@ -127,16 +132,18 @@ def http_error(exc: StarletteHTTPException, request: Request) -> JSONResponse:
         return error_response(exc.__cause__)
     status = exc.status_code
     if status == 404 and exc.detail == "Not Found":
-        message = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+        message = (f"no route {excerpt(request.method, quote=False)} "
+                   f"{excerpt(request.url.path, quote=False)}; the routes are listed at /docs")
     elif status == 405:
-        message = f"{request.method} is not allowed on {request.url.path}"
+        message = (f"{excerpt(request.method, quote=False)} is not allowed on "
+                   f"{excerpt(request.url.path, quote=False)}")
     elif status == 400 and "boundary" in str(exc.detail).lower():
         message = ("multipart/form-data without a boundary: let the client build the body "
                    "(curl -F file=@page.png, or files= in an HTTP library)")
     elif isinstance(exc.__cause__, UnicodeDecodeError):
         message = "the body is not UTF-8 encoded JSON"
     else:
-        message = str(exc.detail)
+        message = excerpt(exc.detail, 200, quote=False)
     error = error_for_status(status, message)
     return error_response(error, headers=dict(exc.headers or {}))
 
@@ -160,17 +167,28 @@ def _refuse_constant(name: str) -> Any:
     raise BadRequest(f"the JSON body holds {name}, which JSON does not allow; send a number")
 
 
+def json_limits(app: Any) -> tuple[int, int]:
+    """(max_json_items, max_json_depth) of the app's runtime; the defaults before one is bound."""
+    runtime = runtime_of(getattr(app, "state", None))
+    limits = runtime.settings.limits if runtime is not None else LimitSettings()
+    return limits.max_json_items, limits.max_json_depth
+
+
 class ORJSONRequest(Request):
     """A request whose JSON body is parsed with orjson (what FastAPI's body parsing calls).
 
-    orjson is several times faster than `json` on bodies holding page images, and refuses
-    `NaN`/`Infinity` as JSON does. A body it refuses goes to Python's parser, so the 422 for
-    broken JSON names line and column as before, and non-finite numbers, which Python's
-    parser would accept, are a 400 (raised through FastAPI's "error parsing the body").
+    The body's members, items and nesting are counted from its bytes first
+    (`limits.max_json_items`, `max_json_depth`: 413 past them), so no body costs more to
+    parse than the limits allow. orjson is several times faster than `json` on bodies holding
+    page images, and refuses `NaN`/`Infinity` as JSON does. A body it refuses goes to
+    Python's parser, so the 422 for broken JSON names line and column as before, and
+    non-finite numbers, which Python's parser would accept, are a 400 (raised through
+    FastAPI's "error parsing the body").
     """
 
     async def json(self) -> Any:
         body = await self.body()
+        check_json_bounds(body, *json_limits(self.scope.get("app")))
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

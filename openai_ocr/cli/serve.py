@@ -190,7 +190,7 @@ def _run_uvicorn(settings: Settings) -> None:
                 log_level=settings.server.log_level, timeout_graceful_shutdown=30,
                 access_log=False, log_config=log_config(settings.server.log_level),
                 http=HeaderTimeoutProtocol, timeout_keep_alive=max(1, round(limits.keep_alive_s)),
-                limit_concurrency=limits.limit_concurrency)
+                limit_concurrency=None)  # the app's own limit: JSON 503, probes apart
     if workers > 1:  # what uvicorn.run does, which takes the app only as an import string
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:

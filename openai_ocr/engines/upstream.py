@@ -26,7 +26,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
-from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamError, error_for_status
+from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamError, error_for_status, excerpt
 from openai_ocr.settings import UpstreamSettings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
 """Asked of the upstream until it says which model it serves."""
 DISCOVERY_RETRY_S = 10.0
 """How often a request may ask the upstream for its model while it has not said."""
+UPSTREAM_MESSAGE_CHARS = 300
+"""The most of an upstream's error message passed on (it may repeat the request)."""
 
 
 def json_bytes(body: dict[str, Any]) -> bytes:
@@ -55,7 +57,7 @@ def status_error(status: int, body: object, fallback: str) -> OCRError:
     Client errors the upstream found in the request (400, 404, 413, 422) are passed on, since
     they describe the caller's input; everything else is the upstream's failure: 502.
     """
-    message = _message_of(body) or fallback
+    message = excerpt(_message_of(body) or fallback, UPSTREAM_MESSAGE_CHARS, quote=False)
     if status in (400, 404, 413, 422):
         return error_for_status(status, f"upstream rejected the request: {message}")
     return UpstreamError(f"upstream answered {status}: {message}")

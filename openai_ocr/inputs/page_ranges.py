@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from openai_ocr.errors import BadRequest
+from openai_ocr.errors import BadRequest, excerpt
 
 _PART_RE = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d+)?\s*)?$")
 
@@ -27,14 +27,14 @@ def parse_pages(spec: PageSpec, page_count: int) -> list[int]:
     for part in spec.split(","):
         match = _PART_RE.match(part)
         if match is None:
-            raise BadRequest(f"pages: cannot read {part.strip()!r}; use e.g. \"1-3,7\" or \"5-\"",
+            raise BadRequest(f"pages: cannot read {excerpt(part.strip())}; use e.g. \"1-3,7\" or \"5-\"",
                              param="pages")
         first = int(match.group(1))
         last = first if match.group(2) is None else int(match.group(3) or page_count)
         if first < 1 or last < first:
-            raise BadRequest(f"pages: {part.strip()!r} is not a valid range", param="pages")
+            raise BadRequest(f"pages: {excerpt(part.strip())} is not a valid range", param="pages")
         if last > page_count:
-            raise BadRequest(f"pages: {part.strip()!r} is beyond the document's {page_count} "
+            raise BadRequest(f"pages: {excerpt(part.strip())} is beyond the document's {page_count} "
                              "page(s)", param="pages")
         pages.extend(range(first, last + 1))
     return list(dict.fromkeys(pages))
@@ -43,6 +43,6 @@ def parse_pages(spec: PageSpec, page_count: int) -> list[int]:
 def _listed(numbers: list[int], page_count: int) -> list[int]:
     for number in numbers:
         if not 1 <= number <= page_count:
-            raise BadRequest(f"pages: page {number} is beyond the document's {page_count} "
+            raise BadRequest(f"pages: page {excerpt(number, quote=False)} is beyond the document's {page_count} "
                              "page(s)", param="pages")
     return list(dict.fromkeys(numbers))

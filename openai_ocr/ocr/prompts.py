@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from openai_ocr.errors import excerpt
+
 MODES: Final[dict[str, str]] = {
     "markdown": "<|grounding|>Convert the document to markdown.",
     "ocr": "<|grounding|>OCR this image.",
@@ -61,13 +63,13 @@ def build_prompt(prompt: str | None, mode: str | None, ref: str | None, default_
     name = mode or default_mode
     template = MODES.get(name)
     if template is None:
-        raise PromptError(f"unknown mode {name!r}; choose one of: {', '.join(MODES)}")
+        raise PromptError(f"unknown mode {excerpt(name)}; choose one of: {', '.join(MODES)}")
     allowed = FAMILY_MODES.get(family, tuple(MODES))
     if name not in allowed:
-        raise PromptError(f"mode {name!r} is not one of {family}'s prompts; it supports: "
+        raise PromptError(f"mode {excerpt(name)} is not one of {family}'s prompts; it supports: "
                           + ", ".join(f"{n} ({MODES[n]!r})" for n in allowed))
     if "{ref}" in template:
         if not ref or not ref.strip():
-            raise PromptError(f"mode {name!r} needs a non-empty `ref` (the text to locate)")
+            raise PromptError(f"mode {excerpt(name)} needs a non-empty `ref` (the text to locate)")
         return template.format(ref=ref.strip())
     return template

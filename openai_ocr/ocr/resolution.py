@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from openai_ocr.errors import excerpt
 from openai_ocr.settings import ResolutionName
 
 Family = Literal["deepseek-ocr", "deepseek-ocr-2"]
@@ -107,7 +108,7 @@ def resolve(family: Family, resolution: str | None = None, base_size: int | None
     if resolution is not None:
         mode = modes.get(resolution)
         if mode is None:
-            raise ResolutionError(f"resolution {resolution!r} is not supported by {family}; "
+            raise ResolutionError(f"resolution {excerpt(resolution)} is not supported by {family}; "
                                   f"choose one of: {supported(family)}")
         name = resolution
     else:
@@ -123,7 +124,7 @@ def resolve(family: Family, resolution: str | None = None, base_size: int | None
         preferred = [m for m in matches if m[0] == name]
         if len(preferred) == 1 or len(matches) == 1:
             return (preferred or matches)[0]
-        which = ", ".join(f"{k}={v}" for k, v in given.items())
+        which = ", ".join(f"{k}={excerpt(v, quote=False)}" for k, v in given.items())
         if matches:
             raise ResolutionError(f"{which} matches several modes ({', '.join(n for n, _ in matches)});"
                                   f" give `resolution` or all three values", param=next(iter(given)))
@@ -131,8 +132,9 @@ def resolve(family: Family, resolution: str | None = None, base_size: int | None
                               f"{supported(family)}", param=next(iter(given)))
     for key, value in given.items():
         if getattr(mode, key) != value:
-            raise ResolutionError(f"{key}={value} contradicts resolution {name!r} ({mode.describe()}); "
-                                  f"choose one of: {supported(family)}", param=key)
+            raise ResolutionError(f"{key}={excerpt(value, quote=False)} contradicts resolution "
+                                  f"{excerpt(name)} ({mode.describe()}); choose one of: "
+                                  f"{supported(family)}", param=key)
     return name, mode
 
 
@@ -147,7 +149,7 @@ def resolve_mm_kwargs(family: Family, kwargs: dict[str, Any] | None) -> tuple[st
     unknown = [k for k in kwargs if k not in MM_KWARG_KEYS]
     if unknown:
         raise ResolutionError(f"mm_processor_kwargs may only hold {', '.join(MM_KWARG_KEYS)} (a "
-                              f"resolution mode); got {', '.join(map(str, unknown))}. Modes: "
+                              f"resolution mode); got {', '.join(excerpt(k) for k in unknown[:5])}. Modes: "
                               f"{supported(family)}", param="mm_processor_kwargs")
     for key in ("base_size", "image_size"):
         value = kwargs.get(key)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from openai_ocr.protocol.strict import few_unknown_keys
 
 BatchEndpoint = Literal["/v1/chat/completions", "/v1/ocr", "/ocr"]
 BatchStatus = Literal["validating", "failed", "in_progress", "finalizing", "completed", "expired",
@@ -84,6 +86,11 @@ class BatchInputLine(BaseModel):
     method: Literal["POST"]
     url: BatchEndpoint
     body: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown(cls, data: Any) -> Any:
+        return few_unknown_keys(data, cls.model_fields)
 
 
 class BatchLineResponse(BaseModel):

@@ -24,10 +24,12 @@ from pydantic import ValidationError
 from openai_ocr.engines.gated import EngineShare, share_slots
 from openai_ocr.errors import (
     BadRequest,
+    InsufficientStorage,
     InternalError,
     OCRError,
     PayloadTooLarge,
     UnprocessableEntity,
+    excerpt,
     validation_message,
 )
 from openai_ocr.metrics import Metrics, default_metrics
@@ -62,6 +64,10 @@ READ_CHUNK = 256
 """Input lines read from disk at a time (one thread hop each)."""
 STATUS_CHECK_S = 0.2
 """How often the runner looks for a cancel while it starts lines."""
+MAX_RUN_FAILURES = 5
+"""Runs of one batch that may fail in a row (a storage error) before the batch is failed."""
+MAX_RETRY_WAIT_S = 60.0
+"""The longest wait before a batch whose run failed is tried again."""
 BODY_SCHEMAS: dict[str, type[Any]] = {
     "/v1/chat/completions": ChatCompletionBody, "/v1/ocr": MistralOCRRequest, "/ocr": OCRRequest}
 
@@ -70,7 +76,7 @@ def window_seconds(window: str) -> float:
     """"24h" or "90m" in seconds."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([hm])", window)
     if not match:
-        raise BadRequest(f"completion_window: cannot read {window!r}; use e.g. \"24h\"",
+        raise BadRequest(f"completion_window: cannot read {excerpt(window)}; use e.g. \"24h\"",
                          param="completion_window")
     return float(match.group(1)) * (3600 if match.group(2) == "h" else 60)
 
@@ -111,7 +117,7 @@ def validate_lines(data: bytes, endpoint: str, max_requests: int,
                 fail(number, "invalid_request", "body." + validation_message(exc.errors(), whole="body"),
                      "body")
         if line.custom_id in seen:
-            fail(number, "duplicate_custom_id", f"custom_id {line.custom_id!r} is already used on "
+            fail(number, "duplicate_custom_id", f"custom_id {excerpt(line.custom_id)} is already used on "
                  f"line {seen[line.custom_id]}", "custom_id")
         seen.setdefault(line.custom_id, number)
         lines.append(PendingLine(len(lines), line.custom_id, start, len(raw)))
@@ -148,6 +154,7 @@ async def execute_line(service: OCRService, endpoint: str, body: dict[str, Any],
 
 def batch_object(stored: StoredBatch) -> Batch:
     data = {**stored.data, "status": stored.status}
+    data.pop("final", None)  # the runner's own note: the end it decided, kept across a restart
     counts = BatchRequestCounts(total=stored.total, completed=stored.completed, failed=stored.failed)
     return Batch.model_validate({**data, "request_counts": counts})
 
@@ -173,6 +180,10 @@ class BatchService:
         self._task: asyncio.Task[None] | None = None
         self._lock_file: IO[bytes] | None = None
         self._last_sweep = 0.0
+        #: batches cancelled through this process (the runner may be another worker's)
+        self._cancelled: set[str] = set()
+        #: batches whose last run failed: (monotonic time of the next try, failures in a row)
+        self._paused: dict[str, tuple[float, int]] = {}
 
     # -- requests ---------------------------------------------------------------------------
     async def create(self, body: CreateBatchBody, owner: str) -> Batch:
@@ -183,7 +194,7 @@ class BatchService:
                              param="completion_window")
         stored_file = await asyncio.to_thread(self.store.get_file, body.input_file_id, owner)
         if stored_file.purpose != "batch":
-            raise BadRequest(f"file {body.input_file_id} has purpose {stored_file.purpose!r}, "
+            raise BadRequest(f"file {excerpt(body.input_file_id)} has purpose {stored_file.purpose!r}, "
                              "not 'batch'", param="input_file_id")
         if stored_file.bytes > limits.max_input_bytes:
             raise PayloadTooLarge(f"a batch input file holds at most {limits.max_input_bytes} bytes",
@@ -223,6 +234,8 @@ class BatchService:
         stored = await asyncio.to_thread(
             self.store.update_batch, batch_id, "cancelling", only_from=("validating", "in_progress"),
             cancelling_at=int(time.time()))
+        if stored.status == "cancelling":
+            self._cancelled.add(batch_id)  # seen by this process's runner before its next line
         self._wake.set()
         return batch_object(stored)
 
@@ -258,19 +271,18 @@ class BatchService:
             await asyncio.sleep(poll)
         logger.info("batch runner started (%d engine slots)", self.slots)
         while True:
-            active: list[StoredBatch] = []
+            ran = False
             try:
-                await self._sweep_if_due()
-                active = await asyncio.to_thread(self.store.active_batches)
-                for batch in active:
-                    await self._run(batch)
-                await self._publish_metrics()
+                if self.store.problem is None:  # a damaged store: nothing to run until repaired
+                    await self._sweep_if_due()
+                    for batch in await asyncio.to_thread(self.store.active_batches):
+                        ran = await self._run_isolated(batch) or ran
+                    await self._publish_metrics()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the runner must outlive one bad batch
+            except Exception:  # noqa: BLE001 - the runner must outlive its store's failures
                 logger.exception("batch runner pass failed; retrying")
-                await asyncio.sleep(poll)
-            if not active:
+            if not ran:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), poll)
@@ -278,7 +290,12 @@ class BatchService:
     async def _sweep_if_due(self) -> None:
         if time.monotonic() - self._last_sweep >= self.settings.storage.sweep_interval_s:
             self._last_sweep = time.monotonic()
-            files, batches = await asyncio.to_thread(self.store.sweep)
+            try:
+                files, batches = await asyncio.to_thread(self.store.sweep)
+            except Exception:  # noqa: BLE001 - retention must not hold up the batches
+                logger.exception("retention sweep failed; trying again in %g s",
+                                 self.settings.storage.sweep_interval_s)
+                return
             if files or batches:
                 logger.info("retention: deleted %d files and %d batches", files, batches)
 
@@ -289,49 +306,144 @@ class BatchService:
             self.metrics.batches.labels(status).set(counts.get(status, 0))
         self.metrics.batch_queue.set(await asyncio.to_thread(self.store.pending_total))
 
+    async def _run_isolated(self, batch: StoredBatch) -> bool:
+        """Run one batch so that its failure stays its own: a run that fails is tried again
+        later (the other batches go on meanwhile), `MAX_RUN_FAILURES` in a row fail it.
+        False when the batch waits for its next try."""
+        retry_at, failures = self._paused.get(batch.id, (0.0, 0))
+        if time.monotonic() < retry_at:
+            return False
+        try:
+            await self._run(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one batch must not stop the others
+            if self.store.problem is not None:
+                raise  # the store is down, not this batch: the pass waits for it
+            await self._after_failure(batch, exc, failures + 1)
+        else:
+            self._paused.pop(batch.id, None)
+        return True
+
+    async def _after_failure(self, batch: StoredBatch, exc: Exception, failures: int) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        if failures >= MAX_RUN_FAILURES:
+            logger.error("batch %s: its run failed %d times in a row (%s); failing it",
+                         batch.id, failures, reason, exc_info=exc)
+            self._paused[batch.id] = (time.monotonic() + MAX_RETRY_WAIT_S, failures)
+            with contextlib.suppress(Exception):  # if even this fails, it is tried again later
+                await self._finalize(batch.id, "failed", [BatchLineError(
+                    code="batch_error", message=f"the batch stopped after {failures} failed "
+                    f"attempts to run it (last: {reason}); the answers recorded before are in "
+                    "its output and error files")])
+                self._paused.pop(batch.id, None)
+            return
+        wait = min(MAX_RETRY_WAIT_S, self.settings.batches.poll_interval_s * 2 ** failures)
+        self._paused[batch.id] = (time.monotonic() + wait, failures)
+        logger.warning("batch %s: its run failed (%s), attempt %d of %d; trying again in %.0f s",
+                       batch.id, reason, failures, MAX_RUN_FAILURES, wait, exc_info=exc)
+        note = BatchErrors(data=[BatchLineError(
+            code="batch_retrying", message=f"running the batch failed ({reason}); trying again "
+            f"(attempt {failures} of {MAX_RUN_FAILURES})")]).model_dump()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.update_batch, batch.id, errors=note)
+
     async def _run(self, batch: StoredBatch) -> None:
         """Run the pending lines of one batch, then write its output and error files."""
         await self._publish_metrics()
+        errors: builtins.list[BatchLineError] | None = None
         if batch.status in ("in_progress", "validating"):
-            final = await self._run_lines(batch)
-        else:  # cancelling, or finalizing when the last server stopped
-            final = "cancelled" if batch.status == "cancelling" else "completed"
-        await self._finalize(batch.id, final)
+            final, errors = await self._run_lines(batch)
+        elif batch.status == "cancelling":
+            final = "cancelled"
+        else:  # finalizing when the last server stopped: the end it had decided
+            final = str(batch.data.get("final") or "completed")
+        await self._finalize(batch.id, final, errors)
 
-    async def _run_lines(self, batch: StoredBatch) -> str:
+    async def _run_lines(self, batch: StoredBatch) -> tuple[str, builtins.list[BatchLineError] | None]:
+        """(final status, errors): the batch's lines run until done, cancelled or expired; its
+        input gone, or the quota full, fail it with what ran kept; a storage error raises."""
         pending = await asyncio.to_thread(self.store.pending_lines, batch.id)
         expires_at = batch.data.get("expires_at") or float("inf")
         running: set[asyncio.Task[None]] = set()
+        run = _Run()
         outcome = "completed"
         checked = 0.0
-        for start in range(0, len(pending), READ_CHUNK):
-            chunk = pending[start:start + READ_CHUNK]
-            bodies = await asyncio.to_thread(self._read_bodies, batch, chunk)
-            for line, body in zip(chunk, bodies, strict=True):
-                while len(running) >= self.lanes:
-                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
-                    checked = time.monotonic()
-                    if self.store.get_batch(batch.id).status == "cancelling":
+        try:
+            for start in range(0, len(pending), READ_CHUNK):
+                chunk = pending[start:start + READ_CHUNK]
+                try:
+                    bodies = await asyncio.to_thread(self._read_bodies, batch, chunk)
+                except FileNotFoundError:
+                    outcome = "input_missing"
+                    break
+                for line, body in zip(chunk, bodies, strict=True):
+                    while len(running) >= self.lanes:
+                        _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    if run.stopped:
+                        break
+                    if batch.id in self._cancelled:  # cancelled through this process
                         outcome = "cancelled"
                         break
-                if time.time() >= expires_at:
-                    outcome = "expired"
+                    if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
+                        checked = time.monotonic()
+                        if self.store.get_batch(batch.id).status == "cancelling":
+                            outcome = "cancelled"
+                            break
+                    if time.time() >= expires_at:
+                        outcome = "expired"
+                        break
+                    running.add(asyncio.create_task(self._line(batch, line, body, run)))
+                if outcome != "completed" or run.stopped:
                     break
-                running.add(asyncio.create_task(self._line(batch, line, body)))
-            if outcome != "completed":
-                break
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            raise
+        except Exception:
+            if running:  # no line of this run may still be going when it is tried again
+                await asyncio.wait(running)
+            raise
         if running:
             await asyncio.wait(running)
+        if run.error is not None:
+            raise run.error
+        if run.quota is not None or outcome == "input_missing":
+            now = await asyncio.to_thread(self.store.get_batch, batch.id)
+            ran = f"{now.completed + now.failed} of {now.total} requests had run"
+            if run.quota is not None:
+                error = BatchLineError(code="storage_quota_exceeded", message=(
+                    f"the storage quota ({self.settings.storage.quota_bytes} bytes) has no room for "
+                    f"more answers; the batch stopped ({ran}: their answers are in its output and "
+                    "error files)"))
+            else:
+                error = BatchLineError(code="input_file_missing", param="input_file_id", message=(
+                    f"the input file {batch.data['input_file_id']} is gone from the store; the "
+                    f"batch stopped ({ran}: their answers are in its output and error files)"))
+            logger.warning("batch %s failed: %s", batch.id, error.message)
+            return "failed", [error]
         if outcome == "completed" and self.store.get_batch(batch.id).status == "cancelling":
             outcome = "cancelled"
-        return outcome
+        return outcome, None
 
-    def _read_bodies(self, batch: StoredBatch, lines: builtins.list[PendingLine]) -> builtins.list[dict[str, Any]]:
-        return [json.loads(self.store.read_range(batch.data["input_file_id"], line.offset,
-                                                 line.length))["body"] for line in lines]
+    def _read_bodies(self, batch: StoredBatch,
+                     lines: builtins.list[PendingLine]) -> builtins.list[dict[str, Any] | None]:
+        """Each line's body (None for a line that no longer reads as one); FileNotFoundError
+        when the input file is gone."""
+        raws = self.store.read_ranges(batch.data["input_file_id"],
+                                      [(line.offset, line.length) for line in lines])
+        return [_body_of(raw) for raw in raws]
 
-    async def _line(self, batch: StoredBatch, line: PendingLine, body: dict[str, Any]) -> None:
+    async def _line(self, batch: StoredBatch, line: PendingLine, body: dict[str, Any] | None,
+                    run: _Run) -> None:
+        if body is None:  # validated at creation, unreadable now: this line fails, alone
+            result = BatchOutputLine(
+                id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
+                error=BatchLineError(code="invalid_line", message="this request's line of the "
+                                     "input file could not be read when it was to run (the file "
+                                     "changed after the batch was created)"))
+            self._record(batch, line, 400, result, run)
+            return
         retries = self.settings.batches.line_retries
         for attempt in range(retries + 1):
             status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
@@ -343,36 +455,93 @@ class BatchService:
             id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id,
             response=BatchLineResponse(status_code=status_code, request_id=uuid.uuid4().hex,
                                        body=answer))
-        # A short WAL commit (no fsync): cheaper on the event loop than a thread hop per line.
-        if self.store.finish_line(batch.id, line.idx, status_code, result.model_dump(mode="json")):
+        self._record(batch, line, status_code, result, run)
+
+    def _record(self, batch: StoredBatch, line: PendingLine, status_code: int,
+                result: BatchOutputLine, run: _Run) -> None:
+        """Store a line's answer; a full quota or a storage error stops the batch's run."""
+        try:
+            # A short WAL commit (no fsync): cheaper on the event loop than a thread hop per line.
+            recorded = self.store.finish_line(batch.id, line.idx, status_code,
+                                              result.model_dump(mode="json"))
+        except InsufficientStorage as exc:
+            run.quota = run.quota or exc
+            return
+        except Exception as exc:  # noqa: BLE001 - the line stays pending; the run is retried
+            run.error = run.error or exc
+            return
+        if recorded:
             self.metrics.batch_lines.labels("completed" if status_code < 300 else "failed").inc()
             self.metrics.batch_queue.dec()
 
-    async def _finalize(self, batch_id: str, final: str) -> None:
-        """Output and error files from the stored lines (idempotent: safe to redo after a crash)."""
+    async def _finalize(self, batch_id: str, final: str,
+                        errors: builtins.list[BatchLineError] | None = None) -> None:
+        """Output and error files from the stored lines, and the final status, within the
+        quota (idempotent: safe to redo after a crash)."""
         now = int(time.time())
-        stored = await asyncio.to_thread(self.store.update_batch, batch_id, "finalizing",
-                                         only_from=("in_progress", "validating"), finalizing_at=now)
+        noted = BatchErrors(data=errors).model_dump() if errors else None
+        decided: dict[str, Any] = {"finalizing_at": now, "final": final}
+        if noted:
+            decided["errors"] = noted
+        stored = await asyncio.to_thread(
+            self.store.update_batch, batch_id, "finalizing", only_from=("in_progress", "validating"),
+            **decided)
+        if noted is None and final == "failed":  # decided before a restart: kept with the batch
+            noted = stored.data.get("errors")
         output: list[str] = []
-        errors: list[str] = []
-        done: set[int] = set()
-        for idx, _, status_code, result in await asyncio.to_thread(
-                lambda: list(self.store.finished_lines(batch_id))):
-            done.add(idx)
-            (output if 200 <= status_code < 300 else errors).append(json.dumps(result))
+        failed: list[str] = []
+        for status_code, text in await asyncio.to_thread(self.store.finished_results, batch_id):
+            (output if 200 <= status_code < 300 else failed).append(text)
+        unrun: list[str] = []
         if final == "expired":
             for line in await asyncio.to_thread(self.store.pending_lines, batch_id):
-                errors.append(BatchOutputLine(
+                unrun.append(BatchOutputLine(
                     id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
                     error=BatchLineError(code="batch_expired", message="this request could not be "
                                          "executed before the completion window expired"),
                 ).model_dump_json())
-        fields: dict[str, Any] = {f"{final}_at": now}
+        try:
+            await self._publish(batch_id, final, now, output, failed + unrun, noted)
+        except InsufficientStorage:
+            if not unrun:
+                raise
+            # the answers fit (they were counted), the list of lines not run does not
+            note = BatchLineError(code="storage_quota_exceeded", message=(
+                f"{len(unrun)} requests did not run before the completion window closed; the "
+                "storage quota has no room to list them in the error file"))
+            noted = BatchErrors(data=[*(BatchErrors.model_validate(noted).data if noted else []),
+                                      note]).model_dump()
+            await self._publish(batch_id, final, now, output, failed, noted)
+        self._cancelled.discard(batch_id)
+        logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(failed))
+
+    async def _publish(self, batch_id: str, final: str, now: int, output: builtins.list[str],
+                       errors: builtins.list[str], noted: dict[str, Any] | None) -> None:
+        fields: dict[str, Any] = {f"{final}_at": now, "errors": noted}
+        files: builtins.list[tuple[str, str, bytes]] = []
         for kind, rows, key in (("o", output, "output_file_id"), ("e", errors, "error_file_id")):
             if rows:
-                file = await asyncio.to_thread(
-                    self.store.add_file, stored.owner, "batch_output", f"{batch_id}_{key[:-8]}.jsonl",
-                    ("\n".join(rows) + "\n").encode(), _result_file_id(batch_id, kind), False)
-                fields[key] = file.id
-        await asyncio.to_thread(self.store.update_batch, batch_id, final, finished=True, **fields)
-        logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(errors))
+                file_id = _result_file_id(batch_id, kind)
+                files.append((file_id, f"{batch_id}_{key[:-8]}.jsonl", ("\n".join(rows) + "\n").encode()))
+                fields[key] = file_id
+        await asyncio.to_thread(self.store.publish_batch, batch_id, final, files, **fields)
+
+
+class _Run:
+    """What the lines of one run learnt that stops it: the quota is full, or storing failed."""
+
+    def __init__(self) -> None:
+        self.quota: InsufficientStorage | None = None
+        self.error: Exception | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.quota is not None or self.error is not None
+
+
+def _body_of(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)["body"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return body if isinstance(body, dict) else None

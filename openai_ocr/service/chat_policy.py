@@ -4,18 +4,29 @@ vLLM fetches the image URLs it is given and trusts its sampling fields, so the g
 them first: image URLs are `data:` unless their host is allowed (and never a private,
 loopback or link-local address, nor `file:`), one choice per request, sampling fields and
 `vllm_xargs` within bounds, and the prompt text within the length cap.
+
+An http(s) URL is parsed once, by a WHATWG URL parser (Ada, the one Node uses), and what is
+forwarded is that parser's normal form of it, so the host that was checked is the host the
+engine fetches. Anything on which URL parsers are known to disagree is refused first:
+backslashes, whitespace and control characters, a user name or password (`@` in the
+authority), percent-encoded hosts. `http://127.0.0.1:6379\\@allowed.example/x.png` was
+checked as a URL of `allowed.example` and fetched from 127.0.0.1 by the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import math
+import re
 import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from openai_ocr.errors import BadRequest
+import ada_url
+
+from openai_ocr.errors import BadRequest, excerpt
 from openai_ocr.inputs.documents import is_data_url
 from openai_ocr.settings import GatewaySettings
 
@@ -50,7 +61,7 @@ async def check_chat_request(body: dict[str, Any], gateway: GatewaySettings,
     for part in _parts(body):
         kind = part.get("type")
         if kind not in PART_TYPES:
-            raise BadRequest(f"unsupported content part type {str(kind)[:40]!r}; send text, "
+            raise BadRequest(f"unsupported content part type {excerpt(kind, 40)}; send text, "
                              "image_url or file parts", param="messages")
         if kind == "text":
             text += len(part.get("text") or "")
@@ -59,7 +70,9 @@ async def check_chat_request(body: dict[str, Any], gateway: GatewaySettings,
             url = ref.get("url") if isinstance(ref, dict) else ref
             if not isinstance(url, str):
                 raise BadRequest("image_url.url must be a string", param="messages")
-            await check_url(url, gateway)
+            checked = await check_url(url, gateway)
+            if checked is not url:  # the normal form is what goes on
+                set_image_url(part, checked)
     if text > max_prompt_chars:
         raise BadRequest(f"the message text is longer than {max_prompt_chars} characters",
                          param="messages")
@@ -99,30 +112,87 @@ def _check_xargs(xargs: Any) -> None:
                 raise BadRequest(f"vllm_xargs.whitelist_token_ids must be at most {MAX_WHITELIST} "
                                  "token ids", param="vllm_xargs")
         else:
-            raise BadRequest(f"vllm_xargs: unknown key {str(key)[:40]!r}; allowed: ngram_size, "
+            raise BadRequest(f"vllm_xargs: unknown key {excerpt(key, 40)}; allowed: ngram_size, "
                              "window_size, whitelist_token_ids", param="vllm_xargs")
 
 
-async def check_url(url: str, gateway: GatewaySettings) -> None:
-    """`data:` always; http(s) only to an allowed host that resolves to public addresses."""
+def set_image_url(part: dict[str, Any], url: str) -> None:
+    """Replace the URL of an `image_url` part (an object with `url`, or a bare string)."""
+    ref = part.get("image_url")
+    if isinstance(ref, dict):
+        ref["url"] = url
+    else:
+        part["image_url"] = url
+
+
+_AMBIGUOUS = re.compile(r"[\x00-\x20\x7f\\]")
+"""Whitespace, control characters and backslashes: read differently by different URL parsers."""
+_HTTP_PREFIX = re.compile(r"https?://", re.I)
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def _refuse(message: str) -> BadRequest:
+    return BadRequest(message, param="messages")
+
+
+async def check_url(url: str, gateway: GatewaySettings) -> str:
+    """The image URL to forward: a `data:` URL as it is (`DocumentIntake.check_chat_images`
+    checks its bytes), else the WHATWG normal form of an http(s) URL whose host is allowed and
+    resolves to public addresses only; 400 for anything else."""
     if is_data_url(url):
-        return
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise BadRequest("image URLs must be data: URLs (or http(s) URLs of an allowed host)",
-                         param="messages")
-    if host not in {h.lower() for h in gateway.remote_url_hosts}:
-        raise BadRequest("this server accepts only data: image URLs"
-                         + ("" if not gateway.remote_url_hosts else " or URLs of its allowed hosts"),
-                         param="messages")
+        return url
+    only_data = ("this server accepts only data: image URLs"
+                 + ("" if not gateway.remote_url_hosts else " or http(s) URLs of its allowed hosts"))
+    text = url.strip()
+    prefix = _HTTP_PREFIX.match(text)
+    if not gateway.remote_url_hosts or prefix is None:
+        raise _refuse(only_data)
+    if _AMBIGUOUS.search(text):
+        raise _refuse("image URLs may not hold whitespace, control characters or backslashes")
+    rest = text[prefix.end():]
+    end = _AUTHORITY_END.search(rest)
+    authority = rest[:end.start()] if end else rest
+    if not authority or "@" in authority or "%" in authority:
+        raise _refuse("an image URL's authority must be a plain host[:port]: no user name or "
+                      "password (`@`), no percent-encoding")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443,
-                                                             type=socket.SOCK_STREAM)
+        parsed = ada_url.URL(text)
+    except ValueError:
+        raise _refuse("the image URL is not a valid URL") from None
+    host = parsed.hostname
+    if parsed.protocol not in ("http:", "https:") or not host or parsed.username or parsed.password:
+        raise _refuse(only_data)
+    forwarded = parsed.href
+    again = urlsplit(forwarded)  # what Python's parser (and so aiohttp's, requests') reads
+    bare_host = host.strip("[]")
+    if (again.hostname or "") != bare_host or again.username is not None:
+        raise _refuse("the image URL is read differently by different URL parsers")
+    if host not in _allowed_hosts(tuple(gateway.remote_url_hosts)):
+        raise _refuse(only_data)
+    port = int(parsed.port) if parsed.port else (443 if parsed.protocol == "https:" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(bare_host, port, type=socket.SOCK_STREAM)
     except OSError:
-        raise BadRequest(f"the image URL's host {host} cannot be resolved", param="messages") from None
+        raise _refuse(f"the image URL's host {excerpt(host)} cannot be resolved") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
-            raise BadRequest(f"the image URL's host {host} resolves to a non-public address",
-                             param="messages")
+            raise _refuse(f"the image URL's host {excerpt(host)} resolves to a non-public address")
+    return forwarded
+
+
+@functools.lru_cache(maxsize=16)
+def _allowed_hosts(hosts: tuple[str, ...]) -> frozenset[str]:
+    """`gateway.remote_url_hosts` as the URL parser writes hosts (lower case, IDNA, IPv4 in
+    dotted decimal, IPv6 in brackets)."""
+    normal = set()
+    for host in (h.strip() for h in hosts):
+        try:
+            literal = f"[{ipaddress.IPv6Address(host)}]"
+        except ValueError:
+            literal = host
+        try:
+            normal.add(ada_url.URL(f"http://{literal}/").hostname)
+        except ValueError:
+            normal.add(host.lower())
+    return frozenset(normal)

@@ -1,7 +1,9 @@
 """The OpenAI Files API over the store: limits by purpose, inputs checked at upload, ownership.
 
 Files belong to the key that uploaded them; every other key gets 404 (the store's lookups
-take the owner).
+take the owner). The input file of a batch that still runs cannot be deleted (409). A stored
+document may hold more pages than one request may read (`limits.max_pages`): requests select
+theirs with `pages`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class FileService:
         if len(data) > limit:
             raise PayloadTooLarge(f"file is larger than {limit} bytes", param="file")
         if purpose == "user":  # refuse what no request could use, now rather than later
-            (await self.inputs.open_bytes(data, param="file")).close()
+            # one page probed: `limits.max_pages` bounds the pages a request reads, not the pages
+            # a stored document may hold (requests pick theirs with `pages`)
+            (await self.inputs.open_bytes(data, pages=[1], param="file")).close()
         return file_object(await asyncio.to_thread(self.store.add_file, owner, purpose, filename, data))
 
     async def list_page(self, owner: str, purpose: str | None, after: str | None,
@@ -54,4 +58,5 @@ class FileService:
         return file_object(stored), await asyncio.to_thread(self.store.read_file, file_id, owner)
 
     async def delete(self, file_id: str, owner: str) -> None:
+        """404 for anybody else's file, 409 for the input of a batch that still runs."""
         await asyncio.to_thread(self.store.delete_file, file_id, owner)

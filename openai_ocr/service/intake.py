@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from openai_ocr.errors import BadRequest, PayloadTooLarge
+from openai_ocr.errors import BadRequest, PayloadTooLarge, excerpt
 from openai_ocr.inputs.documents import (
     Document,
     ImageInput,
@@ -27,11 +27,18 @@ from openai_ocr.inputs.page_ranges import PageSpec
 from openai_ocr.inputs.pool import DecodePool
 from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.service.budget import CostBudget
+from openai_ocr.service.chat_policy import set_image_url
 from openai_ocr.settings import Settings
 from openai_ocr.storage.store import Store
 
 INLINE_CHECK_BYTES = 1024 * 1024
 """Inputs up to this size have their container checked on the event loop (under 1 ms)."""
+
+
+def _declares(url: str, mime: str) -> bool:
+    """Whether a data URL says `data:<mime>;base64,` (any case), so it can go on as it is."""
+    prefix = f"data:{mime};base64,"
+    return url.lstrip()[:len(prefix)].lower() == prefix
 
 
 class DocumentIntake:
@@ -63,7 +70,7 @@ class DocumentIntake:
         limit = self.settings.limits.max_file_bytes
         stored = await asyncio.to_thread(self.store.get_file, file_id, owner or "anonymous")
         if stored.bytes > limit:
-            raise PayloadTooLarge(f"file {file_id} is larger than {limit} bytes", param=param)
+            raise PayloadTooLarge(f"file {excerpt(file_id)} is larger than {limit} bytes", param=param)
         return await asyncio.to_thread(self.store.read_file, file_id, owner or "anonymous")
 
     async def open_bytes(self, data: bytes, *, pages: PageSpec = None, dpi: int | None = None,
@@ -116,7 +123,10 @@ class DocumentIntake:
         """Apply the image limits to the `data:` image parts of a client's chat request.
 
         The same 400/413 answers as the legacy routes, before anything reaches the engine,
-        decoded in a decoder process under the pixel budget.
+        decoded in a decoder process under the pixel budget. What goes on is what was checked:
+        a PNG, JPEG or WebP as sent, under its real media type (`data:text/html;base64,` of a
+        PNG becomes `data:image/png;base64,`); any other format as the page the decoder made
+        of it (PNG), as the legacy routes send it.
         """
         limits = self.settings.limits
         deadline = self.deadline()
@@ -129,9 +139,12 @@ class DocumentIntake:
                     data = decode_base64_payload(url, max_bytes=limits.max_file_bytes,
                                                  param="image_url")
                     document = await self.open_bytes(data, param="image_url", deadline=deadline)
-                    if document.ready is None:  # only a full decode tells
+                    image = document.ready  # the bytes as sent
+                    if image is None:  # only a full decode tells
                         async with self.reserve(document, 1):
-                            await self.page(document, 1)
+                            set_image_url(part, (await self.page(document, 1)).data_url())
+                    elif not _declares(url, image.mime):
+                        set_image_url(part, image.data_url())
 
     def reserve(self, document: Document, number: int) -> AbstractAsyncContextManager[None]:
         """Room in the server-wide pixel/page budget for one page, held for the block."""

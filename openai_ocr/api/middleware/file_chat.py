@@ -3,10 +3,12 @@
 vLLM's own `/v1/chat/completions` takes images, not PDFs or multi-page TIFFs, and knows
 nothing of files uploaded to `/v1/files`. In the other modes our chat route answers those
 (`DocumentChat`: one engine request a page, joined with the page separator). On vLLM's app
-this pure ASGI middleware reads the chat body (already bounded by the body-size limit): a
-body without the bytes `"file"` goes on to vLLM at once, replayed as received; one whose
-messages hold a file part is answered by the same code as our route, with vLLM's API keys
-(checked here, whatever the order of vLLM's own key check and this middleware).
+this pure ASGI middleware reads the chat body (already bounded by the body-size limit and
+deadline) and refuses one over the JSON limits (`check_json_bounds`: 413 before anyone
+parses it); a body without the bytes `"file"` goes on to vLLM at once, replayed as
+received; one whose messages hold a file part is answered by the same code as our route,
+with vLLM's API keys (checked here, whatever the order of vLLM's own key check and this
+middleware).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from starlette.requests import Request
 
 from openai_ocr.api.chat_answer import answer_chat
 from openai_ocr.api.dependencies import authenticated_caller
-from openai_ocr.api.http_errors import error_response
+from openai_ocr.api.http_errors import error_response, json_limits
 from openai_ocr.api.middleware.asgi import Scope
 from openai_ocr.errors import BadRequest, OCRError, validation_message
+from openai_ocr.inputs.json_bounds import check_json_bounds
 from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.runtime import runtime_of
 from openai_ocr.service.chat_documents import file_part_location
@@ -49,6 +52,12 @@ class FileChatMiddleware:
             return await receive()
 
         runtime = runtime_of(getattr(scope.get("app"), "state", None))
+        if not ended:
+            try:  # every chat body, before vLLM or we parse it
+                check_json_bounds(body, *json_limits(scope.get("app")))
+            except OCRError as exc:
+                await error_response(exc, {"Connection": "close"})(scope, replayed, send)
+                return
         if ended or runtime is None or b'"file"' not in body or (parsed := _file_chat(body)) is None:
             await self.app(scope, replayed, send)
             return

@@ -7,7 +7,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from openai_ocr.api.http_errors import install_error_handlers
 from openai_ocr.api.middleware.api_keys import APIKeyMiddleware, compat_paths, every_path_but_open
+from openai_ocr.api.middleware.body_deadline import BodyDeadlineMiddleware
 from openai_ocr.api.middleware.body_limit import BodySizeLimitMiddleware
+from openai_ocr.api.middleware.concurrency import ConcurrencyLimitMiddleware
 from openai_ocr.api.middleware.file_chat import FileChatMiddleware
 from openai_ocr.api.middleware.request_observer import RequestObserverMiddleware
 from openai_ocr.metrics import Metrics
@@ -19,8 +21,9 @@ MULTIPART_FRAMING = 1024 * 1024
 
 def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
                        own_app: bool = True) -> None:
-    """The HTTP contract of every mode: body-size limit, API keys checked before any body is
-    read, X-Request-ID, one access line and request counters per request, and the
+    """The HTTP contract of every mode: a limit on requests at once (JSON 503, probes apart),
+    body-size limit and body deadline, API keys checked before any body is read,
+    X-Request-ID, one access line and request counters per request, and the
     `{"error": ...}` shape for unknown routes.
 
     On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too (validation errors
@@ -29,16 +32,21 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
     """
     install_error_handlers(app, validation=own_app)
     # Added innermost first: the request observer is outermost, so request ids and logs see
-    # every answer, 413s and 401s included.
+    # every answer, 503s, 408s, 413s and 401s included; the concurrency limit comes next, so
+    # a refused request costs nothing more.
     if not own_app:
         app.add_middleware(FileChatMiddleware)
     upload = settings.storage.max_upload_bytes + MULTIPART_FRAMING
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes,
                        path_limits={"/v1/files": max(upload, settings.limits.max_body_bytes)})
+    connections = settings.connections
+    app.add_middleware(BodyDeadlineMiddleware, grace_s=connections.body_timeout_s,
+                       min_rate=connections.body_min_rate)
     app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if own_app else compat_paths)
     if settings.server.cors_origins and own_app:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            allow_credentials="*" not in settings.server.cors_origins)
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=connections.limit_concurrency)
     app.state.metrics = metrics
     app.add_middleware(RequestObserverMiddleware, metrics=metrics)

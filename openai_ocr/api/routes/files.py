@@ -20,6 +20,8 @@ from openai_ocr.protocol.files import FileDeleted, FileList, FileObject
 router = APIRouter(prefix="/v1", route_class=OCRRoute, tags=["Files"], dependencies=[ApiKeyDep],
                    responses={**ERROR_RESPONSES, 404: ERROR_RESPONSES[400] | {
                        "description": "No such file, or another key's"},
+                       409: ERROR_RESPONSES[400] | {
+                           "description": "The file is the input of a batch that still runs"},
                        507: ERROR_RESPONSES[400] | {"description": "Storage quota used up"}})
 
 

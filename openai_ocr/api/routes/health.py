@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from openai_ocr.api.dependencies import ServiceDep
+from openai_ocr.api.dependencies import RuntimeDep
 from openai_ocr.api.http_errors import OCRRoute
-from openai_ocr.protocol.ocr import HealthResponse
+from openai_ocr.protocol.ocr import HealthResponse, StorageHealth
+from openai_ocr.runtime import Runtime
 from openai_ocr.service.health import health_report
 
 router = APIRouter(route_class=OCRRoute, tags=["Monitoring"])
@@ -19,16 +20,31 @@ metrics_router = APIRouter(tags=["Monitoring"])
 @router.get("/health", response_model=HealthResponse,
                    summary="Server status, engine/upstream reachability and model name",
                    responses={503: {"model": HealthResponse, "description": "The model is not ready"}})
-async def health(service: ServiceDep) -> JSONResponse:
-    report = await health_report(service.engine)
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    """200 while the engine serves (the store's state is reported, not judged: interactive
+    OCR works without it)."""
+    report = await _report(runtime)
     return JSONResponse(report.model_dump(), status_code=200 if report.model_loaded else 503)
 
 
 @router.get("/ready", response_model=HealthResponse,
                    summary="Readiness probe: 200 when requests can be served, else 503",
-                   responses={503: {"model": HealthResponse, "description": "Not ready"}})
-async def ready(service: ServiceDep) -> JSONResponse:
-    return await health(service)
+                   responses={503: {"model": HealthResponse, "description": "Not ready: the "
+                                    "engine, or the store of files and batches (`storage.detail`)"}})
+async def ready(runtime: RuntimeDep) -> JSONResponse:
+    report = await _report(runtime)
+    ok = report.model_loaded and (report.storage is None or report.storage.ok)
+    if not ok:
+        report.status = "unavailable"
+    return JSONResponse(report.model_dump(), status_code=200 if ok else 503)
+
+
+async def _report(runtime: Runtime) -> HealthResponse:
+    report = await health_report(runtime.service.engine)
+    if runtime.store is not None:
+        problem = runtime.store.problem
+        report.storage = StorageHealth(ok=problem is None, detail=problem)
+    return report
 
 
 @router.get("/live", summary="Liveness probe: 200 while the process serves HTTP")

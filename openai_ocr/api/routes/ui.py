@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from openai_ocr import __version__
 from openai_ocr.api.dependencies import RuntimeDep, require_api_key
 from openai_ocr.api.http_errors import OCRRoute
-from openai_ocr.errors import NotFound
+from openai_ocr.errors import NotFound, excerpt
 from openai_ocr.runtime import Runtime
 
 router = APIRouter(route_class=OCRRoute, include_in_schema=False)
@@ -97,7 +97,7 @@ async def ui_file(name: str, request: Request, runtime: RuntimeDep) -> Response:
     await _check_access(request, runtime)
     data = asset(name)
     if data is None:
-        raise NotFound(f"no file {name!r} in the playground")
+        raise NotFound(f"no file {excerpt(name)} in the playground")
     media = MEDIA_TYPES[name[name.rindex("."):]]
     return Response(data, media_type=media, headers={"Cache-Control": "no-cache",
                                                      "X-Content-Type-Options": "nosniff"})
