@@ -43,6 +43,14 @@ class Metrics:
         self.length_stops = Counter("openai_ocr_finish_length_total",
                                     "Engine answers cut by max_tokens (finish_reason=length)",
                                     registry=registry)
+        self.loops = Counter("openai_ocr_repetition_loops_total",
+                             "Pages whose first answer held a repetition loop", registry=registry)
+        self.recovered = Counter("openai_ocr_loops_recovered_total",
+                                 "Pages whose loop or cut answer a later try replaced, by the "
+                                 "recovery step that did", ["step"], registry=registry)
+        self.retries = Counter("openai_ocr_page_retries_total",
+                               "Pages read again after a loop or a cut answer, by recovery step",
+                               ["step"], registry=registry)
         self.rejected = Counter("openai_ocr_engine_rejected_total",
                                 "Engine requests refused by backpressure", registry=registry)
         self.timeouts = Counter("openai_ocr_engine_timeouts_total",

@@ -8,11 +8,13 @@ routes reach its parts through the dependencies of `openai_ocr.api.dependencies`
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from typing import Any
 
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.engines.gated import gated
+from openai_ocr.engines.on_use import StartedOnUse
 from openai_ocr.metrics import Metrics
 from openai_ocr.service.batches import BatchService
 from openai_ocr.service.files import FileService
@@ -28,16 +30,23 @@ STATE_KEY = "openai_ocr"
 
 class Runtime:
     """Built without I/O; `start` opens the store, starts the engine, the decoder processes
-    and the batch runner (which resumes what a previous run left); `stop` undoes it."""
+    and the batch runner (which resumes what a previous run left); `stop` undoes it.
+
+    A damaged store does not stop the start: the server serves interactive OCR, `/ready`
+    answers 503 naming the problem, and so do the Files and Batch routes (the store logs the
+    file at fault); the batch runner waits until a restart finds the store sound.
+    """
 
     def __init__(self, settings: Settings, engine: ChatEngine, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
         engine.use_metrics(metrics)
         self.engine = gated(engine, settings, metrics)
+        #: the recovery ladder's last step, where the lite extra is installed
+        self.fallback = recovery_engine(settings, engine, metrics)
         #: uploads and batches; None (and no Files/Batch API) with `batches.enabled` off
         self.store = Store(settings.storage) if settings.batches.enabled else None
-        self.service = OCRService(self.engine, settings, self.store)
+        self.service = OCRService(self.engine, settings, self.store, metrics, self.fallback)
         self.files: FileService | None = None
         self.batches: BatchService | None = None
         if self.store is not None:
@@ -50,7 +59,7 @@ class Runtime:
 
     async def start(self) -> None:
         if self.store is not None:
-            self.store.open()
+            self.store.open()  # a damaged database sets `store.problem` (logged) and serves 503s
         await self.engine.start()
         await self.service.start()
         logger.info("serving %s with the %s engine", self.engine.model, self.engine.kind)
@@ -64,6 +73,19 @@ class Runtime:
         if self.store is not None:
             self.store.close()
         await self.engine.close()
+        if self.fallback is not None:
+            await self.fallback.close()
+
+
+def recovery_engine(settings: Settings, engine: ChatEngine, metrics: Metrics) -> ChatEngine | None:
+    """The lite engine for the ladder's `lite` step, started when a page first needs it; None
+    where the ladder has no such step, the lite engine serves already, or it is not installed."""
+    if ("lite" not in settings.ocr.recovery.ladder or engine.kind == "lite"
+            or importlib.util.find_spec("rapidocr") is None):
+        return None
+    from openai_ocr.engines.lite.engine import LiteEngine
+
+    return StartedOnUse(LiteEngine(settings, metrics))
 
 
 def runtime_of(state: Any) -> Runtime | None:

@@ -23,7 +23,7 @@ from openai_ocr.errors import OCRError, error_for_status
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.inputs.pdf import is_pdf
 from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
-from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.models import OCROptions, PageQuality, Usage
 from openai_ocr.ocr.translation import CompletionResult
 from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.settings import Settings
@@ -43,6 +43,7 @@ class PageText:
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     warning: str | None = None
+    quality: PageQuality | None = None
 
 
 @dataclass
@@ -90,10 +91,12 @@ async def collect(events: AsyncIterator[StreamEvent], result: FileResult, page_b
             page_bar.set_postfix_str(f"page {event.page}")
         elif event.type == "text" and event.page is not None and result.pages:
             result.pages[-1].text += event.text
+        elif event.type == "page_reset" and result.pages:  # the kept answer follows
+            result.pages[-1].text = ""
         elif event.type == "page_end" and result.pages:
             page = result.pages[-1]
             page.finish_reason, page.warning = event.finish_reason, event.warning
-            page.usage = event.usage or Usage()
+            page.usage, page.quality = event.usage or Usage(), event.quality
             if event.warning:
                 tqdm.write(f"warning: {result.path.name}: {event.warning}", file=sys.stderr)
             page_bar.update(1)
@@ -144,7 +147,8 @@ async def upstream_events(service: Any, path: Path, options: OCROptions) -> Asyn
 def render(result: FileResult, output: str) -> str:
     """The file's answer as markdown or JSON, from the streamed raw page texts."""
     outcomes = [PageOutcome(p.number, ImageInput(b"", "image/png", p.width, p.height),
-                            CompletionResult(p.text, p.finish_reason, p.usage, result.model or ""))
+                            CompletionResult(p.text, p.finish_reason, p.usage, result.model or ""),
+                            p.quality)
                 for p in result.pages]
     pages = [page_result(o, include_images=False, max_tokens=None) for o in outcomes]
     if output == "md":

@@ -16,7 +16,7 @@ from PIL import Image
 
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.ocr.grounding import Block, parse_blocks, to_markdown
-from openai_ocr.ocr.models import BlockResult, ImageCrop, OutputFormat, PageResult, Usage
+from openai_ocr.ocr.models import BlockResult, ImageCrop, OutputFormat, PageQuality, PageResult, Usage
 from openai_ocr.ocr.translation import CompletionResult
 
 R = TypeVar("R", bound=str)
@@ -30,6 +30,8 @@ class PageOutcome:
     number: int
     image: ImageInput
     result: CompletionResult
+    #: loops found, tries made (None where the answer was not judged)
+    quality: PageQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,18 @@ def length_warning(number: int, max_tokens: int | None = None) -> str:
     limit = f"max_tokens={max_tokens}" if max_tokens else "max_tokens"
     return (f"page {number}: output stopped at {limit} (finish_reason=length); it is "
             "truncated, most likely by a repetition loop")
+
+
+def page_warning(outcome: PageOutcome, max_tokens: int | None = None) -> str | None:
+    """What a client should know about a page's text: a loop cut out, or a cut answer."""
+    quality = outcome.quality
+    if quality is not None and quality.loop_chars_removed:
+        return (f"page {outcome.number}: a repetition loop ({quality.loop_chars_removed} "
+                f"characters) was cut out of the text after {quality.attempts} "
+                f"tr{'y' if quality.attempts == 1 else 'ies'}")
+    if outcome.result.finish_reason == "length":
+        return length_warning(outcome.number, max_tokens)
+    return None
 
 
 IMAGE_REF = "images/{page}_{index}.png"
@@ -102,8 +116,7 @@ def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | No
         blocks=[BlockResult(label=b.label, boxes_px=b.boxes_px(width, height), text=b.text)
                 for b in blocks],
         finish_reason=outcome.result.finish_reason, usage=outcome.result.usage,
-        warning=length_warning(outcome.number, max_tokens)
-        if outcome.result.finish_reason == "length" else None,
+        warning=page_warning(outcome, max_tokens), quality=outcome.quality,
         images=crop_figures(outcome, blocks) if include_images else None,
         image_base64=page_png_base64(outcome.image) if include_page_image else None)
 
@@ -111,7 +124,10 @@ def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | No
 def sum_usage(usages: list[Usage]) -> Usage:
     return Usage(prompt_tokens=sum(u.prompt_tokens for u in usages),
                  completion_tokens=sum(u.completion_tokens for u in usages),
-                 total_tokens=sum(u.total_tokens for u in usages))
+                 total_tokens=sum(u.total_tokens for u in usages),
+                 image_tokens=sum(u.image_tokens for u in usages),
+                 attempts=sum(u.attempts for u in usages),
+                 engine_ms=round(sum(u.engine_ms for u in usages), 1))
 
 
 def overall_finish_reason(reasons: Sequence[R | None]) -> R | Literal["length"] | None:
@@ -135,7 +151,6 @@ def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: 
     reasons = [o.result.finish_reason for o in outcomes]
     return Assembled(
         text=PAGE_SPLIT.join(texts), pages=pages,
-        warnings=[length_warning(o.number, max_tokens) for o in outcomes
-                  if o.result.finish_reason == "length"],
+        warnings=[w for o in outcomes if (w := page_warning(o, max_tokens)) is not None],
         usage=sum_usage([o.result.usage for o in outcomes]),
         finish_reason=overall_finish_reason(reasons))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel, ConfigDict, Field
 
 from openai_ocr.ocr.prompts import MODE_DESCRIPTIONS, MODES
@@ -67,9 +68,40 @@ class OCROptions(BaseModel):
 
 
 class Usage(BaseModel):
-    prompt_tokens: int = 0
+    """Token counts as OpenAI's, plus what a page cost besides: its vision tokens, the engine
+    calls made for it (tries after a loop included) and the engine's time."""
+
+    prompt_tokens: int = Field(0, description="Prompt tokens of every engine call, the image's "
+                               "vision tokens included.")
     completion_tokens: int = 0
     total_tokens: int = 0
+    image_tokens: int = Field(0, description="Vision tokens of the page image(s) in the resolution "
+                              "mode used (the lite engine counts what DeepSeek-OCR would).")
+    attempts: int = Field(0, description="Engine calls made (more than one a page when a loop was "
+                          "read again).")
+    engine_ms: float = Field(0.0, description="Milliseconds the engine calls took.")
+
+    def chat_usage(self) -> CompletionUsage:
+        """As OpenAI's chat usage (its three counts)."""
+        return CompletionUsage(prompt_tokens=self.prompt_tokens, total_tokens=self.total_tokens,
+                               completion_tokens=self.completion_tokens)
+
+
+QualityFlag = Literal["repetition_loop", "truncated", "recovered", "fallback_engine"]
+
+
+class PageQuality(BaseModel):
+    """What became of a page's model output: loops found and cut, tries made, whose text it is."""
+
+    flags: list[QualityFlag] = Field([], description="`repetition_loop` / `truncated`: the first "
+                                     "answer held a repetition loop / was cut by max_tokens; "
+                                     "`recovered`: a later try was clean and is the text given; "
+                                     "`fallback_engine`: that try was the lite engine's. A loop "
+                                     "not recovered is cut out of the text (one copy kept).")
+    attempts: int = Field(1, description="Engine calls made for this page.")
+    engine: str = Field(description="The engine whose answer is given: vllm, upstream or lite.")
+    resolution: str | None = Field(None, description="The resolution mode of that answer.")
+    loop_chars_removed: int = Field(0, description="Characters of repetition cut out of the text.")
 
 
 class BlockResult(BaseModel):
@@ -94,7 +126,9 @@ class PageResult(BaseModel):
     blocks: list[BlockResult]
     finish_reason: str | None
     usage: Usage
-    warning: str | None = Field(None, description="Set when the page hit max_tokens.")
+    warning: str | None = Field(None, description="Set when the page hit max_tokens or held a loop.")
+    quality: PageQuality | None = Field(None, description="Loops found, tries made, and which engine "
+                                        "and mode produced the text.")
     images: list[ImageCrop] | None = None
     image_base64: str | None = Field(None, description="The page image as base64 PNG, with "
                                      "`include_page_images`; `width` x `height` pixels.")

@@ -19,9 +19,8 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-QualityFlag = Literal["repetition_loop", "truncated", "recovered", "fallback_engine"]
+from openai_ocr.ocr.models import QualityFlag
 
 MAX_UNIT = 600
 """Longest repeated unit the tail check looks for, in characters."""
@@ -93,6 +92,12 @@ def find_loop(text: str, thresholds: Thresholds = WHEN_CUT) -> Loop | None:
     found = [loop for loop in (_tail_loop(_Normalized(text), thresholds), _line_loop(text, thresholds))
              if loop is not None]
     return max(found, key=lambda loop: loop.removed_chars) if found else None
+
+
+def looping_now(text: str) -> bool:
+    """Whether an answer still being written has run into a loop (its end only: cheap enough
+    to ask every few hundred characters of a stream)."""
+    return _tail_loop(_Normalized(text[-2 * TAIL_WINDOW:]), WHEN_CUT) is not None
 
 
 def without_loop(text: str, loop: Loop | None) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from openai_ocr.errors import BadRequest
+from openai_ocr.errors import BadRequest, excerpt
 from openai_ocr.inputs.documents import ImageInput
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.prompts import PromptError, build_prompt
@@ -39,6 +39,8 @@ class SamplingPlan:
     skip_special_tokens: bool
     resolution: str = DEFAULT_RESOLUTION
     mm_processor_kwargs: dict[str, Any] | None = None
+    #: the client chose max_tokens (a cut answer is then what it asked for, not a failure)
+    max_tokens_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def plan_request(options: OCROptions, config: OCRSettings, family: Family = "dee
         raise BadRequest(str(exc), param="mode" if options.mode or not options.prompt else "prompt") from None
     max_tokens = options.max_tokens if options.max_tokens is not None else config.default_max_tokens
     if max_tokens > config.max_tokens_cap:
-        raise BadRequest(f"max_tokens {max_tokens} exceeds this server's limit of "
+        raise BadRequest(f"max_tokens {excerpt(max_tokens, quote=False)} exceeds this server's limit of "
                          f"{config.max_tokens_cap}", param="max_tokens")
     name, mode = plan_resolution(options, config, family)
     return SamplingPlan(
@@ -91,6 +93,7 @@ def plan_request(options: OCROptions, config: OCRSettings, family: Family = "dee
         prompt=prompt,
         temperature=options.temperature if options.temperature is not None else config.temperature,
         max_tokens=max_tokens,
+        max_tokens_given=options.max_tokens is not None,
         vllm_xargs=ngram_xargs(config.ngram_guard, options.ngram_size, options.window_size),
         skip_special_tokens=config.skip_special_tokens,
     )
@@ -140,8 +143,8 @@ def apply_chat_defaults(body: dict[str, Any], config: OCRSettings, model: str,
     for key in ("max_tokens", "max_completion_tokens"):
         value = out.get(key)
         if value is not None and value > config.max_tokens_cap:
-            raise BadRequest(f"{key} {value} exceeds this server's limit of {config.max_tokens_cap}",
-                             param=key)
+            raise BadRequest(f"{key} {excerpt(value, quote=False)} exceeds this server's limit of "
+                             f"{config.max_tokens_cap}", param=key)
     if out.get("max_tokens") is None and out.get("max_completion_tokens") is None:
         out["max_tokens"] = config.default_max_tokens
     return out

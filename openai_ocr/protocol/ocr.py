@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from openai_ocr.errors import ErrorDetail
-from openai_ocr.ocr.models import OCROptions, PageResult, Usage
+from openai_ocr.ocr.models import OCROptions, PageQuality, PageResult, Usage
+from openai_ocr.protocol.strict import few_unknown_keys
 
 
 class OCRRequest(OCROptions):
@@ -28,6 +29,11 @@ class OCRRequest(OCROptions):
                                         "or as a `data:application/pdf;base64,` URL.")
     file_id: str | None = Field(None, description="An image or PDF uploaded to `POST /v1/files` "
                                 "(purpose `user`), by its id.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown(cls, data: Any) -> Any:
+        return few_unknown_keys(data, cls.model_fields)
 
     @model_validator(mode="after")
     def _one_input(self) -> OCRRequest:
@@ -79,6 +85,11 @@ class BatchRequest(BaseModel):
         ..., min_length=1, description="Up to `limits.max_batch_items` (100) objects, each "
         "shaped like the `POST /ocr` body (OCRRequest).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _few_unknown(cls, data: Any) -> Any:
+        return few_unknown_keys(data, cls.model_fields)
+
 
 class BatchItemResult(BaseModel):
     """One batch item: the OCR answer fields on success, `error` on failure."""
@@ -112,13 +123,17 @@ class StreamEvent(BaseModel):
 
     Order: for each page a `page` event, `text` events, a `page_end` event (a text event
     with the page separator between pages); then one `done` event, or an `error` event.
-    Concatenating every event's `text` gives the non-streamed `text` of output `text`.
+    A `page_reset` event withdraws the text its page streamed so far: its answer held a
+    repetition loop (the stream stops as soon as one shows) or was cut at max_tokens, and the
+    text that follows it is the answer kept after trying again (`page_end`'s `quality`).
+    Concatenating every event's `text`, each page's from its last `page_reset` on, gives the
+    non-streamed `text` of output `text`.
     With `output=json` each `page_end` event also carries the page's `result` (blocks with
     pixel boxes, markdown; figure crops and the page image when asked for), so one streamed
     call gives what `/ocr/file` gives.
     """
 
-    type: Literal["page", "text", "page_end", "done", "error"] = "text"
+    type: Literal["page", "text", "page_reset", "page_end", "done", "error"] = "text"
     text: str = Field("", description="New text since the previous event.")
     page: int | None = None
     page_count: int | None = Field(None, description="On `page` events: how many pages the "
@@ -130,6 +145,10 @@ class StreamEvent(BaseModel):
     finish_reason: str | None = None
     usage: Usage | None = None
     warning: str | None = None
+    quality: PageQuality | None = Field(None, description="On `page_end` events: loops found, "
+                                        "tries made, which engine and mode gave the text.")
+    reason: str | None = Field(None, description="On `page_reset` events: why the page is read "
+                               "again (`repetition_loop`, `truncated`).")
     model: str | None = None
     request_id: str | None = None
     error: ErrorDetail | None = None
@@ -141,11 +160,20 @@ class EngineReachability(BaseModel):
     detail: str | None = None
 
 
+class StorageHealth(BaseModel):
+    ok: bool
+    detail: str | None = Field(None, description="Why files and batches cannot be served "
+                               "(a damaged or lost database), when they cannot.")
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy", "unavailable"]
     model: str
     engine: str
     model_loaded: bool
     engine_status: EngineReachability = Field(description="Reachability of the engine or upstream.")
+    storage: StorageHealth | None = Field(None, description="The store of files and batches "
+                                          "(absent when they are off); `/ready` is 503 while it "
+                                          "is not ok.")
     version: str
     timestamp: float

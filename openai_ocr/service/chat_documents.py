@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.completion_usage import CompletionUsage
 
 from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import Document, decode_base64_payload
@@ -131,7 +130,7 @@ class DocumentChat:
             ) or merged.choices[0].finish_reason
         usages = [usage_of(a.usage) for a in answers if a.usage is not None]
         if usages:
-            merged.usage = CompletionUsage(**sum_usage(usages).model_dump())
+            merged.usage = sum_usage(usages).chat_usage()
         return merged
 
     async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -174,7 +173,7 @@ class DocumentChat:
         if include_usage:
             final = last.model_copy(deep=True)
             final.choices = []
-            final.usage = CompletionUsage(**sum_usage(usages).model_dump())
+            final.usage = sum_usage(usages).chat_usage()
             yield final
 
 

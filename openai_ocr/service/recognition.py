@@ -10,13 +10,15 @@ import time
 
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.inputs.documents import Document, ImageInput
+from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.assembly import PageOutcome, assemble
 from openai_ocr.ocr.models import OCROptions
-from openai_ocr.ocr.translation import SamplingPlan, build_chat_request, completion_result, plan_request
+from openai_ocr.ocr.translation import SamplingPlan, plan_request
 from openai_ocr.protocol.ocr import OCRRequest, OCRResponse
 from openai_ocr.service.concurrency import gather_or_cancel, within
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.service.model_catalog import ModelCatalog
+from openai_ocr.service.page_reader import PageReader
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,11 +32,13 @@ class Recognizer:
     """Plans a request's sampling once, then reads its pages on one engine."""
 
     def __init__(self, engine: ChatEngine, settings: Settings, inputs: DocumentIntake,
-                 models: ModelCatalog) -> None:
+                 models: ModelCatalog, metrics: Metrics, fallback: ChatEngine | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.inputs = inputs
         self.models = models
+        self.metrics = metrics
+        self.pages = PageReader(engine, settings, models, metrics, fallback)
 
     def plan(self, options: OCROptions) -> SamplingPlan:
         """The sampling plan, or the 400 for bad options: made before any input is decoded."""
@@ -52,9 +56,7 @@ class Recognizer:
 
     def count_timeout(self) -> None:
         """A request over its time: counted where the engine's gate counts its own time-outs."""
-        metrics = getattr(self.engine, "metrics", None)  # the gated engine holds the app's metrics
-        if metrics is not None:
-            metrics.timeouts.inc()
+        self.metrics.timeouts.inc()
 
     async def read_request(self, request: OCRRequest, owner: str | None = None,
                            request_id: str | None = None) -> OCRResponse:
@@ -81,11 +83,10 @@ class Recognizer:
         async def one(number: int) -> PageOutcome:
             async with gate, self.inputs.reserve(document, number):
                 image = await self.inputs.page(document, number)
-                body = build_chat_request(self.engine.model, image, plan, stream=False)
-                result = completion_result(await self.engine.complete(body))
+                read = await self.pages.read(image, plan)
             if not keep_pixels:  # hold only the size: long documents stay small in memory
                 image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
-            return PageOutcome(number, image, result)
+            return PageOutcome(number, image, read.result, read.quality)
 
         async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
             outcomes = await gather_or_cancel(one(n) for n in document.pages)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 
 from openai_ocr.engines.base import ChatEngine
+from openai_ocr.metrics import Metrics, default_metrics
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.service.recognition import Recognizer
@@ -21,15 +22,20 @@ from openai_ocr.storage.store import Store
 class OCRService:
     """One per app (plus the batch runner's twin on its share of the engine)."""
 
-    def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None,
+                 metrics: Metrics | None = None, fallback: ChatEngine | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or default_metrics()
+        #: the engine of the recovery ladder's last step (`lite`), where installed
+        self.fallback = fallback
         self.models = ModelCatalog(engine)
         self.inputs = DocumentIntake(settings, store)
         self._bind(engine)
 
     def _bind(self, engine: ChatEngine) -> None:
         self.engine = engine
-        self.recognizer = Recognizer(engine, self.settings, self.inputs, self.models)
+        self.recognizer = Recognizer(engine, self.settings, self.inputs, self.models, self.metrics,
+                                     self.fallback)
         self.streamer = PageStreamer(self.recognizer)
 
     def with_engine(self, engine: ChatEngine) -> OCRService:

@@ -5,26 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from openai_ocr.engines.base import ChatEngine
 from openai_ocr.errors import InternalError, OCRError
 from openai_ocr.inputs.documents import Document, ImageInput
 from openai_ocr.ocr.assembly import (
     PAGE_SPLIT,
     PageOutcome,
-    length_warning,
     overall_finish_reason,
     page_result,
+    page_warning,
     sum_usage,
 )
 from openai_ocr.ocr.models import OCROptions, Usage
+from openai_ocr.ocr.quality import looping_now
 from openai_ocr.ocr.translation import CompletionResult, SamplingPlan, build_chat_request, chunk_delta, usage_of
 from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.service.concurrency import aclose, primed
+from openai_ocr.service.page_reader import Attempt, judged
 from openai_ocr.service.recognition import Recognizer, new_request_id
 
 logger = logging.getLogger(__name__)
+
+LOOP_CHECK_CHARS = 1024
+"""How often a streaming answer's end is checked for a loop, in characters."""
 
 
 class PageStreamer:
@@ -32,6 +39,7 @@ class PageStreamer:
         self.recognizer = recognizer
         self.engine = recognizer.engine
         self.inputs = recognizer.inputs
+        self.pages = recognizer.pages
 
     async def open(self, document: Document, options: OCROptions, plan: SamplingPlan,
                    request_id: str | None = None) -> AsyncIterator[StreamEvent]:
@@ -72,27 +80,24 @@ class PageStreamer:
                         build_chat_request(self.engine.model, image, plan, stream=True))
                 yield StreamEvent(type="page", page=number, page_count=len(document.pages),
                                   width=image.width, height=image.height)
-                reason: str | None = None
-                usage = Usage()
-                pieces: list[str] = []
+                streamed = _Streamed(model)
                 try:
-                    async for chunk in chunks:
-                        model = chunk.model or model
-                        if chunk.usage is not None:
-                            usage = usage_of(chunk.usage)
-                        text, finished = chunk_delta(chunk)
-                        reason = finished or reason
-                        if text:
-                            pieces.append(text)
-                            yield StreamEvent(text=text, page=number)
+                    async for text in streamed.texts(chunks):
+                        yield StreamEvent(text=text, page=number)
+                    await aclose(chunks)  # stopped early when it loops: the engine stops too
+                    read = await self.pages.recover(image, await streamed.attempt(self.engine, plan))
                 finally:
                     try:
                         await aclose(chunks)
                     finally:
                         await held.aclose()
-                usages.append(usage)
-                reasons.append(reason)
-                outcome = PageOutcome(number, image, CompletionResult("".join(pieces), reason, usage, model))
+                model = streamed.model
+                if read.result.text != streamed.text:
+                    yield StreamEvent(type="page_reset", page=number, reason="/".join(read.quality.flags[:2]))
+                    yield StreamEvent(text=read.result.text, page=number)
+                usages.append(read.result.usage)
+                reasons.append(read.result.finish_reason)
+                outcome = PageOutcome(number, image, read.result, read.quality)
                 yield await self._page_end(outcome, options, plan)
         except OCRError as exc:
             yield StreamEvent(type="error", error=exc.body().error, request_id=request_id)
@@ -115,8 +120,46 @@ class PageStreamer:
         if options.output == "json":
             result = await asyncio.to_thread(page_result, outcome, options.include_images,
                                              plan.max_tokens, options.include_page_images)
-        reason = outcome.result.finish_reason
-        return StreamEvent(type="page_end", page=outcome.number, finish_reason=reason,
-                           usage=outcome.result.usage, result=result,
-                           warning=length_warning(outcome.number, plan.max_tokens)
-                           if reason == "length" else None)
+        return StreamEvent(type="page_end", page=outcome.number, finish_reason=outcome.result.finish_reason,
+                           usage=outcome.result.usage, result=result, quality=outcome.quality,
+                           warning=page_warning(outcome, plan.max_tokens))
+
+
+class _Streamed:
+    """One page's first answer as it streams: its text, finish reason, usage and time; it
+    ends early when the text runs into a loop (judged every `LOOP_CHECK_CHARS`)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.pieces: list[str] = []
+        self.reason: str | None = None
+        self.usage = Usage()
+        self.started = time.perf_counter()
+        self.looped = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    async def texts(self, chunks: AsyncIterator[Any]) -> AsyncIterator[str]:
+        size = checked = 0
+        async for chunk in chunks:
+            self.model = chunk.model or self.model
+            if chunk.usage is not None:
+                self.usage = usage_of(chunk.usage)
+            text, finished = chunk_delta(chunk)
+            self.reason = finished or self.reason
+            if text:
+                self.pieces.append(text)
+                size += len(text)
+                yield text
+                if size - checked >= LOOP_CHECK_CHARS:
+                    checked = size
+                    if looping_now(self.text):
+                        self.looped, self.reason = True, "length"  # where the loop would have ended
+                        return
+
+    async def attempt(self, engine: ChatEngine, plan: SamplingPlan) -> Attempt:
+        result = CompletionResult(self.text, self.reason, self.usage, self.model)
+        verdict = await judged(result.text, result.finish_reason)
+        return Attempt(result, verdict, engine.kind, plan, None, (time.perf_counter() - self.started) * 1000)

@@ -275,6 +275,14 @@ function onEvent(item, event) {
     const page = item.pages.get(event.page);
     if (page) page.text += event.text;
     if (item === state.current) $("panel-text").append(event.text);
+  } else if (type === "page_reset") {
+    // the page's answer looped or was cut: what it streamed is withdrawn, the kept answer follows
+    const page = item.pages.get(event.page);
+    if (page) {
+      item.text = item.text.slice(0, item.text.length - page.text.length);
+      page.text = "";
+    }
+    if (item === state.current) $("panel-text").textContent = item.text;
   } else if (type === "page_end") {
     const page = item.pages.get(event.page);
     if (page) { page.result = event.result || null; page.done = true; page.finish_reason = event.finish_reason; }

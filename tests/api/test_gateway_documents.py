@@ -80,13 +80,15 @@ def test_include_images_returns_figure_crops(gateway: str, grounded: FakeUpstrea
 
 
 def test_length_is_reported_per_page(gateway: str, upstream: FakeUpstream) -> None:
+    """A max_tokens the client chose: a cut answer is reported, not read again (the recovery
+    of answers cut at the default is tests/api/test_recovery.py's)."""
     upstream.finish_reason = "length"
     r = httpx.post(f"{gateway}/ocr/file", files={"file": ("s.pdf", sample_pdf(), "application/pdf")},
-                   data={"pages": "1-2", "output": "json"}, timeout=60)
+                   data={"pages": "1-2", "output": "json", "max_tokens": "50"}, timeout=60)
     body = r.json()
-    assert body["finish_reason"] == "length"
+    assert body["finish_reason"] == "length" and len(upstream.requests) == 2
     assert len(body["warnings"]) == 2 and all("repetition" in w for w in body["warnings"])
-    assert all(p["warning"] for p in body["pages"])
+    assert all(p["warning"] and p["quality"]["flags"] == ["truncated"] for p in body["pages"])
 
 
 def test_pdf_stream_page_by_page(gateway: str, grounded: FakeUpstream) -> None:

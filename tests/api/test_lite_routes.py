@@ -12,6 +12,7 @@ import openai
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from openai_ocr.ocr.resolution import MODES, image_tokens
 from openai_ocr.settings import load_settings
 from tests.helpers import b64, parse_sse, png_header_only, require, serve
 
@@ -51,6 +52,18 @@ def test_ocr_file_free_ocr_returns_the_page_text(lite_server: str) -> None:
     body = r.json()
     assert words(body["text"]) == " ".join(LINES).split()
     assert body["finish_reason"] == "stop" and body["usage"]["completion_tokens"] > 0
+
+
+def test_usage_counts_the_page_as_deepseek_ocr_would(lite_server: str) -> None:
+    """Vision tokens in the default mode, not a few tokens of prompt text; one try, timed."""
+    r = httpx.post(f"{lite_server}/ocr", json={"image_base64": b64(PAGE), "output": "json"}, timeout=120)
+    assert r.status_code == 200, r.text
+    usage = r.json()["usage"]
+    vision = image_tokens("deepseek-ocr", MODES["deepseek-ocr"]["gundam"], 900, 320)
+    assert usage["image_tokens"] == vision and usage["prompt_tokens"] > vision
+    assert usage["attempts"] == 1 and usage["engine_ms"] > 0
+    assert r.json()["pages"][0]["quality"] == {"flags": [], "attempts": 1, "engine": "lite",
+                                               "resolution": "gundam", "loop_chars_removed": 0}
 
 
 def test_markdown_mode_answers_in_grounding_format(lite_server: str) -> None:

@@ -34,10 +34,12 @@ from PIL import Image
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.engines.lite import layout
 from openai_ocr.engines.lite.reader import LineReader, plan_reader
-from openai_ocr.errors import BadRequest, Unavailable
+from openai_ocr.errors import BadRequest, Unavailable, excerpt
 from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load_image
 from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
+from openai_ocr.ocr.resolution import DEFAULT_RESOLUTION, image_tokens
+from openai_ocr.ocr.resolution import MODES as RESOLUTIONS
 from openai_ocr.settings import LimitSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def parse_prompt(prompt: str) -> Task:
         return Task("free")
     raise BadRequest(
         f"the lite engine only reads text and cannot serve the prompt "
-        f"{text[:80]!r}; it serves: " + " | ".join(repr(p) for p in SUPPORTED_PROMPTS),
+        f"{excerpt(text, 80)}; it serves: " + " | ".join(repr(p) for p in SUPPORTED_PROMPTS),
         param="messages")
 
 
@@ -121,7 +123,7 @@ def parse_request(body: dict[str, Any], default_prompt: str) -> LiteRequest:
                 raise BadRequest("image_url.url must be a string", param="messages")
             images.append(url)
         else:
-            raise BadRequest(f"unsupported content part type {kind!r}; send text and "
+            raise BadRequest(f"unsupported content part type {excerpt(kind, 40)}; send text and "
                              f"image_url parts", param="messages")
     if len(images) != 1:
         raise BadRequest(f"the last user message must carry exactly one image_url part "
@@ -220,7 +222,7 @@ class LiteEngine(ChatEngine):
         self._pool = None
         self.reader = None
 
-    async def _run(self, request: LiteRequest) -> str:
+    async def _run(self, request: LiteRequest) -> tuple[str, tuple[int, int]]:
         """Decode and recognise in a worker thread.
 
         How many requests wait is bounded by the server's backpressure (GatedEngine).
@@ -231,12 +233,12 @@ class LiteEngine(ChatEngine):
         if reader is None or pool is None:
             raise Unavailable("the lite engine is not started")
 
-        def work() -> str:
+        def work() -> tuple[str, tuple[int, int]]:
             page = decode_page(request.image_url, self.settings.limits)
             if request.task.action == "locate":
-                return render(request.task, reader.read(page), page.width, page.height)
+                return render(request.task, reader.read(page), page.width, page.height), page.size
             lines, regions = reader.read_page(page)
-            return render(request.task, lines, page.width, page.height, regions)
+            return render(request.task, lines, page.width, page.height, regions), page.size
 
         return await asyncio.wrap_future(pool.submit(work))
 
@@ -245,18 +247,20 @@ class LiteEngine(ChatEngine):
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
         request = await asyncio.to_thread(self._parse, body)
-        text, finish = truncate(await self._run(request), request.max_tokens)
+        read, size = await self._run(request)
+        text, finish = truncate(read, request.max_tokens)
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
             model=self.model,
             choices=[Choice(index=0, finish_reason=finish,
                             message=ChatCompletionMessage(role="assistant", content=text))],
-            usage=_usage(request.prompt, text))
+            usage=_usage(request.prompt, text, size))
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         """All errors are raised before the first chunk; then the text line by line."""
         request = await asyncio.to_thread(self._parse, body)
-        text, finish = truncate(await self._run(request), request.max_tokens)
+        read, size = await self._run(request)
+        text, finish = truncate(read, request.max_tokens)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
         def chunk(delta: ChoiceDelta, reason: Literal["stop", "length"] | None = None) -> ChatCompletionChunk:
@@ -272,7 +276,7 @@ class LiteEngine(ChatEngine):
         if isinstance(options, dict) and options.get("include_usage"):
             yield ChatCompletionChunk(id=chunk_id, object="chat.completion.chunk", created=created,
                                       model=self.model, choices=[],
-                                      usage=_usage(request.prompt, text))
+                                      usage=_usage(request.prompt, text, size))
 
     async def list_models(self) -> list[Model]:
         """The engine's own name, then the DeepSeek-OCR names it answers to (aliases)."""
@@ -286,8 +290,11 @@ class LiteEngine(ChatEngine):
                                                 f"worker(s) x {self.reader.threads} thread(s)")
 
 
-def _usage(prompt: str, text: str) -> CompletionUsage:
-    """Estimated usage: prompt text and answer at 4 characters a token; the image counts 0."""
-    prompt_tokens, completion_tokens = estimate_tokens(prompt), estimate_tokens(text)
+def _usage(prompt: str, text: str, size: tuple[int, int]) -> CompletionUsage:
+    """Usage in DeepSeek-OCR's sense: the prompt holds the BOS token, the page's vision tokens
+    in the default (Gundam) mode and the prompt text; the texts are estimates (4 characters a
+    token: the lite engine has no tokenizer)."""
+    vision = image_tokens("deepseek-ocr", RESOLUTIONS["deepseek-ocr"][DEFAULT_RESOLUTION], *size)
+    prompt_tokens, completion_tokens = 1 + vision + estimate_tokens(prompt), estimate_tokens(text)
     return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                            total_tokens=prompt_tokens + completion_tokens)

@@ -1,0 +1,123 @@
+"""One page through the engine, its answer judged; a page whose answer loops, or was cut at
+the default max_tokens, is read again up the recovery ladder (`ocr.recovery`) until a try is
+clean, and the best try is kept (its loop cut out). Every try runs within the request's
+deadline and the page's budget reservation, which the caller holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+from openai_ocr.engines.base import ChatEngine
+from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.metrics import Metrics
+from openai_ocr.ocr.models import PageQuality, QualityFlag, Usage
+from openai_ocr.ocr.quality import Verdict, judge
+from openai_ocr.ocr.recovery import cleaned, page_image_tokens, rank, step_plan, worth_another_try
+from openai_ocr.ocr.translation import CompletionResult, SamplingPlan, build_chat_request, completion_result
+from openai_ocr.service.model_catalog import ModelCatalog
+from openai_ocr.settings import RecoveryStep, Settings
+
+logger = logging.getLogger(__name__)
+
+INLINE_JUDGE_CHARS = 8000
+"""Answers up to this long are judged on the event loop (a few ms); longer ones in a thread."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    result: CompletionResult
+    verdict: Verdict
+    engine: str
+    plan: SamplingPlan
+    step: RecoveryStep | None
+    ms: float
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """The kept answer (loop cut out, usage of every try summed) and what became of the page."""
+
+    result: CompletionResult
+    quality: PageQuality
+
+
+async def judged(text: str, finish_reason: str | None) -> Verdict:
+    if len(text) <= INLINE_JUDGE_CHARS:
+        return judge(text, finish_reason)
+    return await asyncio.to_thread(judge, text, finish_reason)
+
+
+class PageReader:
+    def __init__(self, engine: ChatEngine, settings: Settings, models: ModelCatalog,
+                 metrics: Metrics, fallback: ChatEngine | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.models = models
+        self.metrics = metrics
+        #: the lite engine as the ladder's last resort, where installed (None otherwise)
+        self.fallback = fallback
+
+    async def read(self, image: ImageInput, plan: SamplingPlan) -> PageRead:
+        return await self.recover(image, await self.attempt(self.engine, image, plan, None))
+
+    async def attempt(self, engine: ChatEngine, image: ImageInput, plan: SamplingPlan,
+                      step: RecoveryStep | None) -> Attempt:
+        started = time.perf_counter()
+        body = build_chat_request(engine.model, image, plan, stream=False)
+        result = completion_result(await engine.complete(body))
+        verdict = await judged(result.text, result.finish_reason)
+        return Attempt(result, verdict, engine.kind, plan, step, (time.perf_counter() - started) * 1000)
+
+    async def recover(self, image: ImageInput, first: Attempt) -> PageRead:
+        """Climb the ladder from a first try (read whole here, or streamed by the caller)."""
+        tries = [first]
+        if first.verdict.loop is not None:
+            self.metrics.loops.inc()
+        recovery = self.settings.ocr.recovery
+        if recovery.enabled and worth_another_try(first.verdict, first.plan):
+            for step, engine, plan in self.steps(first.plan):
+                self.metrics.retries.labels(step).inc()
+                logger.info("page answer %s; reading it again (%s)", "/".join(first.verdict.flags), step)
+                tried = await self.attempt(engine, image, plan, step)
+                tries.append(tried)
+                if tried.verdict.ok:
+                    self.metrics.recovered.labels(step).inc()
+                    break
+        return self.kept(image, tries)
+
+    def steps(self, plan: SamplingPlan) -> list[tuple[RecoveryStep, ChatEngine, SamplingPlan]]:
+        """The ladder's steps that apply to this plan and engine."""
+        out: list[tuple[RecoveryStep, ChatEngine, SamplingPlan]] = []
+        for step in self.settings.ocr.recovery.ladder:
+            engine = self.fallback if step == "lite" else self.engine
+            if engine is None or (step == "lite" and self.engine.kind == "lite"):
+                continue
+            stepped = step_plan(step, plan, self.models.family, self.settings.ocr.recovery,
+                                self.settings.ocr.ngram_guard)
+            if stepped is not None:
+                out.append((step, engine, stepped))
+        return out
+
+    def kept(self, image: ImageInput, tries: list[Attempt]) -> PageRead:
+        best = max(tries, key=lambda t: rank(t.verdict, t.result.text))  # the earliest of equals
+        first = tries[0]
+        flags: list[QualityFlag] = list(first.verdict.flags)
+        if best is not first and best.verdict.ok:
+            flags.append("recovered")
+        if best.step == "lite":
+            flags.append("fallback_engine")
+        result = cleaned(best.result, best.verdict, self.settings.ocr.recovery.cut_loops)
+        removed = len(best.result.text) - len(result.text)
+        vision = page_image_tokens(self.models.family, best.plan.resolution, image.width, image.height)
+        usage = Usage(prompt_tokens=sum(t.result.usage.prompt_tokens for t in tries),
+                      completion_tokens=sum(t.result.usage.completion_tokens for t in tries),
+                      total_tokens=sum(t.result.usage.total_tokens for t in tries),
+                      image_tokens=vision, attempts=len(tries), engine_ms=round(sum(t.ms for t in tries), 1))
+        quality = PageQuality(flags=flags, attempts=len(tries), engine=best.engine,
+                              resolution=best.plan.resolution, loop_chars_removed=removed)
+        return PageRead(dataclasses.replace(result, usage=usage), quality)
