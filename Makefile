@@ -13,11 +13,22 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve examples test test-main engine-env test-engine test-cluster browser lint bench-gateway
+.PHONY: serve examples test test-main engine-env test-engine test-cluster browser fonts lint bench-gateway
 
 # Stamp files: reinstall only when pyproject.toml changed since the last install.
 SERVE_STAMP = $(VENV)/.installed-serve
 EXAMPLES_STAMP = $(VENV)/.installed-examples
+DEV_STAMP = $(VENV)/.installed-dev
+ENGINE_STAMP = $(ENGINE_VENV)/.installed-engine-$(ENGINE_EXTRA)
+
+# Debian packages the tests need (CI runs as root); `make test APT=true` skips installing.
+APT ?= apt-get
+# Fonts the lite engine's glyph test draws with (tests/engines/lite/test_crops.py), and one
+# file of each package, to see whether it is there.
+FONT_PACKAGES = fonts-dejavu-core fonts-dejavu-extra fonts-liberation
+FONT_FILES = /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+	/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf \
+	/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,23 +58,36 @@ $(EXAMPLES_STAMP): pyproject.toml | $(VENV)/bin/python
 
 ## Debian's Chromium and its driver, for the playground's browser tests (CI runs as root).
 browser:
-	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium chromium-driver; }
+	@command -v chromium >/dev/null || { $(APT) update -q && $(APT) install -y -q chromium chromium-driver; }
 
-## Run every test: the main suite, the real-engine tests on vLLM, then the scale-out cluster.
-test: test-main test-engine test-cluster
+## The fonts the tests draw with (Debian packages; CI runs as root).
+fonts:
+	@for f in $(FONT_FILES); do test -f $$f || { $(APT) update -q && $(APT) install -y -q $(FONT_PACKAGES); break; }; done
+
+## Run every test: the gates, the main suite, the real-engine tests on vLLM, the scale-out
+## cluster. Every stage runs and reports even when one before it failed (make -k); the run
+## fails at the end if any stage did.
+test:
+	$(MAKE) --no-print-directory -k lint test-main test-engine test-cluster
 
 ## The gates: ruff (style, imports, bug patterns) and mypy (types), both configured in pyproject.toml.
-lint: $(VENV)/bin/python
-	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test-main: lint browser
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
+	touch $@ $(SERVE_STAMP)
+
+test-main: $(DEV_STAMP) browser fonts
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 
-engine-env: $(ENGINE_VENV)/bin/python
+engine-env: $(ENGINE_STAMP)
+
+$(ENGINE_STAMP): pyproject.toml | $(ENGINE_VENV)/bin/python
 	@echo "installing vLLM ($(ENGINE_EXTRA)) into $(ENGINE_VENV): a few minutes the first time"
 	$(call PIP,$(ENGINE_VENV)) install -q -e '.[engine-tests,$(ENGINE_EXTRA)]'
+	touch $@
 
 test-engine: engine-env
 	$(ENGINE_VENV)/bin/python -m pytest tests/vllm_plugin $(PYTEST_ARGS)

@@ -4,9 +4,10 @@ It stands in for a remote vLLM node (outside the project), so the gateway can be
 real HTTP. It refuses what vLLM 0.32 serving DeepSeek-OCR refuses, with vLLM's error bodies:
 an unknown model name (404), `vllm_xargs` of the wrong types (400: the request schema allows
 str/int/float or lists of them; DeepSeek-OCR's n-gram processor wants positive ints for
-`ngram_size`/`window_size`, and here a list of ints for `whitelist_token_ids`), more than one
+`ngram_size`/`window_size`, and something iterable for `whitelist_token_ids`), more than one
 image in a prompt (400, as `--limit-mm-per-prompt image=1`), and a missing or wrong
-`Authorization: Bearer` when started with a key (401, as `--api-key`).
+`Authorization: Bearer` when started with a key (401, as `--api-key`). tests/refusals.py holds
+these cases as one table, run against this fake and against the real vLLM server.
 Each chat answer is `reply_for(prompt)`: the reply set for that prompt text, or
 `default_reply`. `fail_after_chunks` makes a stream break off with vLLM's in-stream `error`
 event; clearing `hold` keeps every answer waiting until it is set again (the test's event, no
@@ -35,14 +36,23 @@ def vllm_error(status: int, message: str, err_type: str, param: str | None = Non
                         status_code=status)
 
 
-def xargs_problem(xargs: Any) -> str | None:
-    """Why vLLM would refuse these `vllm_xargs`, or None."""
+def xargs_schema_problem(xargs: Any) -> str | None:
+    """Why vLLM's request schema refuses these `vllm_xargs` (its validation error), or None."""
     if xargs is None:
         return None
-    if not isinstance(xargs, dict) or not all(
-            isinstance(v, XARG_SCALARS) or (isinstance(v, list) and all(isinstance(x, XARG_SCALARS) for x in v))
-            for v in xargs.values()):
-        return "vllm_xargs: values must be str, int, float or lists of them"
+    if not isinstance(xargs, dict):
+        return "1 validation error: {'loc': 'body.vllm_xargs', 'msg': 'Input should be a valid dictionary'}"
+    for key, v in xargs.items():
+        if not (isinstance(v, XARG_SCALARS) or (isinstance(v, list) and all(isinstance(x, XARG_SCALARS) for x in v))):
+            return (f"validation errors: {{'loc': 'body.vllm_xargs.{key}', 'msg': 'Input should be a valid "
+                    "string, integer, number or list of them'}")
+    return None
+
+
+def xargs_problem(xargs: Any) -> str | None:
+    """Why DeepSeek-OCR's n-gram logits processor refuses these (schema-valid) `vllm_xargs`, or None."""
+    if not isinstance(xargs, dict):
+        return None
     ngram, window = xargs.get("ngram_size"), xargs.get("window_size", 100)
     if ngram is None:
         return None
@@ -51,8 +61,7 @@ def xargs_problem(xargs: Any) -> str | None:
     if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
         return f"`window_size` has to be a strictly positive integer, got {window}."
     whitelist = xargs.get("whitelist_token_ids")
-    if whitelist is not None and not (isinstance(whitelist, list) and all(
-            isinstance(t, int) and not isinstance(t, bool) for t in whitelist)):
+    if whitelist is not None and not isinstance(whitelist, list | str):  # vLLM: any iterable passes
         return f"`whitelist_token_ids` has to be a sequence of integers, got {whitelist}."
     return None
 
@@ -79,7 +88,8 @@ class FakeUpstream:
         self.finish_reason = "stop"
         self.chunk_delay_s = 0.0
         self.delay_s = 0.0  # a slow engine's time per answer (the load script sets it)
-        self.reply_fn: Callable[[dict[str, Any]], str] | None = None
+        #: the answer to a body: its text, or (text, finish_reason)
+        self.reply_fn: Callable[[dict[str, Any]], str | tuple[str, str]] | None = None
         self.api_key: str | None = None
         self.fail_after_chunks: int | None = None
         self.answer_order: Callable[[dict[str, Any]], bool] | None = None
@@ -98,13 +108,15 @@ class FakeUpstream:
             self._slots = (self.capacity, asyncio.Semaphore(self.capacity))
         return self._slots[1]
 
-    def reply_for(self, body: dict[str, Any]) -> str:
+    def reply_for(self, body: dict[str, Any]) -> tuple[str, str]:
+        """(text, finish_reason) of the answer to `body`."""
         if self.reply_fn is not None:
-            return self.reply_fn(body)
+            reply = self.reply_fn(body)
+            return reply if isinstance(reply, tuple) else (reply, self.finish_reason)
         texts = [part.get("text", "") for m in body["messages"] if isinstance(m.get("content"), list)
                  for part in m["content"] if part.get("type") == "text"]
         prompt = texts[-1] if texts else ""
-        return self.replies.get(prompt, self.default_reply)
+        return self.replies.get(prompt, self.default_reply), self.finish_reason
 
     def _refusal(self, request: Request, body: dict[str, Any] | None) -> JSONResponse | None:
         if self.api_key is not None and request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -114,6 +126,8 @@ class FakeUpstream:
         if body.get("model") != self.model:
             return vllm_error(404, f"The model `{body.get('model')}` does not exist. "
                                    f"Valid aliases: {self.model}.", "NotFoundError", "model")
+        if (problem := xargs_schema_problem(body.get("vllm_xargs"))) is not None:
+            return vllm_error(400, problem, "Bad Request")  # vLLM's RequestValidationError handler
         if (problem := xargs_problem(body.get("vllm_xargs"))) is not None:
             return vllm_error(400, problem, "BadRequestError")
         if image_count(body) > 1:
@@ -136,7 +150,7 @@ class FakeUpstream:
             if (refused := self._refusal(request, body)) is not None:
                 return refused
             self.requests.append(body)
-            text = self.reply_for(body)
+            text, finish_reason = self.reply_for(body)
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}
             if not body.get("stream"):
@@ -152,9 +166,9 @@ class FakeUpstream:
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": self.finish_reason}],
+                                 "finish_reason": finish_reason}],
                     "usage": usage})
-            return StreamingResponse(self._stream(body, text, usage, request),
+            return StreamingResponse(self._stream(body, text, finish_reason, usage, request),
                                      media_type="text/event-stream")
 
         return app
@@ -173,8 +187,8 @@ class FakeUpstream:
             await asyncio.sleep(0.01)
         return True
 
-    async def _stream(self, body: dict[str, Any], text: str, usage: dict[str, int],
-                      request: Request) -> Any:
+    async def _stream(self, body: dict[str, Any], text: str, finish_reason: str,
+                      usage: dict[str, int], request: Request) -> Any:
         def event(choices: list[dict[str, Any]], **extra: Any) -> str:
             chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
                      "created": 0, "model": body["model"], "choices": choices, **extra}
@@ -197,7 +211,7 @@ class FakeUpstream:
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
                 yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
-            yield event([{"index": 0, "delta": {}, "finish_reason": self.finish_reason}])
+            yield event([{"index": 0, "delta": {}, "finish_reason": finish_reason}])
             if body.get("stream_options", {}).get("include_usage"):
                 yield event([], usage=usage)
             yield "data: [DONE]\n\n"

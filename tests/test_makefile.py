@@ -71,3 +71,47 @@ def test_serve_stops_quietly(venv: Path, tmp_path: Path, fake_upstream: tuple[Fa
     assert "Terminated" not in output and "KeyboardInterrupt" not in output, output
     if how == "sigterm":
         assert code == 0, output
+
+
+def fake_venv(root: Path, failing: tuple[str, ...] = ()) -> Path:
+    """A stand-in environment, installed (its stamps newer than pyproject.toml), whose
+    programs log their arguments to `calls` and exit 0, or 1 for those in `failing`."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in ("python", "ruff", "mypy"):
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {root}/calls\nexit {int(name in failing)}\n')
+        (bin_dir / name).chmod(0o755)
+    for stamp in (".installed-serve", ".installed-dev", ".installed-engine-cpu"):
+        (root / stamp).touch()
+    return root
+
+
+@pytest.mark.parametrize("target, stamp", [("lint", ".installed-dev"), ("test-engine", ".installed-engine-cpu")])
+def test_lint_and_engine_env_install_only_when_pyproject_changed(tmp_path: Path, target: str, stamp: str) -> None:
+    venv = fake_venv(tmp_path / "venv")
+
+    def dry() -> str:
+        done = subprocess.run(["make", "-n", target, f"VENV={venv}", f"ENGINE_VENV={venv}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60, env=make_env())
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "pip" not in dry()  # installed: straight to the checks
+    os.utime(venv / stamp, (0, 0))  # older than pyproject.toml: reinstall
+    assert "pip --disable-pip-version-check install" in dry()
+    (venv / stamp).unlink()  # never installed
+    assert "pip --disable-pip-version-check install" in dry()
+
+
+def test_make_test_runs_every_stage_when_one_fails_and_fails_at_the_end(tmp_path: Path) -> None:
+    """ruff fails: the main suite, the engine tests and the cluster still run, and make test
+    exits non-zero."""
+    main, engine = fake_venv(tmp_path / "main", failing=("ruff",)), fake_venv(tmp_path / "engine")
+    done = subprocess.run(["make", "test", f"VENV={main}", f"ENGINE_VENV={engine}", "APT=true",
+                           "PYTEST_ARGS=-q"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=make_env())
+    assert done.returncode != 0, done.stdout
+    assert "ruff check ." in (main / "calls").read_text()
+    assert "python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster -q" in (main / "calls").read_text()
+    assert (engine / "calls").read_text().splitlines() == ["python -m pytest tests/vllm_plugin -q",
+                                                           "python -m pytest tests/cluster -q"]

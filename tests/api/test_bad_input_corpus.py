@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, blank_pdf, encrypted_pdf, jpeg_bytes, png_bytes, png_header_only
+from tests.helpers import b64, blank_pdf, encrypted_pdf, http_answer, jpeg_bytes, png_bytes, png_header_only
 
 PNG = png_bytes()
 
@@ -113,8 +113,8 @@ def test_100_mb_body_is_refused_without_reading_it(gateway: str, upstream: FakeU
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(b"POST /ocr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: " + str(100 << 20).encode() + b"\r\n\r\n")
-        head = sock.recv(65536).decode("latin-1")
-    assert head.startswith("HTTP/1.1 413") and '"code": 413' in head
+        answer = http_answer(sock).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413") and '"code": 413' in answer
     assert httpx.post(f"{gateway}/ocr", json={"image_base64": b64(PNG)}).status_code == 200
 
 

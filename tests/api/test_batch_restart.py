@@ -6,39 +6,32 @@ import io
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
 from pathlib import Path
 
 from openai import OpenAI
 
-from tests.api.test_files_batches import chat_line, jsonl, output_lines, wait_until_done
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import free_port, wait_for_process_server
+from tests.helpers import (
+    ROOT,
+    ServerProcess,
+    chat_line,
+    free_port,
+    jsonl,
+    output_lines,
+    serve_command,
+    wait_until,
+    wait_until_done,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 LINES = 30
 
 
-@contextmanager
-def server_process(upstream_url: str, store: Path, port: int, log: Path) -> Iterator[subprocess.Popen]:
+def server_process(upstream_url: str, store: Path, port: int, log: Path) -> ServerProcess:
     env = {**os.environ, "OPENAI_OCR_STORAGE__DIR": str(store), "PYTHONPATH": str(ROOT),
            "OPENAI_OCR_LIMITS__MAX_IN_FLIGHT": "4", "OPENAI_OCR_BATCHES__POLL_INTERVAL_S": "0.05"}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "openai_ocr.cli.main", "serve",
-                                 "--upstream-url", upstream_url, "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    try:
-        wait_for_process_server(f"http://127.0.0.1:{port}", proc, output=log.read_text)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
+    cmd = serve_command("--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port))
+    return ServerProcess(cmd, f"http://127.0.0.1:{port}", log, env=env)
 
 
 def marker(request: dict) -> str:
@@ -55,21 +48,20 @@ def done_in_store(store: Path) -> set[str]:
 
 def test_a_killed_server_resumes_its_batch_without_losing_or_repeating_lines(
         fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path) -> None:
-    upstream.delay_s = 0.15  # two lines at a time (half of 4 slots): about 2.5 s for the batch
+    """Lines n0-n7 are answered before the kill, the others held until then."""
+    killed = threading.Event()
+    upstream.answer_order = lambda body: killed.is_set() or int(marker(body)[1:]) < 8
     store, port, log = tmp_path / "store", free_port(), tmp_path / "server.log"
     url = f"http://127.0.0.1:{port}"
     sdk = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=2)
     lines = [chat_line(f"r{i}", f"n{i}") for i in range(LINES)]
-    with server_process(fake_upstream[1], store, port, log) as proc:
+    with server_process(fake_upstream[1], store, port, log) as server:
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
         batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                    completion_window="24h")
-        deadline = time.monotonic() + 60
-        while sdk.batches.retrieve(batch.id).request_counts.completed < 6:
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.02)
-        proc.kill()  # SIGKILL: no shutdown code runs
-        proc.wait(timeout=30)
+        wait_until(lambda: sdk.batches.retrieve(batch.id).request_counts.completed >= 6, 60, "six lines done")
+        server.kill()  # SIGKILL: no shutdown code runs
+    killed.set()
     committed = done_in_store(store)
     sent_before = len(upstream.requests)
     assert 6 <= len(committed) < LINES

@@ -4,75 +4,38 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Iterator
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai import OpenAI
 
-from openai_ocr.engines.upstream import UpstreamEngine
-from openai_ocr.server import create_app
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, b64, blank_pdf, gateway_settings, png_bytes, running_server
-
-TERMINAL = {"completed", "failed", "expired", "cancelled"}
-
-
-def serve(upstream_url: str, store: Path, **sections: dict[str, Any]) -> Any:
-    sections.setdefault("storage", {})["dir"] = str(store)
-    sections.setdefault("batches", {}).setdefault("poll_interval_s", 0.05)
-    settings = gateway_settings(upstream_url, **sections)
-    return running_server(create_app(settings, UpstreamEngine(settings.upstream, settings.engine.model)))
-
-
-@pytest.fixture()
-def server(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
-           tmp_path: Path) -> Iterator[str]:
-    with serve(fake_upstream[1], tmp_path / "store") as url:
-        yield url
+from tests.helpers import (
+    SERVED_NAME,
+    b64,
+    blank_pdf,
+    chat_line,
+    jsonl,
+    openai_client,
+    output_lines,
+    png_bytes,
+    store_gateway,
+    wait_until,
+    wait_until_done,
+)
 
 
-def client(url: str, key: str = "none") -> OpenAI:
-    return OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+def line_text(body: dict[str, Any]) -> str:
+    """The prompt text of a chat request the upstream received (a batch line's is "n<i>")."""
+    return body["messages"][0]["content"][-1]["text"]
 
 
-def jsonl(lines: list[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(line) + "\n" for line in lines).encode()
-
-
-def chat_line(custom_id: str, text: str, file_id: str | None = None) -> dict[str, Any]:
-    content: list[dict[str, Any]] = [{"type": "text", "text": text}]
-    if file_id:
-        content.insert(0, {"type": "file", "file": {"file_id": file_id}})
-    else:
-        content.insert(0, {"type": "image_url",
-                           "image_url": {"url": f"data:image/png;base64,{b64(png_bytes())}"}})
-    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-            "body": {"messages": [{"role": "user", "content": content}]}}
-
-
-def wait_until_done(sdk: OpenAI, batch_id: str, timeout_s: float = 60) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        batch = sdk.batches.retrieve(batch_id)
-        if batch.status in TERMINAL:
-            return batch
-        assert time.monotonic() < deadline, f"batch still {batch.status}: {batch.request_counts}"
-        time.sleep(0.05)
-
-
-def output_lines(sdk: OpenAI, file_id: str | None) -> list[dict[str, Any]]:
-    if file_id is None:
-        return []
-    return [json.loads(line) for line in sdk.files.content(file_id).text.splitlines() if line]
-
-
-def test_a_file_is_stored_listed_read_and_deleted(server: str) -> None:
-    sdk = client(server)
+def test_a_file_is_stored_listed_read_and_deleted(batch_gateway: str) -> None:
+    sdk = openai_client(batch_gateway)
     data = png_bytes(text="stored")
     created = sdk.files.create(file=("page.png", io.BytesIO(data)), purpose="user")
     assert created.bytes == len(data) and created.filename == "page.png" and created.purpose == "user"
@@ -84,13 +47,13 @@ def test_a_file_is_stored_listed_read_and_deleted(server: str) -> None:
         sdk.files.retrieve(created.id)
 
 
-def test_an_upload_no_request_could_use_is_refused(server: str) -> None:
+def test_an_upload_no_request_could_use_is_refused(batch_gateway: str) -> None:
     with pytest.raises(openai.BadRequestError):
-        client(server).files.create(file=("x.png", io.BytesIO(b"not an image")), purpose="user")
+        openai_client(batch_gateway).files.create(file=("x.png", io.BytesIO(b"not an image")), purpose="user")
 
 
-def test_a_chat_batch_runs_every_line_once(server: str, upstream: FakeUpstream) -> None:
-    sdk = client(server)
+def test_a_chat_batch_runs_every_line_once(batch_gateway: str, upstream: FakeUpstream) -> None:
+    sdk = openai_client(batch_gateway)
     upstream.reply_fn = lambda body: "read " + body["messages"][0]["content"][-1]["text"]
     pdf = sdk.files.create(file=("two.pdf", io.BytesIO(blank_pdf(2))), purpose="user")
     lines = [chat_line(f"req-{i}", f"line {i}") for i in range(5)]
@@ -113,8 +76,8 @@ def test_a_chat_batch_runs_every_line_once(server: str, upstream: FakeUpstream) 
     assert batch.id in [b.id for b in sdk.batches.list()]
 
 
-def test_ocr_and_mistral_batches_with_a_failing_line(server: str, upstream: FakeUpstream) -> None:
-    sdk = client(server)
+def test_ocr_and_mistral_batches_with_a_failing_line(batch_gateway: str, upstream: FakeUpstream) -> None:
+    sdk = openai_client(batch_gateway)
     image = sdk.files.create(file=("p.png", io.BytesIO(png_bytes())), purpose="user")
     legacy = [{"custom_id": "ok", "method": "POST", "url": "/ocr",
                "body": {"file_id": image.id, "output": "markdown"}},
@@ -142,8 +105,8 @@ def test_ocr_and_mistral_batches_with_a_failing_line(server: str, upstream: Fake
     assert line["response"]["body"]["pages"][0]["markdown"] == "Hello\nworld"
 
 
-def test_the_input_is_validated_up_front_with_line_numbers(server: str, upstream: FakeUpstream) -> None:
-    sdk = client(server)
+def test_the_input_is_validated_up_front_with_line_numbers(batch_gateway: str, upstream: FakeUpstream) -> None:
+    sdk = openai_client(batch_gateway)
     good = chat_line("a", "x")
     text = (json.dumps(good) + "\n" + "{not json\n" + json.dumps({**good, "custom_id": "u", "url": "/ocr"}) + "\n"
             + json.dumps(good) + "\n" + json.dumps({**good, "custom_id": "s", "body": {
@@ -165,18 +128,18 @@ def test_the_input_is_validated_up_front_with_line_numbers(server: str, upstream
 
 def test_a_cancelled_batch_keeps_what_ran(fake_upstream: tuple[FakeUpstream, str],
                                           upstream: FakeUpstream, tmp_path: Path) -> None:
-    upstream.delay_s = 0.2
-    with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 2}) as url:
-        sdk = client(url)
+    """Lines n0 and n1 are answered, the rest held until the batch is cancelled."""
+    cancelled = threading.Event()
+    upstream.answer_order = lambda body: cancelled.is_set() or line_text(body) in ("n0", "n1")
+    with store_gateway(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 2}) as url:
+        sdk = openai_client(url)
         lines = [chat_line(f"r{i}", f"n{i}") for i in range(40)]
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
         batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                    completion_window="24h")
-        deadline = time.monotonic() + 30
-        while not sdk.batches.retrieve(batch.id).request_counts.completed:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: sdk.batches.retrieve(batch.id).request_counts.completed > 0, 30, "a first line")
         assert sdk.batches.cancel(batch.id).status == "cancelling"
+        cancelled.set()
         done = wait_until_done(sdk, batch.id)
         ran = [line["custom_id"] for line in output_lines(sdk, done.output_file_id)]
     assert done.status == "cancelled" and done.cancelled_at
@@ -187,8 +150,8 @@ def test_a_cancelled_batch_keeps_what_ran(fake_upstream: tuple[FakeUpstream, str
 
 def test_files_and_batches_belong_to_their_key(fake_upstream: tuple[FakeUpstream, str],
                                                upstream: FakeUpstream, tmp_path: Path) -> None:
-    with serve(fake_upstream[1], tmp_path / "store", auth={"api_keys": ["key-one", "key-two"]}) as url:
-        one, two = client(url, "key-one"), client(url, "key-two")
+    with store_gateway(fake_upstream[1], tmp_path / "store", auth={"api_keys": ["key-one", "key-two"]}) as url:
+        one, two = openai_client(url, "key-one"), openai_client(url, "key-two")
         image = one.files.create(file=("p.png", io.BytesIO(png_bytes())), purpose="user")
         upload = one.files.create(file=("in.jsonl", io.BytesIO(jsonl([chat_line("a", "x")]))),
                                   purpose="batch")
@@ -211,32 +174,32 @@ def test_files_and_batches_belong_to_their_key(fake_upstream: tuple[FakeUpstream
         assert one.files.retrieve(image.id).id == image.id
         assert wait_until_done(one, batch.id).status == "completed"
         with pytest.raises(openai.AuthenticationError):
-            client(url, "wrong").files.list()
+            openai_client(url, "wrong").files.list()
 
 
-def test_uploaded_files_serve_the_interactive_routes(server: str, upstream: FakeUpstream) -> None:
-    sdk = client(server)
+def test_uploaded_files_serve_the_interactive_routes(batch_gateway: str, upstream: FakeUpstream) -> None:
+    sdk = openai_client(batch_gateway)
     pdf = sdk.files.create(file=("three.pdf", io.BytesIO(blank_pdf(3))), purpose="user")
     chat = sdk.chat.completions.create(model=SERVED_NAME, messages=[{"role": "user", "content": [
         {"type": "file", "file": {"file_id": pdf.id}}, {"type": "text", "text": "Free OCR."}]}])
     assert chat.choices[0].message.content is not None
     assert chat.choices[0].message.content.count("Hello\nworld") == 3
-    mistral = httpx.post(f"{server}/v1/ocr", json={"document": {"type": "file", "file_id": pdf.id},
+    mistral = httpx.post(f"{batch_gateway}/v1/ocr", json={"document": {"type": "file", "file_id": pdf.id},
                                                    "pages": [1]})
     assert mistral.status_code == 200 and [p["index"] for p in mistral.json()["pages"]] == [1]
-    legacy = httpx.post(f"{server}/ocr", json={"file_id": pdf.id, "pages": "1-2"})
+    legacy = httpx.post(f"{batch_gateway}/ocr", json={"file_id": pdf.id, "pages": "1-2"})
     assert legacy.status_code == 200 and legacy.json()["page_count"] == 2
-    missing = httpx.post(f"{server}/ocr", json={"file_id": "file-missing"})
+    missing = httpx.post(f"{batch_gateway}/ocr", json={"file_id": "file-missing"})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "file_id"
 
 
 def test_quota_answers_507_and_the_upload_limit_413(fake_upstream: tuple[FakeUpstream, str],
                                                     upstream: FakeUpstream, tmp_path: Path) -> None:
     image = png_bytes(width=200, height=200, text="quota")
-    with serve(fake_upstream[1], tmp_path / "store",
+    with store_gateway(fake_upstream[1], tmp_path / "store",
                storage={"quota_bytes": len(image) * 2 + 10},
                limits={"max_file_bytes": len(image) * 3}) as url:
-        sdk = client(url)
+        sdk = openai_client(url)
         first = sdk.files.create(file=("a.png", io.BytesIO(image)), purpose="user")
         sdk.files.create(file=("b.png", io.BytesIO(image)), purpose="user")
         with pytest.raises(openai.APIStatusError) as full:
@@ -252,15 +215,13 @@ def test_quota_answers_507_and_the_upload_limit_413(fake_upstream: tuple[FakeUps
 
 def test_the_runner_deletes_files_past_their_retention(fake_upstream: tuple[FakeUpstream, str],
                                                        upstream: FakeUpstream, tmp_path: Path) -> None:
-    with serve(fake_upstream[1], tmp_path / "store",
+    with store_gateway(fake_upstream[1], tmp_path / "store",
                storage={"retention_s": 1, "sweep_interval_s": 0.2}) as url:
-        sdk = client(url)
+        sdk = openai_client(url)
         stored = sdk.files.create(file=("a.png", io.BytesIO(png_bytes())), purpose="user")
         assert stored.expires_at is not None and stored.expires_at <= stored.created_at + 1
-        deadline = time.monotonic() + 30
-        while stored.id in [f.id for f in sdk.files.list()]:
-            assert time.monotonic() < deadline, "the file outlived its retention"
-            time.sleep(0.1)
+        wait_until(lambda: stored.id not in [f.id for f in sdk.files.list()], 30,
+                   "the file being deleted after its retention", poll_s=0.1)
         with pytest.raises(openai.NotFoundError):
             sdk.files.content(stored.id)
     assert not (tmp_path / "store" / "files" / stored.id).exists()
@@ -268,21 +229,23 @@ def test_the_runner_deletes_files_past_their_retention(fake_upstream: tuple[Fake
 
 def test_batch_lines_hold_only_their_share_of_the_engine(fake_upstream: tuple[FakeUpstream, str],
                                                          upstream: FakeUpstream, tmp_path: Path) -> None:
-    upstream.delay_s = 0.3
-    with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 4},
-               batches={"engine_share": 0.5}) as url:
-        sdk = client(url)
-        lines = [chat_line(f"r{i}", f"n{i}") for i in range(30)]  # 4.5 s at two at a time
+    """The upstream holds every answer: the batch takes its two slots (half of 4) and no more,
+    so an interactive call still reaches the engine while the batch waits."""
+    upstream.hold.clear()
+    with store_gateway(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 4},
+                       batches={"engine_share": 0.5}) as url, ThreadPoolExecutor(1) as pool:
+        sdk = openai_client(url)
+        lines = [chat_line(f"r{i}", f"n{i}") for i in range(30)]
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
         batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
                                    completion_window="24h")
-        deadline = time.monotonic() + 30
-        while upstream.in_flight < 2:  # the batch holds its two slots
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        answer = httpx.post(f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)
-        assert answer.status_code == 200
-        assert sdk.batches.retrieve(batch.id).status == "in_progress"  # served before the batch ended
+        wait_until(lambda: upstream.in_flight == 2, 30, "the batch holding its two slots")
+        answer = pool.submit(httpx.post, f"{url}/ocr", json={"image_base64": b64(png_bytes())}, timeout=30)
+        wait_until(lambda: any(not line_text(r).startswith("n") for r in upstream.requests), 30,
+                   "the interactive call reaching the engine beside the batch")
+        assert upstream.in_flight == 3 and sdk.batches.retrieve(batch.id).status == "in_progress"
+        upstream.hold.set()
+        assert answer.result().status_code == 200
         assert wait_until_done(sdk, batch.id).status == "completed"
     assert upstream.max_in_flight == 3  # two batch lines (half of 4 slots) and the interactive call
 
@@ -290,8 +253,8 @@ def test_batch_lines_hold_only_their_share_of_the_engine(fake_upstream: tuple[Fa
 def test_lines_left_when_the_window_closes_end_as_batch_expired(
         fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path) -> None:
     upstream.delay_s = 0.3
-    with serve(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 1}) as url:
-        sdk = client(url)
+    with store_gateway(fake_upstream[1], tmp_path / "store", limits={"max_in_flight": 1}) as url:
+        sdk = openai_client(url)
         lines = [chat_line(f"r{i}", f"n{i}") for i in range(20)]
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
         batch = sdk.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
@@ -309,9 +272,9 @@ def test_lines_left_when_the_window_closes_end_as_batch_expired(
 def test_batch_inputs_may_be_larger_than_a_request_body(fake_upstream: tuple[FakeUpstream, str],
                                                         upstream: FakeUpstream, tmp_path: Path) -> None:
     lines = jsonl([chat_line(f"r{i}", f"n{i}") for i in range(30)])
-    with serve(fake_upstream[1], tmp_path / "store", limits={"max_body_bytes": len(lines) // 3},
+    with store_gateway(fake_upstream[1], tmp_path / "store", limits={"max_body_bytes": len(lines) // 3},
                storage={"max_upload_bytes": len(lines) * 2}) as url:
-        sdk = client(url)
+        sdk = openai_client(url)
         upload = sdk.files.create(file=("in.jsonl", io.BytesIO(lines)), purpose="batch")
         assert upload.bytes == len(lines)
         with pytest.raises(openai.APIStatusError) as large:  # other routes keep their limit

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import SERVED_NAME, b64, free_port, gateway_settings, png_bytes, serve
-from tests.scripted_upstream import DROP, STALL, Answer, scripted_upstream
+from tests.helpers import (
+    SERVED_NAME,
+    b64,
+    free_port,
+    gateway_settings,
+    image_messages,
+    png_bytes,
+    scripted_gateway,
+    serve,
+)
+from tests.scripted_upstream import DROP, STALL, Answer, ScriptedUpstream
 
-IMAGE_URL = "data:image/png;base64," + b64(png_bytes())
-MESSAGES = [{"role": "user", "content": [
-    {"type": "image_url", "image_url": {"url": IMAGE_URL}},
-    {"type": "text", "text": "Free OCR."}]}]
+MESSAGES = image_messages(png_bytes())
 
 
 def test_sdk_non_stream(gateway: str, upstream: FakeUpstream) -> None:
@@ -68,12 +75,10 @@ def test_sdk_sees_bad_request_for_max_tokens_over_cap(gateway: str, upstream: Fa
 
 
 @pytest.fixture(scope="module")
-def scripted_gateway():
-    """A gateway (no retries, 1 s time-out) in front of an upstream that fails as told."""
-    with scripted_upstream() as upstream:
-        settings = gateway_settings(upstream.url, upstream={"timeout_s": 1.0, "max_retries": 0})
-        with serve(settings) as (url, _):
-            yield url, upstream
+def failing_gateway() -> Iterator[tuple[str, ScriptedUpstream]]:
+    """A gateway (no retries, 2 s read time-out) in front of an upstream that fails as told."""
+    with scripted_gateway(timeout_s=2.0, max_retries=0) as served:
+        yield served
 
 
 @pytest.mark.parametrize("upstream_answer, status, needle", [
@@ -95,9 +100,9 @@ def scripted_gateway():
     ("/ocr/stream", {"files": {"file": ("p.png", png_bytes(), "image/png")}}),
     ("/v1/chat/completions", {"json": {"messages": MESSAGES, "stream": True}}),
 ], ids=["ocr", "chat", "ocr-stream", "chat-stream"])
-def test_upstream_failures_become_clear_errors(scripted_gateway, upstream_answer, status: int,
-                                               needle: str, path: str, kwargs: dict) -> None:
-    url, upstream = scripted_gateway
+def test_upstream_failures_become_clear_errors(failing_gateway: tuple[str, ScriptedUpstream], upstream_answer: object,
+                                               status: int, needle: str, path: str, kwargs: dict) -> None:
+    url, upstream = failing_gateway
     upstream.play(upstream_answer)
     r = httpx.post(f"{url}{path}", timeout=30, **kwargs)
     assert r.status_code == status, (path, r.text)
@@ -105,22 +110,22 @@ def test_upstream_failures_become_clear_errors(scripted_gateway, upstream_answer
     assert upstream.chat_calls == 1, "no retries configured: one call"
 
 
-def test_a_non_json_success_is_a_502(scripted_gateway) -> None:
-    url, upstream = scripted_gateway
+def test_a_non_json_success_is_a_502(failing_gateway: tuple[str, ScriptedUpstream]) -> None:
+    url, upstream = failing_gateway
     upstream.play(Answer(200, b"OK", "text/plain"))
     r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES}, timeout=30)
     assert r.status_code == 502 and "not a JSON chat completion" in r.json()["error"]["message"]
 
 
-def test_a_stream_event_that_is_not_json_is_a_502(scripted_gateway) -> None:
-    url, upstream = scripted_gateway
+def test_a_stream_event_that_is_not_json_is_a_502(failing_gateway: tuple[str, ScriptedUpstream]) -> None:
+    url, upstream = failing_gateway
     upstream.play(Answer(200, b"data: <html>oops</html>\n\n", "text/event-stream"))
     r = httpx.post(f"{url}/v1/chat/completions", json={"messages": MESSAGES, "stream": True}, timeout=30)
     assert r.status_code == 502 and "not JSON" in r.json()["error"]["message"], r.text
 
 
-def test_batch_item_failure_upstream_keeps_other_items(scripted_gateway) -> None:
-    url, upstream = scripted_gateway
+def test_batch_item_failure_upstream_keeps_other_items(failing_gateway: tuple[str, ScriptedUpstream]) -> None:
+    url, upstream = failing_gateway
     upstream.play(Answer(200, {"id": "1", "object": "chat.completion", "created": 0, "model": "m",
                                "choices": [{"index": 0, "finish_reason": "stop",
                                             "message": {"role": "assistant", "content": "ok"}}]}),

@@ -1,10 +1,15 @@
 """The hostile-input suite: each attack of issue 19, scaled to run in minutes on 2 cores.
 
 One server runs as a subprocess (the gateway in front of the fake upstream, two decoder
-processes) so its memory and its children's can be measured and its command line and
-environment inspected. Each attack asserts its status, that `/live` answers within 1 s
-while it runs, a normal page within 10 s after it, and where it matters the peak memory
-of the server's process tree (figures and bounds: docs/hostile-inputs.md).
+processes) so its memory, CPU time and children can be measured and its command line and
+environment inspected. Each attack asserts its status; that `/live` keeps answering while it
+runs and that the event loop (the server's main thread) does none of its work; a normal page
+after it; and where it matters the peak memory of the server's process tree (figures and
+bounds: docs/hostile-inputs.md).
+
+Costs are CPU seconds, not wall-clock windows: a loaded machine stretches the clock, not the
+CPU time a piece of work takes. The bugs these tests guard against cost tens of CPU seconds
+(a 25 s regex, 1-8 s per WebP decode on the loop), the fixed code a fraction of one.
 """
 
 from __future__ import annotations
@@ -15,8 +20,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,8 +31,23 @@ import pytest
 from PIL import Image
 
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import b64, blank_pdf, free_port, parse_sse, png_bytes, wait_for_process_server
-from tests.inputs.test_frames import gif_with_frames, many_ifd_tiff, text_frames_tiff
+from tests.helpers import (
+    ServerProcess,
+    b64,
+    blank_pdf,
+    free_port,
+    gif_with_frames,
+    heavy_pdf,
+    http_answer,
+    image_size_of,
+    leave_when,
+    many_ifd_tiff,
+    parse_sse,
+    png_bytes,
+    serve_command,
+    text_frames_tiff,
+    wait_until,
+)
 
 KEY = "hostile-suite-key-7f3a"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -42,25 +60,36 @@ WEBP_ITEMS = 8
 """8 rather than 12 (one decode takes 1-8 s here): before the decoder pool, 8 such items
 peaked at about 4 GB; the bound holds for any count, since only the decoder processes
 (2 by default) decode at a time."""
+LOOP_CPU_S = 1.0
+"""CPU seconds the event loop may spend while an attack runs, besides its probes: parsing the
+requests and answering them. One WebP decode on the loop alone would take 1-8 s."""
+PROBE_CPU_S = 0.01
+"""CPU seconds one `/live` probe may cost the loop (a few milliseconds measured)."""
+PATIENCE_S = 60
+"""How long a probe or a normal page may wait on a slow machine before the test fails: a
+deadline for a hang, not a latency window."""
 
 
 # -- the server under attack, and its memory ------------------------------------
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and all its descendants."""
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (decoder processes and their fork server)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
+        if entry.isdigit() and (parent := _parent(int(entry))) >= 0:
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of `pid` and all its descendants."""
+    total = 0
+    for current in tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -70,9 +99,30 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def cpu_s(stat_path: str) -> float:
+    """User + system CPU seconds of a process or thread (`/proc/.../stat`); 0 once it is gone."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_cpu_s(pid: int) -> float:
+    """CPU seconds of the server's main thread, where uvicorn runs the event loop."""
+    return cpu_s(f"/proc/{pid}/task/{pid}/stat")
+
+
+def decoders(pid: int) -> set[int]:
+    """The decoder processes of server `pid`: the pool's workers, children of its fork server."""
+    children = set(tree(pid)) - {pid}
+    return {p for p in children if _parent(p) in children}
+
+
 class Server:
-    def __init__(self, url: str, proc: subprocess.Popen, log: Path) -> None:
-        self.url, self.proc, self.log = url, proc, log
+    def __init__(self, process: ServerProcess) -> None:
+        assert process.proc is not None
+        self.url, self.proc, self.log = process.url, process.proc, process.log_path
 
     @contextmanager
     def peak_memory(self) -> Iterator[list[int]]:
@@ -100,59 +150,47 @@ def server(fake_upstream: tuple[FakeUpstream, str], tmp_path_factory: pytest.Tem
     folder = tmp_path_factory.mktemp("hostile")
     key_file = folder / "keys"
     key_file.write_text(KEY + "\n")
-    log = folder / "server.log"
     port = free_port()
     env = {**os.environ, "OPENAI_OCR_LIMITS__REQUEST_TIMEOUT_S": "300",
            "OPENAI_OCR_CONNECTIONS__HEADER_TIMEOUT_S": "2",
            "OPENAI_OCR_BUDGET__DECODE_WORKERS": "2", "PYTHONPATH": str(ROOT)}
     env.pop("OPENAI_OCR_API_KEYS", None)
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "openai_ocr.cli.main", "serve", "--upstream-url",
-                                 upstream_url, "--host", "127.0.0.1", "--port", str(port),
-                                 "--api-key-file", str(key_file)],
-                                cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_process_server(url, proc, path="/live", timeout_s=90, output=log.read_text)
-        yield Server(url, proc, log)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    cmd = serve_command("--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+                        "--api-key-file", str(key_file))
+    with ServerProcess(cmd, f"http://127.0.0.1:{port}", folder / "server.log", "/live", env) as process:
+        yield Server(process)
 
 
-PROBE = httpx.Client(timeout=1.0)  # one kept-alive connection, like a load balancer's probe
+PROBE = httpx.Client(timeout=PATIENCE_S)  # one kept-alive connection, like a load balancer's probe
 
 
-def live_within(url: str, seconds: float = 1.0) -> float:
-    started = time.monotonic()
-    r = PROBE.get(f"{url}/live", timeout=seconds)
-    assert r.status_code == 200
-    return time.monotonic() - started
+def live(url: str) -> None:
+    assert PROBE.get(f"{url}/live").status_code == 200
 
 
-def during(attack: Callable[[], object], url: str) -> object:
-    """Run `attack` in a thread; meanwhile `/live` must keep answering within 1 s."""
+def during(attack: Callable[[], object], server: Server) -> object:
+    """Run `attack` in a thread; meanwhile `/live` must keep answering, and the event loop
+    must do none of the attack's work (its CPU time stays under the probes' and the
+    requests' own cost)."""
     result: list[object] = []
     thread = threading.Thread(target=lambda: result.append(attack()), daemon=True)
+    before = loop_cpu_s(server.proc.pid)
     thread.start()
     probes = 0
     while thread.is_alive() or probes == 0:
-        assert live_within(url) < 1.0
+        live(server.url)
         probes += 1
         thread.join(timeout=0.2)
+    spent = loop_cpu_s(server.proc.pid) - before
     assert result, "the attack raised"
+    assert spent < LOOP_CPU_S + PROBE_CPU_S * probes, f"the event loop spent {spent:.2f} CPU s ({probes} probes)"
     return result[0]
 
 
 def normal_page_after(server: Server) -> None:
-    started = time.monotonic()
     r = httpx.post(f"{server.url}/ocr", json={"image_base64": b64(png_bytes())}, headers=AUTH,
-                   timeout=10)
+                   timeout=PATIENCE_S)
     assert r.status_code == 200, r.text
-    assert time.monotonic() - started < 10
 
 
 def assert_error(r: httpx.Response, *statuses: int) -> dict:
@@ -181,64 +219,52 @@ def give_up_after(url: str, seconds: float, count: int, **request: object) -> No
 
 def test_quadratic_prompt_is_a_cheap_400(server: Server) -> None:
     body = {"image_base64": b64(png_bytes()), "prompt": "locate<|ref|>" * 16000}
-    r = during(lambda: httpx.post(f"{server.url}/ocr", json=body, headers=AUTH, timeout=30), server.url)
+    r = during(lambda: httpx.post(f"{server.url}/ocr", json=body, headers=AUTH, timeout=30), server)
     assert_error(r, 400)  # type: ignore[arg-type]
     assert "prompt" in r.json()["error"]["message"]  # type: ignore[union-attr]
     normal_page_after(server)
 
 
 def test_lite_locate_parsing_is_linear() -> None:
+    """CPU time of this thread: the same on a loaded machine (25-29 s with the lazy regex)."""
     from openai_ocr.engines.lite.engine import parse_prompt
     from openai_ocr.errors import BadRequest
 
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(BadRequest):
-        parse_prompt("locate<|ref|>" * 16000)  # 25-29 s with the lazy regex
-    assert time.monotonic() - started < 1.0
+        parse_prompt("locate<|ref|>" * 16000)
+    assert time.thread_time() - started < 1.0
 
 
 def test_tiff_with_thousands_of_ifds_is_refused_and_leaves_no_work(server: Server) -> None:
     data = many_ifd_tiff(4000)
     files = {"file": ("ifd.tiff", data, "image/tiff")}
-    r = during(lambda: httpx.post(f"{server.url}/ocr/file", files=files, headers=AUTH, timeout=30),
-               server.url)
+    r = during(lambda: httpx.post(f"{server.url}/ocr/file", files=files, headers=AUTH, timeout=30), server)
     assert_error(r, 413)  # type: ignore[arg-type]
-    during(lambda: give_up_after(f"{server.url}/ocr/file", 1.0, 6, files=files, headers=AUTH),
-           server.url)
+    during(lambda: give_up_after(f"{server.url}/ocr/file", 1.0, 6, files=files, headers=AUTH), server)
     normal_page_after(server)
 
 
-def heavy_pdf(pages: int, paths: int) -> bytes:
-    """A PDF whose pages hold `paths` filled triangles each (slow to render, small to send)."""
-    triangles = "".join(f"{(i * 37) % 590} {(i * 53) % 830} m {(i * 37) % 590 + 9} {(i * 53) % 830} l "
-                        f"{(i * 37) % 590 + 4} {(i * 53) % 830 + 9} l f\n" for i in range(paths)).encode()
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [" + b" ".join(f"{3 + 2 * i} 0 R".encode() for i in range(pages))
-               + f"] /Count {pages} >>".encode()]
-    for i in range(pages):
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 600 840] /Contents {4 + 2 * i} 0 R >>"
-                       .encode())
-        objects.append(f"<< /Length {len(triangles)} >>\nstream\n".encode() + triangles + b"\nendstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
-
-
 def test_slow_pdf_pages_are_stopped_when_clients_leave(server: Server) -> None:
-    files = {"file": ("heavy.pdf", heavy_pdf(5, 30000), "application/pdf")}
-    during(lambda: give_up_after(f"{server.url}/ocr/file", 2.0, 2, files=files, headers=AUTH), server.url)
-    started = time.monotonic()
+    """A client leaves while the decoders render its slow pages (seconds each): the decoders
+    at work are killed (the pool starts new ones), not left to finish pages nobody waits for."""
+    pdf = heavy_pdf(5, 30000, side=150)
+    idle = {p: cpu_s(f"/proc/{p}/stat") for p in decoders(server.proc.pid)}
+
+    busy: set[int] = set()
+
+    def rendering() -> bool:
+        """Decoders have used CPU since the PDF was sent (recorded in `busy`)."""
+        busy.update(p for p, spent in idle.items() if cpu_s(f"/proc/{p}/stat") > spent)
+        return bool(busy)
+
+    during(lambda: leave_when(rendering, "a decoder rendering the PDF", f"{server.url}/ocr/file", headers=AUTH,
+                              files={"file": ("heavy.pdf", pdf, "application/pdf")}), server)
+    wait_until(lambda: not busy & decoders(server.proc.pid), PATIENCE_S,
+               f"the decoders rendering for the client that left ({sorted(busy)}) being stopped")
     r = httpx.post(f"{server.url}/ocr/file", files={"file": ("one.pdf", blank_pdf(1), "application/pdf")},
-                   headers=AUTH, timeout=10)
+                   headers=AUTH, timeout=PATIENCE_S)
     assert r.status_code == 200, r.text
-    assert time.monotonic() - started < 10
 
 
 def test_webp_batch_stays_under_the_memory_bound(server: Server) -> None:
@@ -248,7 +274,7 @@ def test_webp_batch_stays_under_the_memory_bound(server: Server) -> None:
     assert len(out.getvalue()) < 100_000
     with server.peak_memory() as peak:
         r = during(lambda: httpx.post(f"{server.url}/ocr/batch", json={"requests": [item] * WEBP_ITEMS},
-                                      headers=AUTH, timeout=400), server.url)
+                                      headers=AUTH, timeout=400), server)
     assert r.status_code == 200, r.text  # type: ignore[union-attr]
     codes = [x["status_code"] for x in r.json()["results"]]  # type: ignore[union-attr]
     # past the pixel budget an item waits `budget.max_wait_s`, then gets 429 (never a 5xx)
@@ -265,15 +291,13 @@ def test_gif_with_a_thousand_big_frames_is_refused_cheaply(server: Server) -> No
     assert len(data) < 30_000
     with server.peak_memory() as peak:
         r = during(lambda: httpx.post(f"{server.url}/ocr/file", data={"pages": "1-1000"}, headers=AUTH,
-                                      files={"file": ("f.gif", data, "image/gif")}, timeout=30), server.url)
+                                      files={"file": ("f.gif", data, "image/gif")}, timeout=30), server)
     assert_error(r, 413)  # type: ignore[arg-type]
     assert peak[0] < 1024**3
     normal_page_after(server)
 
 
 def test_pages_of_a_text_tiff_never_mix(server: Server, upstream: FakeUpstream) -> None:
-    from tests.helpers import image_size_of
-
     data = text_frames_tiff(24)
     for _ in range(2):
         upstream.reset()
@@ -291,7 +315,7 @@ def test_no_key_and_a_huge_body_is_refused_before_the_body(server: Server) -> No
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
         sock.sendall(b"POST /ocr HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 48000000\r\n\r\n{\"image_base64\": \"")
-        answer = sock.recv(4096)  # the 401 comes without the body being sent
+        answer = http_answer(sock)  # the 401 comes without the body being sent
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
     assert tree_rss(server.proc.pid) - before < 100 * 2**20
 
@@ -367,7 +391,9 @@ def test_slow_header_connections_are_closed(server: Server) -> None:
             sock.sendall(b"GET /live HTTP/1.1\r\nHost: x\r\n")
             sock.settimeout(0.05)
         closed: set[int] = set()
-        deadline = time.monotonic() + 10  # header limit 2 s in this server
+        before = loop_cpu_s(server.proc.pid)
+        deadline = time.monotonic() + PATIENCE_S  # header limit 2 s in this server
+        probes = 0
         while len(closed) < len(sockets) and time.monotonic() < deadline:
             for index, sock in enumerate(sockets):
                 if index in closed:
@@ -380,8 +406,11 @@ def test_slow_header_connections_are_closed(server: Server) -> None:
                     pass
                 except OSError:
                     closed.add(index)
-            assert live_within(server.url) < 1.0
+            live(server.url)
+            probes += 1
         assert len(closed) == len(sockets)
+        spent = loop_cpu_s(server.proc.pid) - before
+        assert spent < LOOP_CPU_S + PROBE_CPU_S * probes, f"the event loop spent {spent:.2f} CPU s"
     finally:
         for sock in sockets:
             sock.close()
@@ -398,9 +427,7 @@ def test_secrets_stay_out_of_argv_environment_and_logs(server: Server) -> None:
                 assert KEY.encode() not in Path(f"/proc/{pid}/{name}").read_bytes(), (pid, name)
             except PermissionError:
                 pass
-    deadline = time.monotonic() + 5
-    while "/live" not in server.log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: "/live" in server.log.read_text(), PATIENCE_S, "the access log line")
     assert "QUERY-SECRET-91" not in server.log.read_text()
     assert KEY not in server.log.read_text()
 
@@ -426,4 +453,4 @@ def test_an_oversized_request_head_is_refused_and_closed(server: Server) -> None
     # a head just under the limit (64 KiB) is served
     r = httpx.get(f"{server.url}/live", headers={f"x-filler-{n}": "a" * 1000 for n in range(50)}, timeout=5)
     assert r.status_code == 200
-    assert live_within(server.url) < 1.0
+    live(server.url)

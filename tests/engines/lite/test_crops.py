@@ -7,13 +7,32 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-np = pytest.importorskip("numpy")
-pytest.importorskip("cv2", reason="the lite extra is not installed")
+from tests.helpers import require, require_file
+
+np = require("numpy", "the lite extra")
+require("cv2", "the lite extra")
 
 from openai_ocr.engines.lite.crops import DETECTOR_STEP, check_box_frames, detector_input, pad_line, paper_grey  # noqa: E402
 
-FONT_FILES = sorted(p for folder in ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
-                    for p in Path(folder).glob("*.ttf"))[:24]
+FONTS: dict[str, tuple[str, list[str]]] = {
+    "fonts-dejavu-core": ("/usr/share/fonts/truetype/dejavu", [
+        "DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono", "DejaVuSansMono-Bold", "DejaVuSerif",
+        "DejaVuSerif-Bold"]),
+    "fonts-dejavu-extra": ("/usr/share/fonts/truetype/dejavu", [
+        "DejaVuMathTeXGyre", "DejaVuSans-BoldOblique", "DejaVuSans-ExtraLight", "DejaVuSans-Oblique",
+        "DejaVuSansCondensed", "DejaVuSansCondensed-Bold", "DejaVuSansCondensed-BoldOblique",
+        "DejaVuSansCondensed-Oblique", "DejaVuSansMono-BoldOblique", "DejaVuSansMono-Oblique",
+        "DejaVuSerif-BoldItalic", "DejaVuSerif-Italic", "DejaVuSerifCondensed", "DejaVuSerifCondensed-Bold",
+        "DejaVuSerifCondensed-BoldItalic", "DejaVuSerifCondensed-Italic"]),
+    "fonts-liberation": ("/usr/share/fonts/truetype/liberation", [
+        f"Liberation{family}-{face}" for family in ("Mono", "Sans", "SansNarrow", "Serif")
+        for face in ("Regular", "Bold", "Italic", "BoldItalic")]),
+}
+"""The fonts the glyph test draws with, by the Debian package `make test` installs them from
+(the Makefile's FONT_PACKAGES): a fixed list, so a missing font is a skip (a failure in CI),
+never a silently shorter test."""
+FONT_FILES = [(package, Path(folder) / f"{name}.ttf") for package, (folder, names) in FONTS.items()
+              for name in names]
 GLYPHS = ("ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz 0123456789 "
           "#%&@$[](){}<>/|\\=+*-_.,;:!? ÄÖÜßéèàçñøåæœ €£¥©®°§¶")
 
@@ -32,10 +51,13 @@ def _line(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, size: i
     return np.asarray(image)
 
 
-@pytest.mark.parametrize("font_path", [None, *FONT_FILES], ids=lambda p: p.stem if p else "default")
-def test_no_letter_digit_or_sign_is_taken_for_a_check_box(font_path: Path | None) -> None:
+@pytest.mark.parametrize("package, font_path", [(None, None), *FONT_FILES],
+                         ids=[path.stem if path else "default" for _, path in [(None, None), *FONT_FILES]])
+def test_no_letter_digit_or_sign_is_taken_for_a_check_box(package: str | None, font_path: Path | None) -> None:
     """`B`, `8`, `0`, `O`, `D`, `#`, `[`, `]` fill the bands and corners a frame fills at
     small sizes; the frame rule must leave every one of them alone, at every size."""
+    if package and font_path:
+        require_file(font_path, package)
     for size in (12, 16, 20, 28, 40, 64):
         line = _line(GLYPHS, _font(font_path, size), size)
         assert check_box_frames(line, line.shape[0]) is None, f"{font_path} at {size} px: a glyph was taken"
@@ -43,7 +65,8 @@ def test_no_letter_digit_or_sign_is_taken_for_a_check_box(font_path: Path | None
 
 def _form_line(box: int, stroke: int, tick: bool = False) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A form line: a check box, then its label; the detector's line height is 1.5 boxes."""
-    font = _font(FONT_FILES[0] if FONT_FILES else None, box)
+    package, path = FONT_FILES[0]
+    font = _font(require_file(path, package), box)
     image = Image.new("L", (box * 12, box * 2), 245)  # grey paper, as on a scan
     draw = ImageDraw.Draw(image)
     frame = (box // 2, box // 2, box // 2 + box, box // 2 + box)

@@ -20,12 +20,9 @@ from openai_ocr.engines.lite.layout import (
     to_locate,
     to_plain_text,
 )
+from tests.helpers import column
 
 W, H = 1000, 1400
-
-
-def column(x1: float, x2: float, y0: float, names: list[str], step: float = 40, h: float = 28) -> list[TextLine]:
-    return [TextLine(x1, y0 + i * step, x2 - (i % 3) * 15, y0 + i * step + h, name) for i, name in enumerate(names)]
 
 
 def two_column_page(title: bool) -> list[TextLine]:

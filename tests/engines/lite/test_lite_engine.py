@@ -7,8 +7,6 @@ The engine is started once for the module; each page takes well under a second.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +21,8 @@ from openai_ocr.engines.lite.reader import LineReader, plan_reader
 from openai_ocr.errors import OCRError
 from openai_ocr.metrics import Metrics
 from openai_ocr.settings import LiteSettings, Settings
-from tests.helpers import require
+from tests.helpers import data_url as url_of
+from tests.helpers import png_of, require
 
 require("rapidocr", "the lite extra")
 require("tesserocr", "the lite extra")
@@ -34,9 +33,7 @@ RIGHT = ["echo is the right one", "foxtrot right two", "golf is right three", "h
 
 
 def data_url(image: Image.Image) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return url_of(png_of(image))
 
 
 def text_image() -> Image.Image:
