@@ -6,7 +6,7 @@ HTTP schemas in `openai_ocr.protocol` build on them.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel, ConfigDict, Field
@@ -104,11 +104,39 @@ class PageQuality(BaseModel):
     loop_chars_removed: int = Field(0, description="Characters of repetition cut out of the text.")
 
 
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Word(BaseModel):
+    """One word of a block's text, in reading order, where it was found on the page."""
+
+    text: str = Field(description="The word as it is in the block's text.")
+    box_px: tuple[float, float, float, float] | None = Field(
+        None, description="[x1, y1, x2, y2] in page pixels; null where no box was found.")
+    confidence: Probability | None = None
+
+
+class Confidence(BaseModel):
+    """How sure the engine was, 0..1: token probabilities (vLLM, upstream) or the lite
+    engine's recogniser scores."""
+
+    average: Probability | None = Field(None, description="Geometric mean of the token "
+                                        "probabilities (recogniser scores, averaged).")
+    minimum: Probability | None = Field(None, description="The least sure token (word).")
+
+
+class BlockConfidence(Confidence):
+    label: Probability | None = Field(None, description="Of the block's label tokens.")
+
+
 class BlockResult(BaseModel):
     label: str = Field(description="DeepSeek-OCR's block label: title, text, table, image, ...")
     boxes_px: list[tuple[float, float, float, float]] = Field(
         description="[x1, y1, x2, y2] in page pixels (grid value / 999 * page size).")
     text: str
+    confidence: BlockConfidence | None = None
+    words: list[Word] | None = Field(None, description="The block's words with boxes and "
+                                     "confidence, where they were asked for or the engine has them.")
 
 
 class ImageCrop(BaseModel):
@@ -129,6 +157,7 @@ class PageResult(BaseModel):
     warning: str | None = Field(None, description="Set when the page hit max_tokens or held a loop.")
     quality: PageQuality | None = Field(None, description="Loops found, tries made, and which engine "
                                         "and mode produced the text.")
+    confidence: Confidence | None = None
     images: list[ImageCrop] | None = None
     image_base64: str | None = Field(None, description="The page image as base64 PNG, with "
                                      "`include_page_images`; `width` x `height` pixels.")
