@@ -10,10 +10,13 @@ import asyncio
 import statistics
 import sys
 import time
+from pathlib import Path
 
-from openai_ocr.inputs.documents import probe_document, render_page
-from openai_ocr.inputs.pool import DecodePool
-from tests.helpers import png_bytes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from openai_ocr.inputs.documents import probe_document, render_page  # noqa: E402
+from openai_ocr.inputs.pool import DecodePool  # noqa: E402
+from tests.helpers import png_bytes  # noqa: E402
 
 LIMITS = {"max_pixels": 64_000_000, "max_bytes": 50 * 1024 * 1024}
 

@@ -39,7 +39,7 @@ from openai_ocr.inputs.documents import load_image  # noqa: E402
 from openai_ocr.ocr.models import OCROptions  # noqa: E402
 from openai_ocr.ocr.resolution import family_of  # noqa: E402
 from openai_ocr.ocr.translation import build_chat_request, plan_request  # noqa: E402
-from openai_ocr.settings import CONFIG_ENV, Settings, handed_over, load_settings  # noqa: E402
+from openai_ocr.settings import CONFIG_ENV, Settings, load_settings  # noqa: E402
 from tests.helpers import (  # noqa: E402
     ENGINE_API_KEY,
     ENGINE_AUTH,
@@ -60,12 +60,12 @@ TIMEOUT = httpx.Timeout(900, connect=10)
 
 def server_settings(workdir: Path) -> Settings:
     """The settings the plugin reads in the server (cwd `workdir`, which has no config.toml):
-    handed-over settings, else $OPENAI_OCR_CONFIG, else the defaults (and the environment)."""
+    $OPENAI_OCR_CONFIG, else the defaults (and the environment)."""
     named = os.environ.get(CONFIG_ENV)
     if named is None:
         named = str(workdir / "empty-config.toml")
         Path(named).write_text("")
-    return handed_over() or load_settings(named)
+    return load_settings(named)
 
 
 def bodies(settings: Settings, image: bytes, resolution: str, max_tokens: int) -> tuple[dict, dict, str]:
