@@ -3,7 +3,9 @@
 DeepSeek-OCR's best-known failure is the repetition loop: a table row, a line, a grounding
 tag or a few characters repeated until `max_tokens` stops it (its users measured about 9% of
 hard pages). `find_loop` looks for one in two ways, on text whose digit runs are collapsed
-to one mark (a loop often counts: rows 1, 2, 3..., boxes [[10, 20, ...]], [[10, 21, ...]]):
+to one mark (a loop often counts: rows 1, 2, 3..., boxes [[10, 20, ...]], [[10, 21, ...]]),
+and then keeps only repeats whose numbers, place by place, stay the same or count by a fixed
+step: a table's rows have the same shape too, but other numbers.
 
 - the tail: the longest stretch at the end of the text repeating one unit of up to
   `MAX_UNIT` characters (a Z-function over the reversed text: linear time);
@@ -111,6 +113,7 @@ class _Normalized:
     """`text` with every digit run as `#`, and the way back to offsets in `text`."""
 
     def __init__(self, text: str) -> None:
+        self._source = text
         self.text = _DIGITS.sub("#", text)
         self._marks: list[int] = []  # where each `#` is in the normalized text
         self._shifts = [0]  # characters removed up to and including each mark
@@ -123,6 +126,10 @@ class _Normalized:
     def origin(self, index: int) -> int:
         """The offset in the original text of the normalized text's `index`."""
         return index + self._shifts[bisect.bisect_left(self._marks, index)]
+
+    def original(self, start: int, end: int) -> str:
+        """The original text of the normalized text's [start, end)."""
+        return self._source[self.origin(start):self.origin(end)]
 
 
 def z_function(s: str) -> list[int]:
@@ -153,9 +160,55 @@ def _tail_loop(normalized: _Normalized, limits: Thresholds) -> Loop | None:
         span = z[period] + period
         if span // period >= limits.repeats and span >= limits.chars:
             start = _back(norm, offset + len(tail) - span, period)
-            repeats = (len(norm) - start) // period
-            return Loop(origin(start), origin(start + period), origin(len(norm)), repeats)
+            units = [normalized.original(start + i * period, start + (i + 1) * period)
+                     for i in range((len(norm) - start) // period)]
+            counting = _counting_runs(units)[-1]
+            start += counting[0] * period
+            repeats = counting[1] - counting[0]
+            if repeats >= limits.repeats and len(norm) - start >= limits.chars:
+                return Loop(origin(start), origin(start + period), origin(len(norm)), repeats)
     return None
+
+
+def _numbers(text: str) -> list[int | str]:
+    """The digit runs of `text`; very long ones as text (compared for equality only)."""
+    return [int(n) if len(n) <= 18 else n for n in _DIGITS.findall(text)]
+
+
+def _step(before: list[int | str], after: list[int | str]) -> tuple[int, ...] | None:
+    """Place by place, how the numbers changed from one repeat to the next; None where they
+    cannot count (a different count of numbers, long numbers that differ)."""
+    if len(before) != len(after):
+        return None
+    steps: list[int] = []
+    for a, b in zip(before, after, strict=True):
+        if isinstance(a, int) and isinstance(b, int):
+            steps.append(b - a)
+        elif a == b:
+            steps.append(0)
+        else:
+            return None
+    return tuple(steps)
+
+
+def _counting_runs(units: list[str]) -> list[tuple[int, int]]:
+    """The maximal stretches [first, end) of `units` (alike but for their numbers) whose
+    numbers change by the same step from each unit to the next, in order."""
+    rows = [_numbers(unit) for unit in units]
+    runs: list[tuple[int, int]] = []
+    first, step = 0, None
+    for i in range(1, len(rows)):
+        change = _step(rows[i - 1], rows[i])
+        if change is None:
+            runs.append((first, i))
+            first, step = i, None
+        elif step is None:
+            step = change
+        elif change != step:
+            runs.append((first, i))
+            first, step = i - 1, change
+    runs.append((first, len(rows)))
+    return runs
 
 
 def _back(norm: str, start: int, period: int) -> int:
@@ -182,13 +235,14 @@ def _line_loop(text: str, limits: Thresholds) -> Loop | None:
             if i < len(keys) and keys[i] == keys[i - size]:
                 run += 1
                 continue
-            repeats = (run + size) // size
             first = i - run - size
-            if repeats >= limits.repeats and any(keys[first:first + size]):  # not blank lines
-                end = min(starts[i], len(text))
-                loop = Loop(starts[first], starts[first + size], end, repeats)
-                if loop.end - loop.start >= limits.chars and (
-                        best is None or loop.removed_chars > best.removed_chars):
-                    best = loop
+            if (run + size) // size >= limits.repeats and any(keys[first:first + size]):  # not blank
+                groups = ["\n".join(lines[g:g + size]) for g in range(first, i - size + 1, size)]
+                for a, b in _counting_runs(groups):
+                    start, end = first + a * size, min(first + b * size, len(lines))
+                    loop = Loop(starts[start], starts[start + size], min(starts[end], len(text)), b - a)
+                    if loop.repeats >= limits.repeats and loop.end - loop.start >= limits.chars and (
+                            best is None or loop.removed_chars > best.removed_chars):
+                        best = loop
             run = 0
     return best

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from openai_ocr.ocr.quality import WHEN_CUT, WHEN_ENDED, find_loop, judge, without_loop, z_function
@@ -71,3 +73,21 @@ def test_a_short_repeat_is_a_loop_only_when_it_ran_into_the_limit() -> None:
 def test_the_z_function() -> None:
     assert z_function("aabxaab") == [7, 1, 0, 0, 3, 1, 0]
     assert z_function("") == []
+
+
+def test_a_table_of_other_numbers_is_not_a_loop() -> None:
+    """Rows of the same shape are a loop only when their numbers stay or count by one step."""
+    rng = random.Random(7)
+    rows = "".join(f"| {rng.randint(1, 9999)} | {rng.randint(1, 9999)} | {rng.randint(1, 99)}.{rng.randint(10, 99)} |\n"
+                   for _ in range(80))
+    assert judge(PAGE + rows, "length").loop is None
+    counting = "".join(f"| {n} | {n * 3} | 0.50 |\n" for n in range(80))
+    assert judge(PAGE + counting, "length").loop is not None
+
+
+def test_tokens_that_differ_only_in_their_numbers_are_a_loop_only_when_they_repeat() -> None:
+    rng = random.Random(3)
+    varied = "".join(f"<unused_{rng.randint(1, 120000)}>" for _ in range(400))
+    assert judge(varied, "length").loop is None
+    assert judge("<unused_20185><unused_88477>" * 200, "length").loop is not None
+
