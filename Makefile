@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve examples test test-main engine-env test-engine test-cluster browser fonts lint bench-gateway
+.PHONY: serve examples test test-main engine-env test-engine test-cluster browser fonts office poppler prometheus lint bench-gateway
 
 # Stamp files: reinstall only when pyproject.toml changed since the last install.
 SERVE_STAMP = $(VENV)/.installed-serve
@@ -46,14 +46,14 @@ serve: $(SERVE_STAMP)
 	exec $(VENV)/bin/openai-ocr serve $(ARGS)
 
 $(SERVE_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(call PIP,$(VENV)) install -q -e '.[lite]'
+	$(call PIP,$(VENV)) install -q -e '.[lite,pdf]'
 	touch $@
 
 ## Install what the programs in examples/ import (openai, aiohttp, LangChain, LlamaIndex).
 examples: $(EXAMPLES_STAMP)
 
 $(EXAMPLES_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(call PIP,$(VENV)) install -q -e '.[lite,examples]'
+	$(call PIP,$(VENV)) install -q -e '.[lite,pdf,examples]'
 	touch $@ $(SERVE_STAMP)
 
 ## Debian's Chromium and its driver, for the playground's browser tests (CI runs as root).
@@ -63,6 +63,23 @@ browser:
 ## The fonts the tests draw with (Debian packages; CI runs as root).
 fonts:
 	@for f in $(FONT_FILES); do test -f $$f || { $(APT) update -q && $(APT) install -y -q $(FONT_PACKAGES); break; }; done
+
+## LibreOffice without its GUI (writer, impress, calc), which turns Office documents into PDFs:
+## optional for `make serve` (without it such a file is a 415 naming it), installed for the tests.
+OFFICE_PACKAGES = libreoffice-writer-nogui libreoffice-impress-nogui libreoffice-calc-nogui
+OFFICE_FILES = /usr/lib/libreoffice/program/libswlo.so /usr/lib/libreoffice/program/libsdlo.so \
+	/usr/lib/libreoffice/program/libsclo.so
+office:
+	@for f in $(OFFICE_FILES); do test -f $$f || { $(APT) update -q && $(APT) install -y -q --no-install-recommends $(OFFICE_PACKAGES); break; }; done
+
+## poppler's pdftotext, pdfinfo, pdffonts and pdftoppm: the tests read the searchable PDFs back with them.
+poppler:
+	@command -v pdftotext >/dev/null || { $(APT) update -q && $(APT) install -y -q poppler-utils; }
+
+## Prometheus and promtool: the dashboard's queries and the alert rules in deploy/ are checked
+## against a real Prometheus scraping a real server (tests/ops).
+prometheus:
+	@test -f /usr/bin/promtool || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
 
 ## Run every test: the gates, the main suite, the real-engine tests on vLLM, the scale-out
 ## cluster. Every stage runs and reports even when one before it failed (make -k); the run
@@ -76,10 +93,10 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
 $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
-	$(call PIP,$(VENV)) install -q -e '.[dev,lite]'
+	$(call PIP,$(VENV)) install -q -e '.[dev,lite,pdf]'
 	touch $@ $(SERVE_STAMP)
 
-test-main: $(DEV_STAMP) browser fonts
+test-main: $(DEV_STAMP) browser fonts office poppler prometheus
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 
 engine-env: $(ENGINE_STAMP)

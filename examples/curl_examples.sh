@@ -23,6 +23,11 @@ curl -sS "$URL/ocr/file" -F "file=@$IMAGE" -F mode=free_ocr -F max_tokens=4096; 
 echo "== POST /ocr/stream (Server-Sent Events)"
 curl -sS --no-buffer "$URL/ocr/stream" -F "file=@$IMAGE" -F mode=free_ocr; echo
 
+echo "== POST /ocr/file (output=pdf: the searchable PDF itself; output=hocr: hOCR)"
+curl -fsS "$URL/ocr/file" -F "file=@$IMAGE" -F output=pdf -o page.ocr.pdf
+curl -fsS "$URL/ocr/file" -F "file=@$IMAGE" -F output=hocr -o page.hocr
+ls page.ocr.pdf page.hocr
+
 echo "== POST /ocr/batch"
 { json '{"requests": [{"image_base64": "' "$IMAGE" '"}, '
   json '{"mode": "free_ocr", "image_base64": "' "$IMAGE" '"}]}'; } | post_json "$URL/ocr/batch"
@@ -42,6 +47,10 @@ json "$CHAT_BEFORE" "$IMAGE" "$CHAT_AFTER, \"stream\": true}" | post_json --no-b
 if [ -n "$PDF" ]; then
   echo "== POST /ocr/file (PDF, pages 1-2, markdown)"
   curl -sS "$URL/ocr/file" -F "file=@$PDF" -F pages=1-2 -F output=markdown; echo
+
+  echo "== POST /ocr/file (PDF, pages 1-2, output=alto: ALTO XML)"
+  curl -fsS "$URL/ocr/file" -F "file=@$PDF" -F pages=1-2 -F output=alto -o document.alto.xml
+  ls document.alto.xml
 
   echo "== POST /v1/ocr (Mistral OCR shape, first page)"
   json '{"model": "deepseek-ai/DeepSeek-OCR", "pages": [0], "document": {"type": "document_url", "document_url": "data:application/pdf;base64,' "$PDF" '"}}' \

@@ -10,17 +10,20 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 
 from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
+from openai_ocr.api.file_answer import ARCHIVAL_RESPONSES, file_response
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
-from openai_ocr.errors import PayloadTooLarge
+from openai_ocr.errors import BadRequest, PayloadTooLarge
 from openai_ocr.ocr.models import OCROptions
+from openai_ocr.outputs import is_archival
 from openai_ocr.protocol.ocr import BatchRequest, BatchResponse, OCRRequest, OCRResponse
+from openai_ocr.service.archival import Archiver
 from openai_ocr.service.legacy_batch import legacy_batch
 from openai_ocr.service.serving import OCRService
 
@@ -38,8 +41,9 @@ class OCRFormOptions(OCROptions):
         return None if value == "" else value
 
 
-FileField = Annotated[UploadFile, File(description="A page image (PNG, JPEG, WebP, TIFF, ...) "
-                                      "or a PDF.")]
+FileField = Annotated[UploadFile, File(description="A page image (PNG, JPEG, WebP, TIFF, ...), "
+                                      "a PDF, or an Office document (DOCX, PPTX, XLSX, ODT, ODP, ODS, "
+                                      "RTF; converted by LibreOffice where installed).")]
 
 
 def _form_options_dependency() -> Callable[..., Any]:
@@ -84,19 +88,26 @@ async def read_upload(service: OCRService, file: UploadFile) -> bytes:
     return await file.read(limit + 1)
 
 
-@router.post("/ocr", response_model=OCRResponse, tags=["OCR"],
+@router.post("/ocr", response_model=OCRResponse, tags=["OCR"], responses=ARCHIVAL_RESPONSES,
              summary="OCR of a base64 image or PDF (JSON)")
 @cancel_on_disconnect
-async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRResponse:
-    return await service.recognizer.read_request(body, getattr(request.state, "caller", None),
-                                                 request_id_of(request))
+async def ocr(request: Request, body: OCRRequest, service: ServiceDep) -> OCRResponse | Response:
+    caller = getattr(request.state, "caller", None)
+    if is_archival(body.output):  # the file itself
+        return file_response(await Archiver(service.recognizer).read_request(body, caller, request_id_of(request)))
+    return await service.recognizer.read_request(body, caller, request_id_of(request))
 
 
-@router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"],
-             summary="OCR of an uploaded image or PDF (multipart)")
+@router.post("/ocr/file", response_model=OCRResponse, tags=["OCR"], responses=ARCHIVAL_RESPONSES,
+             summary="OCR of an uploaded image, PDF or Office document (multipart)")
 @cancel_on_disconnect
 async def ocr_file(request: Request, file: FileField, options: FormOptions,
-                   service: ServiceDep) -> OCRResponse:
+                   service: ServiceDep) -> OCRResponse | Response:
+    if is_archival(options.output):  # the file itself
+        archiver = Archiver(service.recognizer)
+        archiver.plan(options)  # a bad option is a 400 before the upload is read
+        return file_response(await archiver.read_bytes(await read_upload(service, file), options,
+                                                       file.filename, request_id_of(request)))
     return await service.recognizer.read_bytes(await read_upload(service, file), options,
                                                request_id=request_id_of(request))
 
@@ -113,6 +124,9 @@ async def ocr_file(request: Request, file: FileField, options: FormOptions,
                      "content": {"text/event-stream": {}}}})
 async def ocr_stream(request: Request, file: FileField, options: FormOptions,
                      service: ServiceDep) -> EventSourceResponse:
+    if is_archival(options.output):
+        raise BadRequest(f"output={options.output} is answered as a file: ask /ocr/file (or /ocr) for it; "
+                         "/ocr/stream streams text, markdown or JSON", param="output")
     data = await read_upload(service, file)
     plan = service.recognizer.plan(options)
     document = await service.inputs.open_bytes(data, pages=options.pages, dpi=options.dpi)

@@ -21,10 +21,11 @@ from openai import APIStatusError, AuthenticationError, OpenAI, OpenAIError, Per
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from openai_ocr.cli.client import options_for
+from openai_ocr.cli.client import options_for, result_name
+from openai_ocr.inputs.office import SUFFIXES as OFFICE_SUFFIXES
 from openai_ocr.ocr.models import OCROptions
 
-SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
+SUFFIXES = {".pdf", ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", *OFFICE_SUFFIXES}
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
 
@@ -59,8 +60,8 @@ def documents(paths: list[Path]) -> list[tuple[Path, Path]]:
 
 def destination(path: Path, root: Path, output: str, out_dir: Path | None) -> Path:
     if out_dir is None:
-        return path.with_suffix(f".{output}")
-    return (out_dir / path.relative_to(root)).with_suffix(f".{output}")
+        return path.with_name(result_name(path, output))
+    return (out_dir / path.relative_to(root)).with_name(result_name(path, output))
 
 
 def state_path(paths: list[Path], output: str, out_dir: Path | None) -> Path:
@@ -81,7 +82,7 @@ def line_body(file_id: str, output: str, options: OCROptions) -> dict[str, Any]:
     """One `/ocr` request body: the uploaded document and the options given (OCRRequest)."""
     body: dict[str, Any] = {"file_id": file_id, **options.model_dump(exclude_none=True,
                                                                      exclude_defaults=True)}
-    body["output"] = "markdown" if output == "md" else "json"
+    body["output"] = {"md": "markdown", "json": "json"}.get(output, output)  # or pdf, hocr, alto
     return body
 
 
@@ -131,6 +132,22 @@ def submit(client: OpenAI, todo: list[tuple[Path, Path]], output: str, options: 
     return created, refused
 
 
+def download(client: OpenAI, file_id: str, dest: Path) -> None:
+    """A file of the server into `dest` (streamed; written aside, then renamed), then deleted
+    on the server."""
+    partial = dest.with_name(dest.name + ".part")
+    try:
+        with client.files.with_streaming_response.content(file_id) as response:
+            response.stream_to_file(partial)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    try:
+        client.files.delete(file_id)
+    except OpenAIError:
+        pass
+
+
 def collect(client: OpenAI, entry: BatchState, output: str) -> int:
     """Write each finished document next to its input; returns how many failed."""
     batch = client.batches.retrieve(entry.batch_id)
@@ -149,7 +166,11 @@ def collect(client: OpenAI, entry: BatchState, output: str) -> int:
             if response.get("status_code") == 200:
                 dest = Path(item.destination)
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_text(render(response["body"], Path(item.path), output), encoding="utf-8")
+                made = (response["body"] or {}).get("output_file")
+                if made:  # an archival file, kept by the server: downloaded, then deleted there
+                    download(client, made["id"], dest)
+                else:
+                    dest.write_text(render(response["body"], Path(item.path), output), encoding="utf-8")
             else:
                 failures += 1
                 error = (response.get("body") or {}).get("error") or line.get("error") or {}

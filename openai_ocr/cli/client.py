@@ -1,14 +1,17 @@
-"""`openai-ocr ocr FILE...`: send images or PDFs for OCR and write NAME.md / NAME.json.
+"""`openai-ocr ocr FILE...`: send images, PDFs or Office documents for OCR and write
+NAME.md / NAME.json, or the archival files NAME.ocr.pdf / NAME.hocr / NAME.alto.xml.
 
 Pages stream back one by one (progress per file and per page). With `--server` the files go
-to a running openai-ocr server's `/ocr/stream`; without it, to the OpenAI-compatible upstream
-named in the config, through this package's own translation layer.
+to a running openai-ocr server's `/ocr/stream` (archival files: its `/ocr/file`, the file
+streamed to disk); without it, to the OpenAI-compatible upstream named in the config,
+through this package's own translation layer (archival files are then written here).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,10 +24,12 @@ from tqdm import tqdm
 
 from openai_ocr.errors import OCRError, error_for_status
 from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.inputs.office import SUFFIXES as OFFICE_SUFFIXES
 from openai_ocr.inputs.pdf import is_pdf
 from openai_ocr.ocr.assembly import PAGE_SPLIT, PageOutcome, page_result, sum_usage
 from openai_ocr.ocr.models import OCROptions, PageQuality, Usage
 from openai_ocr.ocr.translation import CompletionResult
+from openai_ocr.outputs import is_archival, output_name
 from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.settings import Settings
 
@@ -54,7 +59,9 @@ class FileResult:
 
 
 def is_multi_page(path: Path) -> bool:
-    """A PDF or a multi-frame TIFF/GIF: the inputs `--pages` applies to."""
+    """A PDF, an Office document or a multi-frame TIFF/GIF: the inputs `--pages` applies to."""
+    if path.suffix.lower() in OFFICE_SUFFIXES:
+        return True
     with path.open("rb") as handle:
         if is_pdf(handle.read(1024)):
             return True
@@ -144,6 +151,51 @@ async def upstream_events(service: Any, path: Path, options: OCROptions) -> Asyn
         yield event
 
 
+def result_name(path: Path, output: str) -> str:
+    """NAME.md, NAME.json, NAME.ocr.pdf, NAME.hocr or NAME.alto.xml for the input `path`."""
+    return output_name(path.name, output) if is_archival(output) else f"{path.stem}.{output}"
+
+
+async def archive_from_server(client: httpx.AsyncClient, server: str, path: Path, options: OCROptions,
+                              output: str, destination: Path, bar: tqdm) -> int:
+    """The server's `/ocr/file` answer with `output` pdf, hocr or alto, streamed into
+    `destination` (written aside, then renamed: a failed download leaves nothing); the
+    number of pages it holds."""
+    fields = {k: str(v) for k, v in options.model_dump(exclude_none=True,
+                                                      exclude={"include_images"}).items()}
+    fields["output"] = output
+    partial = destination.with_name(destination.name + ".part")
+    try:
+        with path.open("rb") as handle:
+            async with client.stream("POST", f"{server.rstrip('/')}/ocr/file", data=fields,
+                                     files={"file": (path.name, handle)}) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise error_for_status(response.status_code, _error_message(response))
+                with partial.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+                        bar.update(len(chunk))
+        partial.replace(destination)
+    finally:
+        partial.unlink(missing_ok=True)
+    return int(response.headers.get("X-OCR-Pages", "0") or 0)
+
+
+async def archive_locally(service: Any, path: Path, options: OCROptions, output: str,
+                          destination: Path) -> int:
+    """The same file made here (the upstream of the config reads the pages)."""
+    from openai_ocr.service.archival import Archiver
+
+    produced = await Archiver(service.recognizer).read_bytes(
+        path.read_bytes(), options.model_copy(update={"output": output}), path.name, param=path.name)
+    try:
+        shutil.move(produced.path, destination)
+    finally:
+        produced.discard()
+    return produced.answer.page_count
+
+
 def render(result: FileResult, output: str) -> str:
     """The file's answer as markdown or JSON, from the streamed raw page texts."""
     outcomes = [PageOutcome(p.number, ImageInput(b"", "image/png", p.width, p.height),
@@ -182,12 +234,21 @@ async def run(files: list[Path], options: OCROptions, output: str, server: str |
                 result = FileResult(path)
                 try:
                     file_options = options_for(path, options)
+                    destination = (out_dir or path.parent) / result_name(path, output)
+                    if is_archival(output):  # the file the server (or this process) writes
+                        with tqdm(unit="B", unit_scale=True, desc=f"  {path.name}", position=1, leave=False,
+                                  disable=not bars) as byte_bar:
+                            pages = await (archive_locally(service, path, file_options, output, destination)
+                                           if service is not None else
+                                           archive_from_server(client, target, path, file_options, output,
+                                                               destination, byte_bar))
+                        tqdm.write(f"{path} -> {destination} ({pages} page(s))")
+                        continue
                     with tqdm(unit="page", desc=f"  {path.name}", position=1, leave=False,
                               disable=not bars) as page_bar:
                         events = (upstream_events(service, path, file_options) if service is not None
                                   else server_events(client, target, path, file_options))
                         await collect(events, result, page_bar)
-                    destination = (out_dir or path.parent) / f"{path.stem}.{output}"
                     destination.write_text(render(result, output), encoding="utf-8")
                     tqdm.write(f"{path} -> {destination} ({len(result.pages)} page(s))")
                 except (OCRError, httpx.HTTPError, OSError) as exc:

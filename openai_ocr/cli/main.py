@@ -16,12 +16,12 @@ from openai_ocr import __version__
 from openai_ocr.cli.serve import add_setting_flags
 from openai_ocr.ocr.models import OCROptions
 from openai_ocr.ocr.prompts import MODES
-from openai_ocr.settings import ResolutionName
+from openai_ocr.settings import ResolutionChoice
 
 API_KEY_ENV = ("OPENAI_OCR_API_KEY", "OPENAI_API_KEY")
 """Where `ocr` and `batch` find the server's key without `--api-key`, in this order."""
 
-RESOLUTIONS = get_args(ResolutionName)
+RESOLUTIONS = get_args(ResolutionChoice)
 
 OPTION_FLAGS = {"pages": "--pages", "mode": "--mode", "ref": "--ref", "prompt": "--prompt",
                 "dpi": "--dpi", "resolution": "--resolution", "max_tokens": "--max-tokens"}
@@ -40,8 +40,9 @@ def resolution_mode(value: str) -> str:
 def add_ocr_flags(parser: argparse.ArgumentParser) -> None:
     """The flags `ocr` and `batch` share: the output format, the server's key and the OCR
     request options (the fields of OCROptions, checked by `ocr_options`)."""
-    parser.add_argument("--output", choices=["md", "json"], default="md",
-                        help="write NAME.md (markdown) or NAME.json (pages, blocks, boxes)")
+    parser.add_argument("--output", choices=["md", "json", "pdf", "hocr", "alto"], default="md",
+                        help="write NAME.md (markdown), NAME.json (pages, blocks, boxes), NAME.ocr.pdf "
+                        "(searchable PDF), NAME.hocr (hOCR) or NAME.alto.xml (ALTO)")
     parser.add_argument("--pages", help='pages of multi-page inputs (PDFs, multi-frame TIFFs), '
                         'e.g. "1-3,7"; single images are always read whole')
     parser.add_argument("--mode", choices=list(MODES), default=None,
@@ -52,7 +53,7 @@ def add_ocr_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dpi", type=int, help="PDF render resolution (default: the server's, 144)")
     parser.add_argument("--resolution", type=resolution_mode, choices=RESOLUTIONS,
                         help="vision resolution mode (default: the server's, gundam); smaller is "
-                        "faster")
+                        "faster; auto: each page in the smallest mode that holds its text")
     parser.add_argument("--max-tokens", type=int, metavar="N", help="output token limit per page")
     parser.add_argument("--api-key", metavar="KEY",
                         help=f"API key of the server (default: ${API_KEY_ENV[0]}, else "
@@ -104,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="file of API keys clients must present, one a line (keeps them out of `ps`)")
 
     ocr = commands.add_parser(
-        "ocr", help="OCR images or PDFs, writing NAME.md or NAME.json next to each",
+        "ocr", help="OCR images, PDFs or Office documents, writing NAME.md, NAME.json, NAME.ocr.pdf, "
+        "NAME.hocr or NAME.alto.xml next to each",
         description="Send images or PDFs to a running server (--server), or, without "
         "--server, to the upstream URL of the config. Exits non-zero if any file failed.")
     ocr.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -117,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser(
         "batch", help="OCR a corpus (files and folders) as OpenAI batches on a server",
-        description="Upload PDFs and images (folders searched recursively) to a server and run "
-        "them as batches; writes NAME.md or NAME.json next to each input (or under --out-dir). "
+        description="Upload PDFs, images and Office documents (folders searched recursively) to a "
+        "server and run them as batches; writes NAME.md, NAME.json, NAME.ocr.pdf, NAME.hocr or "
+        "NAME.alto.xml next to each input (or under --out-dir). "
         "Run the same command again to pick up where it left off. Exits non-zero if any failed.")
     batch.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     batch.add_argument("--server", default="http://127.0.0.1:8000", help="openai-ocr server URL")

@@ -50,6 +50,18 @@ class OCRRequest(OCROptions):
         return "document_base64", self.document_base64 or ""
 
 
+class ResultFile(BaseModel):
+    """An archival file a batch line made, kept in the Files API (purpose `batch_output`)."""
+
+    id: str = Field(description="Its id: download it with `GET /v1/files/{id}/content`.")
+    filename: str = Field(description="NAME.ocr.pdf, NAME.hocr or NAME.alto.xml.")
+    bytes: int
+    media_type: str = Field(description="application/pdf, application/xhtml+xml or application/xml.")
+    format: Literal["pdf", "hocr", "alto"]
+    pdfa: str | None = Field(None, description="The PDF/A conformance claimed (`2b` for PDFs made "
+                             "from images); null for a PDF input (its pages kept as they are).")
+
+
 class OCRResponse(BaseModel):
     """Answer of `/ocr` and `/ocr/file`, and of each successful batch item."""
 
@@ -71,7 +83,10 @@ class OCRResponse(BaseModel):
                                            "is set.")
     warnings: list[str] = Field([], description="E.g. pages whose output hit max_tokens.")
     resolution: str | None = Field(None, description="The resolution mode used (`tiny` ... "
-                                   "`gundam`); it decides the image tokens in `usage.prompt_tokens`.")
+                                   "`gundam`); it decides the image tokens in `usage.prompt_tokens`. "
+                                   "`auto`: each page's own is its `quality.resolution`.")
+    output_file: ResultFile | None = Field(None, description="Batch lines with `output` pdf, hocr or alto: "
+                                    "the file made (`text` is then empty).")
 
 
 class BatchRequest(BaseModel):

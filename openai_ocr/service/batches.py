@@ -33,6 +33,7 @@ from openai_ocr.errors import (
     validation_message,
 )
 from openai_ocr.metrics import Metrics, default_metrics
+from openai_ocr.outputs import is_archival
 from openai_ocr.protocol.batches import (
     Batch,
     BatchErrors,
@@ -46,6 +47,7 @@ from openai_ocr.protocol.batches import (
 from openai_ocr.protocol.mistral import MistralOCRRequest
 from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.protocol.openai import ChatCompletionBody
+from openai_ocr.service.archival import Archiver, store_result
 from openai_ocr.service.chat_documents import complete_chat
 from openai_ocr.service.mistral_ocr import mistral_ocr
 from openai_ocr.service.serving import OCRService
@@ -140,7 +142,14 @@ async def execute_line(service: OCRService, endpoint: str, body: dict[str, Any],
         if endpoint == "/v1/ocr":
             answer = await mistral_ocr(service, MistralOCRRequest.model_validate(body), owner)
             return 200, answer.model_dump(mode="json")
-        answer = await service.recognizer.read_request(OCRRequest.model_validate(body), owner)
+        request = OCRRequest.model_validate(body)
+        if is_archival(request.output):  # the file goes to the store; the line names it
+            if service.inputs.store is None:
+                raise BadRequest("archival outputs of batch lines need the Files API's store", param="output")
+            produced = await Archiver(service.recognizer).read_request(request, owner)
+            answer = await store_result(service.inputs.store, produced, owner)
+            return 200, answer.model_dump(mode="json")
+        answer = await service.recognizer.read_request(request, owner)
         return 200, answer.model_dump(mode="json")
     except ValidationError as exc:
         error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="body"))

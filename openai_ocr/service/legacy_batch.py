@@ -11,12 +11,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from openai_ocr.errors import (
+    BadRequest,
     InternalError,
     OCRError,
     PayloadTooLarge,
     UnprocessableEntity,
     validation_message,
 )
+from openai_ocr.outputs import is_archival
 from openai_ocr.protocol.ocr import BatchItemResult, BatchResponse, OCRRequest
 from openai_ocr.service.recognition import Recognizer, new_request_id
 
@@ -46,7 +48,11 @@ async def _item(recognizer: Recognizer, index: int, item: dict[str, Any],
                 owner: str | None) -> BatchItemResult:
     request_id = new_request_id()
     try:
-        answer = await recognizer.read_request(OCRRequest.model_validate(item), owner, request_id)
+        request = OCRRequest.model_validate(item)
+        if is_archival(request.output):
+            raise BadRequest(f"output={request.output} is answered as a file, which a batch item's JSON "
+                             "cannot carry: send it to /ocr, or as a line of the Batch API", param="output")
+        answer = await recognizer.read_request(request, owner, request_id)
     except ValidationError as exc:
         error: OCRError = UnprocessableEntity(validation_message(exc.errors(), whole="item",
                                                                   known=OCRRequest.model_fields))

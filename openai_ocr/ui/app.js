@@ -37,6 +37,7 @@ const state = {
   running: false,
   abort: null,
   resolutionField: false,
+  archiving: false, // an archival file is being made
 };
 let nextId = 1;
 
@@ -209,6 +210,51 @@ function formFor(item) {
   return form;
 }
 
+// The archival file of an item (searchable PDF, hOCR, ALTO): the same request sent to
+// `/ocr/file` with that output; the server answers with the file itself.
+const ARCHIVE_SUFFIX = { pdf: ".ocr.pdf", hocr: ".hocr", alto: ".alto.xml" };
+
+function archiveForm(item, format) {
+  const form = formFor(item);
+  form.set("output", format);
+  form.delete("include_images");
+  form.delete("include_page_images");
+  return form;
+}
+
+function fileNameOf(response, fallback) {
+  const header = response.headers.get("Content-Disposition") || "";
+  const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(header);
+  if (utf8) { try { return decodeURIComponent(utf8[1]); } catch { /* the plain name */ } }
+  const plain = /filename="([^"]+)"/i.exec(header);
+  return plain ? plain[1] : fallback;
+}
+
+async function downloadArchive() {
+  const item = state.current;
+  const format = $("archive-format").value;
+  if (!item || !item.file || state.archiving) return;
+  state.archiving = true;
+  $("archive").disabled = true;
+  $("archive").textContent = "Making…";
+  showError(null);
+  try {
+    const response = await fetch("/ocr/file", { method: "POST", body: archiveForm(item, format), headers: authHeaders() });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const blob = await response.blob();
+    const url = URL.createObjectURL(blob);
+    const name = fileNameOf(response, `${item.name.replace(/\.[^.]+$/, "")}${ARCHIVE_SUFFIX[format]}`);
+    el("a", { href: url, download: name }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  } catch (err) {
+    showError(`${format} file: ${err.message || String(err)}`);
+  } finally {
+    state.archiving = false;
+    $("archive").textContent = "Get file";
+    $("archive").disabled = !(state.current && state.current.file);
+  }
+}
+
 async function* sseEvents(response) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -346,6 +392,7 @@ function showItem(item) {
   showProgress();
   showError(item.status === "error" ? item.error : null);
   document.body.dataset.state = item.status;
+  $("archive").disabled = !item.file || state.archiving;
 }
 
 function drawPage(item, page) {
@@ -566,6 +613,7 @@ function init() {
     el("a", { href: url, download: `${base}.${ext}` }).click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   });
+  $("archive").addEventListener("click", downloadArchive);
   for (const [type, on] of [["mouseover", true], ["mouseout", false], ["focusin", true], ["focusout", false]]) {
     document.addEventListener(type, (e) => {
       const target = e.target.closest && e.target.closest(".box, .md-block");

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from openai_ocr.api.dependencies import ApiKeyDep, CallerDep, FilesDep
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.errors import PayloadTooLarge
+from openai_ocr.outputs import media_type_of
 from openai_ocr.protocol.files import FileDeleted, FileList, FileObject
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, tags=["Files"], dependencies=[ApiKeyDep],
@@ -54,7 +55,8 @@ async def get_file(file_id: str, files: FilesDep, caller: CallerDep) -> FileObje
             responses={200: {"content": {"application/octet-stream": {}}}})
 async def file_content(file_id: str, files: FilesDep, caller: CallerDep) -> Response:
     stored, data = await files.content(file_id, caller)
-    kind = "application/jsonl" if stored.filename.endswith(".jsonl") else "application/octet-stream"
+    kind = ("application/jsonl" if stored.filename.endswith(".jsonl")
+            else media_type_of(stored.filename) or "application/octet-stream")  # a batch line's PDF, hOCR, ALTO
     return Response(data, media_type=kind)
 
 
