@@ -44,9 +44,12 @@ class Runtime:
         self.engine = gated(engine, settings, metrics)
         #: the recovery ladder's last step, where the lite extra is installed
         self.fallback = recovery_engine(settings, engine, metrics)
+        #: the lite engine finding word boxes for another engine (the fallback's instance where
+        #: there is one), where the lite extra is installed
+        self.word_reader = self.fallback or lite_helper(engine, settings, metrics)
         #: uploads and batches; None (and no Files/Batch API) with `batches.enabled` off
         self.store = Store(settings.storage) if settings.batches.enabled else None
-        self.service = OCRService(self.engine, settings, self.store, metrics, self.fallback)
+        self.service = OCRService(self.engine, settings, self.store, metrics, self.fallback, self.word_reader)
         self.files: FileService | None = None
         self.batches: BatchService | None = None
         if self.store is not None:
@@ -73,15 +76,22 @@ class Runtime:
         if self.store is not None:
             self.store.close()
         await self.engine.close()
-        if self.fallback is not None:
-            await self.fallback.close()
+        if self.word_reader is not None:  # the fallback too, where there is one
+            await self.word_reader.close()
 
 
 def recovery_engine(settings: Settings, engine: ChatEngine, metrics: Metrics) -> ChatEngine | None:
     """The lite engine for the ladder's `lite` step, started when a page first needs it; None
     where the ladder has no such step, the lite engine serves already, or it is not installed."""
-    if ("lite" not in settings.ocr.recovery.ladder or engine.kind == "lite"
-            or importlib.util.find_spec("rapidocr") is None):
+    if "lite" not in settings.ocr.recovery.ladder:
+        return None
+    return lite_helper(engine, settings, metrics)
+
+
+def lite_helper(engine: ChatEngine, settings: Settings, metrics: Metrics) -> ChatEngine | None:
+    """The lite engine beside another one, started when a page first needs it; None where
+    the lite engine serves already or is not installed."""
+    if engine.kind == "lite" or importlib.util.find_spec("rapidocr") is None:
         return None
     from openai_ocr.engines.lite.engine import LiteEngine
 

@@ -34,6 +34,8 @@ from pydantic_settings import (
 EngineKind = Literal["auto", "upstream", "lite", "vllm"]
 ModeName = Literal["markdown", "ocr", "free_ocr", "figure", "describe", "locate"]
 ResolutionName = Literal["tiny", "small", "base", "large", "gundam"]
+ResolutionChoice = Literal["tiny", "small", "base", "large", "gundam", "auto"]
+"""A mode, or `auto`: each page in the smallest mode that holds its text."""
 """The named official prompts (`openai_ocr.ocr.prompts.MODES` holds their texts)."""
 
 
@@ -133,10 +135,26 @@ class RecoverySettings(BaseModel):
         "n-gram guard with stricter values), `next_resolution` (the next larger resolution mode), "
         "`lite` (the embedded CPU engine, where it is installed and is not the engine already). "
         "Each runs once, within the request's time; steps that cannot apply are skipped.")
-    stricter_ngram_size: int = Field(15, ge=1, description="`stricter_guard`'s n-gram length.")
+    stricter_ngram_size: int = Field(15, ge=1, description="`stricter_guard`'s n-gram length (no "
+                                     "token exempt, `<td>` and `</td>` included).")
     stricter_window_size: int = Field(180, ge=1, description="`stricter_guard`'s window, in tokens.")
     cut_loops: bool = Field(True, description="Cut a loop out of the kept text (one copy of the "
                             "repeated unit stays); the page's `quality` says so either way.")
+
+
+class AutoResolutionSettings(BaseModel):
+    """`resolution: "auto"`: the smallest mode whose vision tokens hold the page's text
+    (`openai_ocr.ocr.auto_resolution`)."""
+
+    model_config = {"extra": "forbid"}
+
+    max_compression: float = Field(
+        10.0, gt=0, description="Most estimated text tokens per vision token a mode may be given "
+        "(the DeepSeek-OCR paper: about 97% precision up to 10, 90% at 10 to 12, 60% at 20).")
+    min_text_px: float = Field(
+        14.0, ge=0, description="Smallest type (em, in encoder pixels) a mode may be given: the page's "
+        "small type (the size below which a tenth of its characters lie) at the mode's scale must "
+        "be at least this; Gundam takes the pages no smaller mode can.")
 
 
 class OCRSettings(BaseModel):
@@ -159,10 +177,14 @@ class OCRSettings(BaseModel):
         "does).")
     recovery: RecoverySettings = Field(
         RecoverySettings(), description="What happens to a page whose output loops or is cut.")
-    resolution: ResolutionName = Field(
+    resolution: ResolutionChoice = Field(
         "gundam", description="Default resolution mode when a request names none: tiny (512), "
         "small (640), base (1024), large (1280) without tiles, or gundam (1024 global view + "
-        "640 tiles; DeepSeek-OCR-2: 768 tiles, its only mode). Smaller modes are faster.")
+        "640 tiles; DeepSeek-OCR-2: 768 tiles, its only mode). Smaller modes are faster. `auto` "
+        "picks each page's mode on the OCR routes (`auto_resolution`); chat requests without "
+        "`mm_processor_kwargs` then take gundam.")
+    auto_resolution: AutoResolutionSettings = Field(
+        AutoResolutionSettings(), description="How `resolution: auto` picks each page's mode.")
 
     @model_validator(mode="after")
     def _check(self) -> OCRSettings:

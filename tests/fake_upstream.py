@@ -11,7 +11,9 @@ these cases as one table, run against this fake and against the real vLLM server
 Each chat answer is `reply_for(prompt)`: the reply set for that prompt text, or
 `default_reply`. `fail_after_chunks` makes a stream break off with vLLM's in-stream `error`
 event; clearing `hold` keeps every answer waiting until it is set again (the test's event, no
-sleep windows).
+sleep windows). `logprobs_fn(text)` scripts token log-probabilities: the answer's tokens as
+(token text, logprob) pairs, sent as vLLM sends them (`choices[0].logprobs.content`, one
+token per stream chunk) to a request that asks for `logprobs`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def image_count(body: dict[str, Any]) -> int:
                for part in m["content"] if isinstance(part, dict) and part.get("type") == "image_url")
 
 
+def logprob_entry(token: str, logprob: float) -> dict[str, Any]:
+    """One entry of `logprobs.content`, as vLLM writes it."""
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": []}
+
+
 class FakeUpstream:
     def __init__(self, model: str = "deepseek-ai/DeepSeek-OCR") -> None:
         self.model = model
@@ -90,6 +97,8 @@ class FakeUpstream:
         self.delay_s = 0.0  # a slow engine's time per answer (the load script sets it)
         #: the answer to a body: its text, or (text, finish_reason)
         self.reply_fn: Callable[[dict[str, Any]], str | tuple[str, str]] | None = None
+        #: the tokens of an answer's text with their log-probabilities (for `logprobs: true`)
+        self.logprobs_fn: Callable[[str], list[tuple[str, float]]] | None = None
         self.api_key: str | None = None
         self.fail_after_chunks: int | None = None
         self.answer_order: Callable[[dict[str, Any]], bool] | None = None
@@ -162,16 +171,25 @@ class FakeUpstream:
                             return JSONResponse({}, status_code=499)
                 finally:
                     self.in_flight -= 1
+                tokens = self._tokens(body, text)
                 return JSONResponse({
                     "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": finish_reason}],
+                                 "finish_reason": finish_reason,
+                                 **({"logprobs": {"content": [logprob_entry(*t) for t in tokens]}}
+                                    if tokens is not None else {})}],
                     "usage": usage})
             return StreamingResponse(self._stream(body, text, finish_reason, usage, request),
                                      media_type="text/event-stream")
 
         return app
+
+    def _tokens(self, body: dict[str, Any], text: str) -> list[tuple[str, float]] | None:
+        """The scripted tokens of `text`, when the body asks for logprobs and a script is set."""
+        if not body.get("logprobs") or self.logprobs_fn is None:
+            return None
+        return self.logprobs_fn(text)
 
     async def _wait_unless_gone(self, request: Request, body: dict[str, Any]) -> bool:
         """Wait while `hold` is clear (or `answer_order` says this body must wait); False, with
@@ -199,7 +217,8 @@ class FakeUpstream:
                 return
             yield event([{"index": 0, "delta": {"role": "assistant", "content": ""},
                           "finish_reason": None}])
-            pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+            tokens = self._tokens(body, text)
+            pieces = [text[i:i + 3] for i in range(0, len(text), 3)] if tokens is None else [t for t, _ in tokens]
             for n, piece in enumerate(pieces):
                 if self.fail_after_chunks is not None and n == self.fail_after_chunks:
                     # what vLLM's chat stream generator yields when the engine fails mid-answer
@@ -210,7 +229,8 @@ class FakeUpstream:
                     return
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
-                yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+                scored = {} if tokens is None else {"logprobs": {"content": [logprob_entry(*tokens[n])]}}
+                yield event([{"index": 0, "delta": {"content": piece}, "finish_reason": None, **scored}])
             yield event([{"index": 0, "delta": {}, "finish_reason": finish_reason}])
             if body.get("stream_options", {}).get("include_usage"):
                 yield event([], usage=usage)

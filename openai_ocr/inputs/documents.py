@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import io
 import logging
 import re
@@ -26,6 +27,7 @@ from openai_ocr.inputs.containers import check_container
 from openai_ocr.inputs.frames import frame_table
 from openai_ocr.inputs.page_ranges import PageSpec, parse_pages
 from openai_ocr.inputs.pdf import PdfPages, is_pdf
+from openai_ocr.inputs.text_density import PageText, combined, estimate_or_none, from_image
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class ImageInput:
     mime: str
     width: int
     height: int
+    #: how much text the page holds, where it was asked for (`resolution: auto`); None else
+    text_estimate: PageText | None = None
 
     def data_url(self) -> str:
         return f"data:{self.mime};base64,{pybase64.b64encode(self.data).decode('ascii')}"
@@ -90,12 +94,13 @@ def _lenient_base64(text: str, param: str) -> bytes:
         raise BadRequest(f"{param} is not valid base64: {exc}", param=param) from None
 
 
-def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "image") -> ImageInput:
+def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "image",
+               estimate: bool = False) -> ImageInput:
     """Validate image bytes fully (header, pixel count, complete decode) and normalise them.
 
     The pixel count is checked from the header before any pixel is decoded, so a
     decompression bomb costs nothing. EXIF rotation is applied, because engines read pixels
-    as stored.
+    as stored. With `estimate`, the page's text is estimated from the decoded pixels.
     """
     if not data:
         raise BadRequest(f"{param} is empty", param=param)
@@ -128,7 +133,12 @@ def load_image(data: bytes, *, max_pixels: int, max_bytes: int, param: str = "im
         raise BadRequest(f"{param} has no pixels", param=param)
 
     try:
-        return _normalised(image, data, fmt, width, height)
+        page = _normalised(image, data, fmt, width, height)
+        if estimate:
+            upright = image if image.getexif().get(_EXIF_ORIENTATION, 1) in (None, 1) \
+                else ImageOps.exif_transpose(image)
+            page = dataclasses.replace(page, text_estimate=estimate_or_none(from_image, upright))
+        return page
     except MemoryError:
         raise PayloadTooLarge(f"{param} needs too much memory to decode", param=param) from None
     except Exception as exc:  # noqa: BLE001 - e.g. a broken EXIF block
@@ -210,8 +220,12 @@ def probe_document(data: bytes, *, pages: PageSpec, dpi: float, max_pages: int,
 
 
 def render_page(data: bytes, info: DocumentInfo, number: int, *, max_pixels: int,
-                max_bytes: int, param: str = "file") -> ImageInput:
-    """Decode or render one page. Opens its own handle, so concurrent calls share nothing."""
+                max_bytes: int, param: str = "file", estimate: bool = False) -> ImageInput:
+    """Decode or render one page. Opens its own handle, so concurrent calls share nothing.
+
+    With `estimate`, the page's text is estimated on the pixels in hand (a PDF page: from its
+    text layer where that covers the page's ink) and carried as `text_estimate`.
+    """
     if info.kind == "pdf":
         with PdfPages(data) as pdf:
             width, height = pdf.page_size_px(number, info.dpi)
@@ -220,13 +234,20 @@ def render_page(data: bytes, info: DocumentInfo, number: int, *, max_pixels: int
                 dpi = info.dpi * (max_pixels / (width * height)) ** 0.5 * 0.999
                 logger.info("page %d rendered at %.0f dpi to stay under %d pixels", number, dpi,
                             max_pixels)
-            return encode_png(pdf.render(number, dpi))
+            image = pdf.render(number, dpi)
+            page = encode_png(image)
+            if estimate:
+                layer = estimate_or_none(pdf.text_layer, number, dpi / 72.0)
+                pixels = estimate_or_none(from_image, image)
+                text = combined(layer, pixels) if layer and pixels else layer or pixels
+                page = dataclasses.replace(page, text_estimate=text)
+            return page
     if info.kind == "frames":
-        return _frame(data, number, max_pixels, param)
-    return load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, param=param)
+        return _frame(data, number, max_pixels, param, estimate)
+    return load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, param=param, estimate=estimate)
 
 
-def _frame(data: bytes, number: int, max_pixels: int, param: str) -> ImageInput:
+def _frame(data: bytes, number: int, max_pixels: int, param: str, estimate: bool = False) -> ImageInput:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -244,7 +265,10 @@ def _frame(data: bytes, number: int, max_pixels: int, param: str) -> ImageInput:
         raise PayloadTooLarge(f"{param} frame {number} needs too much memory", param=param) from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is bad input
         raise BadRequest(f"{param} frame {number} is corrupt ({_short(exc)})", param=param) from None
-    return encode_png(frame)
+    page = encode_png(frame)
+    if estimate:
+        page = dataclasses.replace(page, text_estimate=estimate_or_none(from_image, frame))
+    return page
 
 
 def _header_size(data: bytes, param: str) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import pypdfium2 as pdfium
 from PIL import Image
 
 from openai_ocr.errors import BadRequest
+from openai_ocr.inputs.text_density import PageText, from_text_layer
 
 PDFIUM_LOCK = threading.Lock()
 POINTS_PER_INCH = 72.0
@@ -60,6 +61,16 @@ class PdfPages:
             except pdfium.PdfiumError as exc:
                 raise BadRequest(f"page {number} of the PDF cannot be rendered ({exc})",
                                  param="file") from None
+            finally:
+                page.close()
+
+    def text_layer(self, number: int, scale: float) -> PageText:
+        """How much text page `number`'s own text layer holds (`scale`: image pixels per PDF
+        point of the rendered page)."""
+        with PDFIUM_LOCK:
+            page = self._doc[number - 1]
+            try:
+                return from_text_layer(page, scale)
             finally:
                 page.close()
 

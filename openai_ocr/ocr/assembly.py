@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from PIL import Image
 
 from openai_ocr.inputs.documents import ImageInput
+from openai_ocr.ocr.confidence import ScoredBlock, score_page
 from openai_ocr.ocr.grounding import Block, parse_blocks, to_markdown
 from openai_ocr.ocr.models import BlockResult, ImageCrop, OutputFormat, PageQuality, PageResult, Usage
 from openai_ocr.ocr.translation import CompletionResult
@@ -107,15 +108,25 @@ def page_png_base64(image: ImageInput) -> str:
 
 
 def page_result(outcome: PageOutcome, include_images: bool, max_tokens: int | None,
-                include_page_image: bool = False) -> PageResult:
-    blocks = parse_blocks(outcome.result.text)
+                include_page_image: bool = False, words: bool = False) -> PageResult:
+    """The page's blocks and markdown; with the engine's token scores or words, the
+    confidence of each block and of the page, and the blocks' `words` (`words`: asked for)."""
+    result = outcome.result
+    blocks = parse_blocks(result.text)
     width, height = outcome.image.width, outcome.image.height
+    scored = [ScoredBlock(None, None)] * len(blocks)
+    confidence = None
+    if result.tokens is not None or result.words is not None:
+        page = score_page(result.text, blocks, width, height, tokens=result.tokens, found=result.words,
+                          words=words)
+        scored, confidence = page.blocks, page.confidence
     return PageResult(
-        index=outcome.number, width=width, height=height, text=outcome.result.text,
+        index=outcome.number, width=width, height=height, text=result.text,
         markdown=page_markdown(outcome.number, blocks),
-        blocks=[BlockResult(label=b.label, boxes_px=b.boxes_px(width, height), text=b.text)
-                for b in blocks],
-        finish_reason=outcome.result.finish_reason, usage=outcome.result.usage,
+        blocks=[BlockResult(label=b.label, boxes_px=b.boxes_px(width, height), text=b.text,
+                            confidence=s.confidence, words=s.words)
+                for b, s in zip(blocks, scored, strict=True)],
+        finish_reason=result.finish_reason, usage=result.usage, confidence=confidence,
         warning=page_warning(outcome, max_tokens), quality=outcome.quality,
         images=crop_figures(outcome, blocks) if include_images else None,
         image_base64=page_png_base64(outcome.image) if include_page_image else None)
@@ -138,10 +149,11 @@ def overall_finish_reason(reasons: Sequence[R | None]) -> R | Literal["length"] 
 
 
 def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: bool,
-             max_tokens: int | None = None, include_page_images: bool = False) -> Assembled:
+             max_tokens: int | None = None, include_page_images: bool = False,
+             words: bool = False) -> Assembled:
     pages = None
     if output == "json" or include_images or include_page_images:
-        pages = [page_result(o, include_images, max_tokens, include_page_images) for o in outcomes]
+        pages = [page_result(o, include_images, max_tokens, include_page_images, words) for o in outcomes]
     if output != "markdown":
         texts = [o.result.text for o in outcomes]
     elif pages is not None:  # each page already parsed once

@@ -31,6 +31,10 @@ class Block:
     text: str
     boxes: list[Box] = field(default_factory=list)
     """Boxes on the model's 0..999 grid."""
+    span: tuple[int, int] = field(default=(0, 0), compare=False)
+    """Where the block's text (before cleaning) is in the parsed output: `[start, end)`."""
+    label_span: tuple[int, int] = field(default=(0, 0), compare=False)
+    """Where its label is in the parsed output (empty for text outside any tag)."""
 
     def boxes_px(self, width: int, height: int) -> list[Box]:
         return [scale_box(b, width, height) for b in self.boxes]
@@ -57,22 +61,38 @@ def parse_blocks(output: str) -> list[Block]:
     starts = [m.start() for m in re.finditer(re.escape(_REF_OPEN), output)]
     leading = output[: starts[0]] if starts else output
     if leading.strip():
-        blocks.append(Block(label="text", text=_clean_text(leading)))
+        blocks.append(Block(label="text", text=_clean_text(leading), span=(0, len(leading))))
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(output)
         segment = output[start:end]
         header = _HEADER_RE.match(segment)
         if header is None:  # cannot happen with the optional groups; kept for safety
-            blocks.append(Block(label="text", text=_clean_text(segment)))
+            blocks.append(Block(label="text", text=_clean_text(segment), span=(start, end)))
             continue
         label = header.group("label").strip() or "text"
         blocks.append(Block(label=label, text=_clean_text(segment[header.end():]),
-                            boxes=_boxes(header.group("det"))))
+                            boxes=_boxes(header.group("det")), span=(start + header.end(), end),
+                            label_span=(start + header.start("label"), start + header.end("label"))))
     return blocks
 
 
 def _clean_text(text: str) -> str:
     return _TAG_RE.sub("", text).strip("\n").rstrip()
+
+
+def clean_offsets(output: str, start: int, end: int) -> tuple[str, list[int]]:
+    """A block's clean text from `output[start:end]` (as `parse_blocks` cleans it) and, for
+    each of its characters, its offset in `output`."""
+    kept: list[int] = []
+    at = start
+    for tag in _TAG_RE.finditer(output, start, end):
+        kept.extend(range(at, tag.start()))
+        at = tag.end()
+    kept.extend(range(at, end))
+    joined = "".join(output[i] for i in kept)
+    text = joined.strip("\n").rstrip()
+    lead = len(joined) - len(joined.lstrip("\n"))
+    return text, kept[lead:lead + len(text)]
 
 
 def to_markdown(blocks: list[Block], image_ref: str = "images/{index}.jpg") -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from openai_ocr.ocr.prompts import MODE_DESCRIPTIONS, MODES
 from openai_ocr.settings import ModeName
 
-OutputFormat = Literal["text", "markdown", "json"]
+OutputFormat = Literal["text", "markdown", "json", "pdf", "hocr", "alto"]
 assert set(get_args(ModeName)) == set(MODES) == set(MODE_DESCRIPTIONS)
 
 
@@ -45,7 +45,11 @@ class OCROptions(BaseModel):
                               examples=["1-3,7"])
     output: OutputFormat = Field("text", description="`text`: the raw model output (pages "
                                  "joined by the page separator); `markdown`: clean markdown; "
-                                 "`json`: also `pages` with blocks and pixel boxes.")
+                                 "`json`: also `pages` with blocks and pixel boxes. Archival "
+                                 "files, answered as the file itself by `/ocr` and `/ocr/file` "
+                                 "(in a batch line: stored, named by `output_file`): `pdf` a searchable "
+                                 "PDF (the input's pages with an invisible text layer), `hocr` "
+                                 "hOCR 1.2, `alto` ALTO 4.4 XML.")
     include_images: bool = Field(False, description="Return figure crops (`image` blocks) as "
                                  "base64 PNG in `pages[].images`.")
     dpi: int | None = Field(None, ge=36, le=600, description="PDF render resolution "
@@ -57,14 +61,25 @@ class OCROptions(BaseModel):
     resolution: str | None = Field(
         None, max_length=100, description="Vision resolution mode: `tiny` (512, 73 image tokens), "
         "`small` (640, 111), `base` (1024, 273), `large` (1280, 421), `gundam` (1024 global view + "
-        "640 tiles; the default). DeepSeek-OCR-2 has only `gundam` (768 tiles). Default from config.",
-        examples=["tiny", "gundam"])
+        "640 tiles; the default); `auto`: each page in the smallest mode whose vision tokens hold its "
+        "text (at most 10 text tokens per vision token, small type still legible), reported in the "
+        "page's `quality.resolution`. DeepSeek-OCR-2 has only `gundam` (768 tiles). Default from config.",
+        examples=["tiny", "gundam", "auto"])
     base_size: int | None = Field(None, description="Raw global-view size (the old server's "
                                   "BASE_SIZE); must be a mode's value.")
     image_size: int | None = Field(None, description="Raw tile size (the old server's "
                                    "IMAGE_SIZE); must be a mode's value.")
     crop_mode: bool | None = Field(None, description="Raw tiling switch (the old server's "
                                    "CROP_MODE); must be a mode's value.")
+    confidence: bool | None = Field(None, description="Confidence (0..1) of each page and block "
+                                    "in `pages` (token log-probabilities asked of the model; the "
+                                    "lite engine's recogniser scores, with its words). Default: "
+                                    "on with `output=json`.")
+    word_boxes: bool = Field(False, description="Each block's `words` with pixel boxes (and "
+                             "confidence), with `output=json`: the model's words aligned to the "
+                             "words the lite engine's detector and reader find in the block "
+                             "(needs the `lite` extra where another engine serves). Implies "
+                             "`confidence`.")
 
 
 class Usage(BaseModel):

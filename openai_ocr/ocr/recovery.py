@@ -10,24 +10,25 @@ from __future__ import annotations
 import dataclasses
 
 from openai_ocr.ocr.quality import Verdict, without_loop
-from openai_ocr.ocr.resolution import MODES, Family, image_tokens
+from openai_ocr.ocr.resolution import DEFAULT_RESOLUTION, MODES, Family, image_tokens
 from openai_ocr.ocr.translation import CompletionResult, SamplingPlan, mode_kwargs
-from openai_ocr.settings import NgramGuardSettings, RecoverySettings, RecoveryStep
+from openai_ocr.settings import RecoverySettings, RecoveryStep
 
 ORDER = ("tiny", "small", "base", "large", "gundam")
 """The resolution modes from the fewest vision tokens to the most."""
 
 
-def stricter_guard(plan: SamplingPlan, recovery: RecoverySettings,
-                   guard: NgramGuardSettings) -> SamplingPlan | None:
-    """The plan with the n-gram guard at `recovery`'s stricter values (None: no stricter)."""
-    xargs = dict(plan.vllm_xargs or {"whitelist_token_ids": [int(t) for t in guard.whitelist_token_ids]})
-    ngram = min(int(xargs.get("ngram_size", guard.ngram_size)), recovery.stricter_ngram_size)
-    window = max(int(xargs.get("window_size", guard.window_size)), recovery.stricter_window_size)
-    if plan.vllm_xargs and (ngram, window) == (plan.vllm_xargs.get("ngram_size"),
-                                               plan.vllm_xargs.get("window_size")):
+def stricter_guard(plan: SamplingPlan, recovery: RecoverySettings) -> SamplingPlan | None:
+    """The plan with the n-gram guard at `recovery`'s stricter values and no token exempt (the
+    `<td></td>` the default guard lets repeat are DeepSeek-OCR's table loop); None when the
+    plan's guard is as strict already."""
+    current = plan.vllm_xargs or {}
+    ngram = min(int(current.get("ngram_size", recovery.stricter_ngram_size)), recovery.stricter_ngram_size)
+    window = max(int(current.get("window_size", recovery.stricter_window_size)), recovery.stricter_window_size)
+    stricter = {"ngram_size": ngram, "window_size": window, "whitelist_token_ids": []}
+    if current == stricter:
         return None
-    return dataclasses.replace(plan, vllm_xargs={**xargs, "ngram_size": ngram, "window_size": window})
+    return dataclasses.replace(plan, vllm_xargs=stricter)
 
 
 def larger_resolution(plan: SamplingPlan, family: Family) -> SamplingPlan | None:
@@ -41,11 +42,11 @@ def larger_resolution(plan: SamplingPlan, family: Family) -> SamplingPlan | None
     return dataclasses.replace(plan, resolution=name, mm_processor_kwargs=mode_kwargs(name, modes[name]))
 
 
-def step_plan(step: RecoveryStep, plan: SamplingPlan, family: Family, recovery: RecoverySettings,
-              guard: NgramGuardSettings) -> SamplingPlan | None:
+def step_plan(step: RecoveryStep, plan: SamplingPlan, family: Family,
+              recovery: RecoverySettings) -> SamplingPlan | None:
     """What a step sends (the `lite` step: the plan as it is, to another engine)."""
     if step == "stricter_guard":
-        return stricter_guard(plan, recovery, guard)
+        return stricter_guard(plan, recovery)
     if step == "next_resolution":
         return larger_resolution(plan, family)
     return plan
@@ -66,7 +67,7 @@ def rank(verdict: Verdict, text: str) -> tuple[bool, bool, int]:
 def page_image_tokens(family: Family, resolution: str, width: int, height: int) -> int:
     """Vision tokens of one page in a mode (what DeepSeek-OCR spends on it)."""
     modes = MODES[family]
-    mode = modes.get(resolution) or next(iter(modes.values()))
+    mode = modes.get(resolution) or modes.get(DEFAULT_RESOLUTION) or next(iter(modes.values()))
     return image_tokens(family, mode, width, height)
 
 
@@ -74,4 +75,6 @@ def cleaned(result: CompletionResult, verdict: Verdict, cut: bool) -> Completion
     """The answer with its loop cut out (when `cut`)."""
     if not cut or verdict.loop is None:
         return result
-    return dataclasses.replace(result, text=without_loop(result.text, verdict.loop))
+    loop = verdict.loop
+    tokens = None if result.tokens is None else result.tokens.without(loop.unit_end, loop.end)
+    return dataclasses.replace(result, text=without_loop(result.text, loop), tokens=tokens)

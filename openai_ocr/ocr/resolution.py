@@ -26,6 +26,9 @@ DOWNSAMPLE_RATIO: Final = 4
 MIN_CROPS: Final = 2
 MAX_CROPS: Final = 6
 DEFAULT_RESOLUTION: Final[ResolutionName] = "gundam"
+AUTO: Final = "auto"
+"""Not a mode: the OCR routes pick each page's mode (`openai_ocr.ocr.auto_resolution`); it
+never reaches the engine, which gets the chosen mode's three values."""
 MM_KWARG_KEYS: Final = ("resolution", "base_size", "image_size", "crop_mode")
 """The `mm_processor_kwargs` keys a client may send without vLLM's trust flag."""
 
@@ -164,6 +167,10 @@ def resolve_mm_kwargs(family: Family, kwargs: dict[str, Any] | None) -> tuple[st
     if name is not None and not isinstance(name, str):
         raise ResolutionError("mm_processor_kwargs.resolution must be a string",
                               param="mm_processor_kwargs")
+    if name == AUTO:
+        raise ResolutionError("resolution auto picks a mode per page on the OCR routes (/ocr, "
+                              "/v1/ocr); one image sent to the model names its mode: "
+                              f"{supported(family)}", param="mm_processor_kwargs")
     try:
         return resolve(family, name, kwargs.get("base_size"), kwargs.get("image_size"), crop)
     except ResolutionError as exc:

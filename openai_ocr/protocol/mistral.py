@@ -73,7 +73,7 @@ class MistralOCRRequest(BaseModel):
         None, description="`page`, `block` or `word`: confidence scores at that level (and the "
         "page's), where the engine reports them; `null` fields where it does not.")
     resolution: str | None = Field(None, max_length=100, description="Extra field: the vision "
-                                   "resolution mode (tiny, small, base, large, gundam).")
+                                   "resolution mode (tiny, small, base, large, gundam), or auto (per page).")
     base_size: int | None = Field(None, description="Extra field: raw global-view size of a mode.")
     image_size: int | None = Field(None, description="Extra field: raw tile size of a mode.")
     crop_mode: bool | None = Field(None, description="Extra field: raw tiling switch of a mode.")
@@ -179,4 +179,5 @@ class MistralOCRResponse(BaseModel):
     pages: list[MistralPage]
     model: str
     usage_info: MistralUsage
-    resolution: str | None = Field(None, description="Extra field: the resolution mode used.")
+    resolution: str | None = Field(None, description="Extra field: the resolution mode used "
+                                   "(`auto`: each page's is in its `quality`).")

@@ -8,6 +8,7 @@ the server-wide pixel budget and the request's deadline.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from contextlib import AbstractAsyncContextManager
@@ -23,8 +24,10 @@ from openai_ocr.inputs.documents import (
     probe_document,
     render_page,
 )
+from openai_ocr.inputs.office import maybe_office, probe_office
 from openai_ocr.inputs.page_ranges import PageSpec
 from openai_ocr.inputs.pool import DecodePool
+from openai_ocr.inputs.text_density import estimate_encoded
 from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.chat_policy import set_image_url
@@ -75,7 +78,8 @@ class DocumentIntake:
 
     async def open_bytes(self, data: bytes, *, pages: PageSpec = None, dpi: int | None = None,
                          param: str = "file", deadline: float | None = None) -> Document:
-        """Validate an upload (image, multi-frame TIFF/GIF or PDF) and select its pages.
+        """Validate an upload (image, multi-frame TIFF/GIF, PDF, or an Office document, made a
+        PDF by LibreOffice) and select its pages.
 
         Only headers are read here, in a decoder process; the pages decode later, one by one,
         each under the pixel budget.
@@ -84,11 +88,15 @@ class DocumentIntake:
         deadline = deadline or self.deadline()
         document = await self._checked_image(data, pages, param)
         if document is None:
-            info = await self.pool.run(
-                probe_document, data, pages=pages, dpi=dpi or self.settings.documents.dpi,
-                max_pages=limits.max_pages, max_pixels=limits.max_image_pixels,
-                max_bytes=limits.max_file_bytes, param=param,
-                max_aspect_ratio=budget.max_aspect_ratio, deadline=deadline)
+            probe = dict(pages=pages, dpi=dpi or self.settings.documents.dpi,
+                         max_pages=limits.max_pages, max_pixels=limits.max_image_pixels,
+                         max_bytes=limits.max_file_bytes, param=param,
+                         max_aspect_ratio=budget.max_aspect_ratio)
+            if maybe_office(data):  # an Office document becomes its PDF (LibreOffice, in a worker)
+                data, info = await self.pool.run(probe_office, data, **probe, deadline=deadline,
+                                                 time_left=deadline - time.monotonic())
+            else:
+                info = await self.pool.run(probe_document, data, **probe, deadline=deadline)
             document = Document(data, info, max_pixels=limits.max_image_pixels,
                                 max_bytes=limits.max_file_bytes, param=param)
         document.deadline = deadline
@@ -150,10 +158,15 @@ class DocumentIntake:
         """Room in the server-wide pixel/page budget for one page, held for the block."""
         return self.budget.reserve(document.info.page_pixels.get(number, 0), document.deadline)
 
-    async def page(self, document: Document, number: int) -> ImageInput:
-        """One page decoded or rendered in a decoder process, within the request's time."""
+    async def page(self, document: Document, number: int, estimate: bool = False) -> ImageInput:
+        """One page decoded or rendered in a decoder process, within the request's time;
+        with `estimate`, its text estimated there too (`text_estimate`, for `resolution: auto`;
+        an image sent on as it is gets decoded for it)."""
         if document.ready is not None:
-            return document.ready
+            if not estimate:
+                return document.ready
+            text = await self.pool.run(estimate_encoded, document.ready.data, deadline=document.deadline)
+            return dataclasses.replace(document.ready, text_estimate=text)
         return await self.pool.run(render_page, document.data, document.info, number,
                                    max_pixels=document.max_pixels, max_bytes=document.max_bytes,
-                                   param=document.param, deadline=document.deadline)
+                                   param=document.param, deadline=document.deadline, estimate=estimate)

@@ -14,13 +14,17 @@ order, the way Mistral's OCR 4 API gives them:
 - `blocks` (`include_blocks`): every block that has a box, with Mistral's block type
   (`openai_ocr.ocr.block_types`), its box in page pixels and its content;
 - `confidence_scores` (`confidence_scores_granularity`): read from the page results where
-  the engine reports confidences (`PageConfidence` below says what is read); `null` where
-  it does not, never made up.
+  the engine reports confidences (`_page_confidence` below says what is read); `null` where
+  it does not, never made up. A granularity asks the engine for them (token
+  log-probabilities; the lite engine's recogniser scores), `word` also for each block's
+  words (their confidences only: Mistral's word scores carry no boxes, so no word boxes are
+  read for them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,9 +138,10 @@ class Word:
     confidence: float
 
 
-def _words(confidence: object) -> list[Word]:
-    """`confidence.words`: items with `text` and `confidence` (0..1), in reading order."""
-    items = _get(confidence, "words")
+def _words(block: object) -> list[Word]:
+    """`block.words`: items with `text` and `confidence` (0..1), in reading order; words
+    without a confidence are left out."""
+    items = _get(block, "words")
     if not isinstance(items, Sequence) or isinstance(items, str):
         return []
     words = []
@@ -173,7 +178,7 @@ def block_confidence(block: BlockResult) -> MistralBlockConfidence | None:
         return None
     average, minimum = _score(_get(confidence, "average")), _score(_get(confidence, "minimum"))
     if average is None or minimum is None:
-        average, minimum = _average_minimum([w.confidence for w in _words(confidence)])
+        average, minimum = _average_minimum([w.confidence for w in _words(block)])
     return MistralBlockConfidence(average_content_confidence_score=average,
                                   minimum_content_confidence_score=minimum,
                                   block_type_confidence_score=_score(_get(confidence, "label")))
@@ -301,17 +306,15 @@ def _build(page: PageResult, run: MistralRun) -> _PageBuild:
     return out
 
 
-def _page_confidence(page: PageResult, built: _PageBuild, markdown: str,
-                     run: MistralRun) -> MistralPageConfidence | None:
+def _page_confidence(page: PageResult, built: _PageBuild, run: MistralRun) -> MistralPageConfidence | None:
     """The page's scores: `page.confidence`'s `average`/`minimum` (for `word`, and where those
-    are missing, the words'), with the words located in the markdown for `word`."""
+    are missing, the blocks' words'), with the words located in the markdown for `word`."""
     granularity = run.body.confidence_scores_granularity
     if granularity is None:
         return None
     confidence = getattr(page, "confidence", None)
-    block_words = {i: _words(getattr(b, "confidence", None)) for i, b in enumerate(page.blocks)}
-    all_words = [w.confidence for words in block_words.values() for w in words] or [
-        w.confidence for w in _words(confidence)]
+    block_words = {i: _words(b) for i, b in enumerate(page.blocks)}
+    all_words = [w.confidence for words in block_words.values() for w in words]
     average, minimum = _score(_get(confidence, "average")), _score(_get(confidence, "minimum"))
     if granularity == "word" or average is None or minimum is None:
         average, minimum = _average_minimum(all_words) if all_words else (average, minimum)
@@ -320,17 +323,14 @@ def _page_confidence(page: PageResult, built: _PageBuild, markdown: str,
     located: list[MistralConfidenceScore] | None = None
     if granularity == "word":
         located = []
-        if any(block_words.values()):
-            offset = 0
-            for piece in built.pieces:
-                if piece.block is not None:
-                    located += _locate(block_words[piece.block], piece.text, offset)
-                offset += len(piece.text) + 2
-            for block, table in built.table_of_block.items():
-                entry = built.tables[table]
-                entry.word_confidence_scores = _locate(block_words[block], entry.content)
-        else:
-            located = _locate(_words(confidence), markdown)
+        offset = 0
+        for piece in built.pieces:
+            if piece.block is not None:
+                located += _locate(block_words[piece.block], piece.text, offset)
+            offset += len(piece.text) + 2
+        for block, table in built.table_of_block.items():
+            entry = built.tables[table]
+            entry.word_confidence_scores = _locate(block_words[block], entry.content)
     return MistralPageConfidence(average_page_confidence_score=average, minimum_page_confidence_score=minimum,
                                  word_confidence_scores=located)
 
@@ -338,7 +338,7 @@ def _page_confidence(page: PageResult, built: _PageBuild, markdown: str,
 def mistral_page(page: PageResult, run: MistralRun, hyperlinks: list[str] | None = None) -> MistralPage:
     built = _build(page, run)
     markdown = "\n\n".join(piece.text for piece in built.pieces)
-    scores = _page_confidence(page, built, markdown, run)
+    scores = _page_confidence(page, built, run)
     if scores is None:  # the engine reported no confidence for this page: none for its blocks
         for block in built.blocks:
             block.confidence_scores = None
@@ -360,10 +360,13 @@ async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
     else:
         data = decode_base64_payload(document_data_url(body.document),
                                      max_bytes=service.settings.limits.max_file_bytes, param="document")
+    granularity = body.confidence_scores_granularity
     options = OCROptions(output="json", include_images=True, resolution=body.resolution,
                          base_size=body.base_size, image_size=body.image_size,
-                         crop_mode=body.crop_mode)
+                         crop_mode=body.crop_mode, confidence=granularity is not None)
     plan = service.recognizer.plan(options)
+    if granularity == "word":
+        plan = dataclasses.replace(plan, words=True)
     try:
         opened = await service.inputs.open_bytes(data, pages=one_based_pages(body.pages), param="document")
     except BadRequest as exc:

@@ -9,6 +9,7 @@ import secrets
 import time
 
 from openai_ocr.engines.base import ChatEngine
+from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import Document, ImageInput
 from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.assembly import PageOutcome, assemble
@@ -32,18 +33,25 @@ class Recognizer:
     """Plans a request's sampling once, then reads its pages on one engine."""
 
     def __init__(self, engine: ChatEngine, settings: Settings, inputs: DocumentIntake,
-                 models: ModelCatalog, metrics: Metrics, fallback: ChatEngine | None = None) -> None:
+                 models: ModelCatalog, metrics: Metrics, fallback: ChatEngine | None = None,
+                 words: ChatEngine | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.inputs = inputs
         self.models = models
         self.metrics = metrics
-        self.pages = PageReader(engine, settings, models, metrics, fallback)
+        self.pages = PageReader(engine, settings, models, metrics, fallback, words)
 
     def plan(self, options: OCROptions) -> SamplingPlan:
         """The sampling plan, or the 400 for bad options: made before any input is decoded."""
-        return plan_request(options, self.settings.ocr, self.models.family,
+        plan = plan_request(options, self.settings.ocr, self.models.family,
                             self.settings.budget.max_prompt_chars)
+        if plan.word_boxes and not self.pages.places_words:
+            raise BadRequest(f"word_boxes: the {self.engine.kind} engine gives no word positions, and the "
+                             "lite engine that finds them is not installed here: pip install "
+                             "'openai-ocr[lite]' (PP-OCRv6 detector and Tesseract; no download)",
+                             param="word_boxes")
+        return plan
 
     def engine_warnings(self, options: OCROptions) -> list[str]:
         """Warnings about options this engine takes but does not use."""
@@ -82,7 +90,7 @@ class Recognizer:
 
         async def one(number: int) -> PageOutcome:
             async with gate, self.inputs.reserve(document, number):
-                image = await self.inputs.page(document, number)
+                image = await self.inputs.page(document, number, estimate=plan.auto)
                 read = await self.pages.read(image, plan)
             if not keep_pixels:  # hold only the size: long documents stay small in memory
                 image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
@@ -91,7 +99,7 @@ class Recognizer:
         async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
             outcomes = await gather_or_cancel(one(n) for n in document.pages)
         assembly = functools.partial(assemble, outcomes, options.output, options.include_images,
-                                     plan.max_tokens, options.include_page_images)
+                                     plan.max_tokens, options.include_page_images, plan.words)
         # grounding parsing and crops are CPU work: off the event loop; joining raw texts is
         # not worth the thread hop
         parses = options.output != "text" or options.include_images or options.include_page_images

@@ -23,11 +23,14 @@ class OCRService:
     """One per app (plus the batch runner's twin on its share of the engine)."""
 
     def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None,
-                 metrics: Metrics | None = None, fallback: ChatEngine | None = None) -> None:
+                 metrics: Metrics | None = None, fallback: ChatEngine | None = None,
+                 words: ChatEngine | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or default_metrics()
         #: the engine of the recovery ladder's last step (`lite`), where installed
         self.fallback = fallback
+        #: the lite engine that finds word boxes for another engine's answers, where installed
+        self.words = words
         self.models = ModelCatalog(engine)
         self.inputs = DocumentIntake(settings, store)
         self._bind(engine)
@@ -35,7 +38,7 @@ class OCRService:
     def _bind(self, engine: ChatEngine) -> None:
         self.engine = engine
         self.recognizer = Recognizer(engine, self.settings, self.inputs, self.models, self.metrics,
-                                     self.fallback)
+                                     self.fallback, self.words)
         self.streamer = PageStreamer(self.recognizer)
 
     def with_engine(self, engine: ChatEngine) -> OCRService:

@@ -22,10 +22,18 @@ from openai_ocr.ocr.assembly import (
 )
 from openai_ocr.ocr.models import OCROptions, Usage
 from openai_ocr.ocr.quality import looping_now
-from openai_ocr.ocr.translation import CompletionResult, SamplingPlan, build_chat_request, chunk_delta, usage_of
+from openai_ocr.ocr.translation import (
+    CompletionResult,
+    SamplingPlan,
+    build_chat_request,
+    chunk_delta,
+    found_words,
+    scores_of,
+    usage_of,
+)
 from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.service.concurrency import aclose, primed
-from openai_ocr.service.page_reader import Attempt, judged
+from openai_ocr.service.page_reader import Attempt, judged, settle
 from openai_ocr.service.recognition import Recognizer, new_request_id
 
 logger = logging.getLogger(__name__)
@@ -53,9 +61,9 @@ class PageStreamer:
             # page 1's reservation covers its decoding only: a generator that is never
             # started (client gone before the first byte) would never release it
             async with self.inputs.reserve(document, document.pages[0]):
-                image = await self.inputs.page(document, document.pages[0])
+                image = await self.inputs.page(document, document.pages[0], estimate=plan.auto)
             chunks = await primed(self.engine.stream(
-                build_chat_request(self.engine.model, image, plan, stream=True)))
+                build_chat_request(self.engine.model, image, self.pages.page_plan(plan, image), stream=True)))
         except BaseException:
             document.close()
             raise
@@ -75,18 +83,22 @@ class PageStreamer:
                     yield StreamEvent(text=PAGE_SPLIT)
                     held = contextlib.AsyncExitStack()
                     await held.enter_async_context(self.inputs.reserve(document, number))
-                    image = await self.inputs.page(document, number)
+                    image = await self.inputs.page(document, number, estimate=plan.auto)
                     chunks = self.engine.stream(
-                        build_chat_request(self.engine.model, image, plan, stream=True))
+                        build_chat_request(self.engine.model, image, self.pages.page_plan(plan, image),
+                                           stream=True))
                 yield StreamEvent(type="page", page=number, page_count=len(document.pages),
                                   width=image.width, height=image.height)
                 streamed = _Streamed(model)
+                words = self.pages.start_word_read(image, plan)
                 try:
                     async for text in streamed.texts(chunks):
                         yield StreamEvent(text=text, page=number)
                     await aclose(chunks)  # stopped early when it loops: the engine stops too
-                    read = await self.pages.recover(image, await streamed.attempt(self.engine, plan))
+                    first = await streamed.attempt(self.engine, self.pages.page_plan(plan, image))
+                    read = await self.pages.recover(image, first, words)
                 finally:
+                    settle(words)
                     try:
                         await aclose(chunks)
                     finally:
@@ -119,7 +131,7 @@ class PageStreamer:
         result = None
         if options.output == "json":
             result = await asyncio.to_thread(page_result, outcome, options.include_images,
-                                             plan.max_tokens, options.include_page_images)
+                                             plan.max_tokens, options.include_page_images, plan.words)
         return StreamEvent(type="page_end", page=outcome.number, finish_reason=outcome.result.finish_reason,
                            usage=outcome.result.usage, result=result, quality=outcome.quality,
                            warning=page_warning(outcome, plan.max_tokens))
@@ -136,6 +148,8 @@ class _Streamed:
         self.usage = Usage()
         self.started = time.perf_counter()
         self.looped = False
+        self.logprobs: list[Any] = []  # each chunk's `choices[0].logprobs`
+        self.words: Any = None  # the lite engine's words, on its last chunk
 
     @property
     def text(self) -> str:
@@ -149,6 +163,10 @@ class _Streamed:
                 self.usage = usage_of(chunk.usage)
             text, finished = chunk_delta(chunk)
             self.reason = finished or self.reason
+            if chunk.choices:
+                choice = chunk.choices[0]
+                self.logprobs.append(getattr(choice, "logprobs", None))
+                self.words = getattr(choice, "words", None) or self.words
             if text:
                 self.pieces.append(text)
                 size += len(text)
@@ -160,6 +178,8 @@ class _Streamed:
                         return
 
     async def attempt(self, engine: ChatEngine, plan: SamplingPlan) -> Attempt:
-        result = CompletionResult(self.text, self.reason, self.usage, self.model)
+        text = self.text
+        result = CompletionResult(text, self.reason, self.usage, self.model, scores_of(text, self.logprobs),
+                                  found_words(self.words))
         verdict = await judged(result.text, result.finish_reason)
         return Attempt(result, verdict, engine.kind, plan, None, (time.perf_counter() - self.started) * 1000)

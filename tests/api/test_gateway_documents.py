@@ -47,8 +47,11 @@ def test_pdf_file_json_output(gateway: str, grounded: FakeUpstream) -> None:
     first = body["pages"][0]
     assert (first["width"], first["height"]) == (1260, 1600)
     assert first["text"] == GROUNDED.format(page=3)
+    # no log-probabilities from this upstream, no words asked for: nulls, never a guess
     assert first["blocks"][0] == {"label": "title", "text": "# Page 3", "boxes_px": [[
-        100 / 999 * 1260, 50 / 999 * 1600, 899 / 999 * 1260, 90 / 999 * 1600]]}
+        100 / 999 * 1260, 50 / 999 * 1600, 899 / 999 * 1260, 90 / 999 * 1600]],
+        "confidence": None, "words": None}
+    assert first["confidence"] is None
     assert first["markdown"] == "# Page 3\n\n![](images/3_0.png)\n\nBody of 3."
     assert first["images"] is None and first["finish_reason"] == "stop"
     assert body["text"] == SPLIT.join(GROUNDED.format(page=n) for n in (3, 1, 2))

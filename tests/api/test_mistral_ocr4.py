@@ -312,16 +312,17 @@ def words(*pairs: tuple[str, float]) -> list[dict[str, Any]]:
 
 
 def scored_page() -> ScoredPage:
+    """Confidences on blocks (`confidence`) and on their `words`, as the engines give them."""
     head = ScoredBlock(label="header", boxes_px=[(0, 0, 100, 10)], text="Annual report",
-                       confidence={"average": 0.9, "minimum": 0.8, "label": 0.99,
-                                   "words": words(("Annual", 0.8), ("report", 1.0))})
+                       confidence={"average": 0.9, "minimum": 0.8, "label": 0.99},
+                       words=words(("Annual", 0.8), ("report", 1.0)))
     title = ScoredBlock(label="title", boxes_px=[(0, 20, 100, 30)], text="# Growth is good",
-                        confidence={"label": 0.97, "words": words(("Growth", 0.5), ("is", 0.9), ("good", 0.7))})
+                        confidence={"label": 0.97}, words=words(("Growth", 0.5), ("is", 0.9), ("good", 0.7)))
     table = ScoredBlock(label="table", boxes_px=[(0, 40, 100, 60)],
                         text="<table><tr><td>Q1</td><td>good</td></tr></table>",
-                        confidence={"average": -0.2, "minimum": 0.4, "words": words(("Q1", 0.4), ("good", 0.6))})
+                        confidence={"average": -0.2, "minimum": 0.4}, words=words(("Q1", 0.4), ("good", 0.6)))
     plain = ScoredBlock(label="text", boxes_px=[(0, 70, 100, 80)], text="good and is",
-                        confidence={"words": words(("good", 0.95), ("is", 0.85))})
+                        confidence={}, words=words(("good", 0.95), ("is", 0.85)))
     foot = ScoredBlock(label="footer", boxes_px=[(0, 90, 100, 99)], text="p. 4")
     return ScoredPage(index=3, width=100, height=100, text="", markdown="", finish_reason="stop", usage=Usage(),
                       blocks=[head, title, table, plain, foot], confidence={"average": 0.75, "minimum": 0.3})

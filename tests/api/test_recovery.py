@@ -52,7 +52,7 @@ def test_a_page_that_loops_once_comes_back_clean_after_one_more_call(
         body = ocr_json(url)
         assert len(upstream.requests) == 2  # exactly one extra engine call
         strict = upstream.requests[1]["vllm_xargs"]
-        assert strict["ngram_size"] < DEFAULT_GUARD
+        assert strict["ngram_size"] < DEFAULT_GUARD and strict["whitelist_token_ids"] == []
         (page,) = body["pages"]
         assert page["quality"] == {"flags": ["repetition_loop", "truncated", "recovered"], "attempts": 2,
                                    "engine": "upstream", "resolution": "gundam", "loop_chars_removed": 0}

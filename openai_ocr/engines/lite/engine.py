@@ -8,6 +8,12 @@ parse figure) are a 400 that says so, never a made-up answer.
 Work runs in a thread pool of `lite.workers` threads, each with its own engines; the
 runtimes and Tesseract release the GIL, so threads scale with cores without copying pages
 between processes.
+
+The engine has no token probabilities. Asked for `logprobs`, it answers with its words
+instead: `choices[0].words` (an extension field), each `{"text", "box": [x1, y1, x2, y2] in
+page pixels, "confidence": 0..1}` in reading order, the recogniser's scores (Tesseract's
+word confidence, or PP-OCR's line score with the line's box split by character
+proportions); a stream carries them on its last choice chunk.
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ from openai_ocr.errors import BadRequest, Unavailable, excerpt
 from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load_image
 from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.prompts import MODES, strip_image_placeholder
-from openai_ocr.ocr.resolution import DEFAULT_RESOLUTION, image_tokens
+from openai_ocr.ocr.resolution import DEFAULT_RESOLUTION, ResolutionError, image_tokens, resolve_mm_kwargs
 from openai_ocr.ocr.resolution import MODES as RESOLUTIONS
+from openai_ocr.ocr.words import FoundWord
 from openai_ocr.settings import LimitSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -162,12 +169,23 @@ def truncate(text: str, max_tokens: int | None) -> tuple[str, Literal["stop", "l
 def render(task: Task, lines: list[layout.TextLine], width: int, height: int,
            regions: list[layout.Region] | None = None) -> str:
     """The answer text for one task from the engine's lines and the page's layout regions."""
+    return answer(task, lines, width, height, regions)[0]
+
+
+def answer(task: Task, lines: list[layout.TextLine], width: int, height: int,
+           regions: list[layout.Region] | None = None) -> tuple[str, list[FoundWord]]:
+    """The answer text for one task, and the page's words in the answer's reading order."""
     if task.action == "locate":
-        return layout.to_locate(lines, task.ref, width, height)
+        return layout.to_locate(lines, task.ref, width, height), [w for ln in lines for w in ln.words]
     blocks = layout.page_blocks(lines, width, height, regions or (), paragraphs=task.action != "ocr")
     if task.action == "free":
-        return layout.to_plain_text(blocks)
-    return layout.to_grounding(blocks, width, height, markdown=task.action == "markdown")
+        return layout.to_plain_text(blocks), layout.block_words(blocks)
+    return layout.to_grounding(blocks, width, height, markdown=task.action == "markdown"), layout.block_words(blocks)
+
+
+def words_field(words: list[FoundWord]) -> list[dict[str, Any]]:
+    """The `words` extension of a choice: text, page box in pixels, confidence."""
+    return [{"text": w.text, "box": [round(v, 1) for v in w.box], "confidence": w.confidence} for w in words]
 
 
 def decode_page(url: str, limits: LimitSettings) -> Image.Image:
@@ -222,7 +240,7 @@ class LiteEngine(ChatEngine):
         self._pool = None
         self.reader = None
 
-    async def _run(self, request: LiteRequest) -> tuple[str, tuple[int, int]]:
+    async def _run(self, request: LiteRequest) -> tuple[str, tuple[int, int], list[FoundWord]]:
         """Decode and recognise in a worker thread.
 
         How many requests wait is bounded by the server's backpressure (GatedEngine).
@@ -233,12 +251,14 @@ class LiteEngine(ChatEngine):
         if reader is None or pool is None:
             raise Unavailable("the lite engine is not started")
 
-        def work() -> tuple[str, tuple[int, int]]:
+        def work() -> tuple[str, tuple[int, int], list[FoundWord]]:
             page = decode_page(request.image_url, self.settings.limits)
             if request.task.action == "locate":
-                return render(request.task, reader.read(page), page.width, page.height), page.size
-            lines, regions = reader.read_page(page)
-            return render(request.task, lines, page.width, page.height, regions), page.size
+                text, words = answer(request.task, reader.read(page), page.width, page.height)
+            else:
+                lines, regions = reader.read_page(page)
+                text, words = answer(request.task, lines, page.width, page.height, regions)
+            return text, page.size, words
 
         return await asyncio.wrap_future(pool.submit(work))
 
@@ -247,36 +267,38 @@ class LiteEngine(ChatEngine):
 
     async def complete(self, body: dict[str, Any]) -> ChatCompletion:
         request = await asyncio.to_thread(self._parse, body)
-        read, size = await self._run(request)
+        read, size, words = await self._run(request)
         text, finish = truncate(read, request.max_tokens)
+        extra: dict[str, Any] = {"words": words_field(words)} if body.get("logprobs") else {}
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}", object="chat.completion", created=int(time.time()),
             model=self.model,
             choices=[Choice(index=0, finish_reason=finish,
-                            message=ChatCompletionMessage(role="assistant", content=text))],
-            usage=_usage(request.prompt, text, size))
+                            message=ChatCompletionMessage(role="assistant", content=text), **extra)],
+            usage=_usage(request.prompt, text, size, body.get("mm_processor_kwargs")))
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         """All errors are raised before the first chunk; then the text line by line."""
         request = await asyncio.to_thread(self._parse, body)
-        read, size = await self._run(request)
+        read, size, words = await self._run(request)
         text, finish = truncate(read, request.max_tokens)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
-        def chunk(delta: ChoiceDelta, reason: Literal["stop", "length"] | None = None) -> ChatCompletionChunk:
+        def chunk(delta: ChoiceDelta, reason: Literal["stop", "length"] | None = None,
+                  **extra: Any) -> ChatCompletionChunk:
             return ChatCompletionChunk(
                 id=chunk_id, object="chat.completion.chunk", created=created, model=self.model,
-                choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason)])
+                choices=[ChunkChoice(index=0, delta=delta, finish_reason=reason, **extra)])
 
         yield chunk(ChoiceDelta(role="assistant", content=""))
         for piece in text.splitlines(keepends=True):
             yield chunk(ChoiceDelta(content=piece))
-        yield chunk(ChoiceDelta(), finish)
+        yield chunk(ChoiceDelta(), finish, **({"words": words_field(words)} if body.get("logprobs") else {}))
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             yield ChatCompletionChunk(id=chunk_id, object="chat.completion.chunk", created=created,
                                       model=self.model, choices=[],
-                                      usage=_usage(request.prompt, text, size))
+                                      usage=_usage(request.prompt, text, size, body.get("mm_processor_kwargs")))
 
     async def list_models(self) -> list[Model]:
         """The engine's own name, then the DeepSeek-OCR names it answers to (aliases)."""
@@ -290,11 +312,17 @@ class LiteEngine(ChatEngine):
                                                 f"worker(s) x {self.reader.threads} thread(s)")
 
 
-def _usage(prompt: str, text: str, size: tuple[int, int]) -> CompletionUsage:
+def _usage(prompt: str, text: str, size: tuple[int, int], mm_kwargs: Any = None) -> CompletionUsage:
     """Usage in DeepSeek-OCR's sense: the prompt holds the BOS token, the page's vision tokens
-    in the default (Gundam) mode and the prompt text; the texts are estimates (4 characters a
-    token: the lite engine has no tokenizer)."""
-    vision = image_tokens("deepseek-ocr", RESOLUTIONS["deepseek-ocr"][DEFAULT_RESOLUTION], *size)
+    in the mode the request names (`mm_processor_kwargs`; else the default, Gundam) and the
+    prompt text; the texts are estimates (4 characters a token: the lite engine has no
+    tokenizer)."""
+    try:
+        named = resolve_mm_kwargs("deepseek-ocr", mm_kwargs if isinstance(mm_kwargs, dict) else None)
+    except ResolutionError:
+        named = None
+    mode = named[1] if named else RESOLUTIONS["deepseek-ocr"][DEFAULT_RESOLUTION]
+    vision = image_tokens("deepseek-ocr", mode, *size)
     prompt_tokens, completion_tokens = 1 + vision + estimate_tokens(prompt), estimate_tokens(text)
     return CompletionUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                            total_tokens=prompt_tokens + completion_tokens)

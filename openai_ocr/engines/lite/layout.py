@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from openai_ocr.ocr.grounding import GRID
+from openai_ocr.ocr.words import FoundWord
 
 Box = tuple[float, float, float, float]
 
@@ -51,6 +52,7 @@ class TextLine:
 
     `angle` is the tilt of the line's baseline in degrees (positive: falling to the right),
     which a scanned page shares across its lines; reading order straightens the page by it.
+    `words` are the line's words with their page boxes and scores, as the reader found them.
     """
 
     x1: float
@@ -60,6 +62,7 @@ class TextLine:
     text: str
     score: float = 1.0
     angle: float = 0.0
+    words: tuple[FoundWord, ...] = ()
 
     @property
     def height(self) -> float:
@@ -176,7 +179,7 @@ def deskewed(lines: Sequence[TextLine], page_width: float, page_height: float) -
     if abs(skew) < MIN_SKEW:
         return list(lines)
     return [TextLine(*_turn((ln.x1, ln.y1, ln.x2, ln.y2), skew, page_width, page_height, line=True),
-                     ln.text, ln.score) for ln in lines]
+                     ln.text, ln.score, words=ln.words) for ln in lines]
 
 
 # ---------------------------------------------------------------- page analysis
@@ -562,7 +565,7 @@ def _rows(ordered: Sequence[TextLine]) -> list[list[TextLine]]:
 def _row_line(row: Sequence[TextLine]) -> TextLine:
     return TextLine(min(r.x1 for r in row), min(r.y1 for r in row), max(r.x2 for r in row),
                     max(r.y2 for r in row), " ".join(r.text for r in row),
-                    min(r.score for r in row))
+                    min(r.score for r in row), words=tuple(w for r in row for w in r.words))
 
 
 TABLE_ROWS = 3
@@ -653,6 +656,12 @@ def block_text(block: LineBlock, *, markdown: bool) -> str:
         return "\n".join(ln.text for ln in block.lines)
     prefix = {"title": "# ", "sub_title": "## "}.get(block.label, "")
     return prefix + _join_paragraph(ln.text for ln in block.lines)
+
+
+def block_words(blocks: Sequence[LineBlock]) -> list[FoundWord]:
+    """The words of the blocks' lines, in reading order (word boxes are the page's own, never
+    straightened)."""
+    return [word for block in blocks for line in block.lines for word in line.words]
 
 
 def to_plain_text(blocks: Sequence[LineBlock]) -> str:

@@ -3,8 +3,10 @@
 Lines are found by the PP-OCRv6 detector on the page's inked part; each line image is cut
 from the grey page, cleaned of check-box frames, padded, and read by Tesseract 5's LSTM;
 a line Tesseract cannot read or reads with low confidence is read again by the PP-OCRv6
-recogniser from the colour page. This module needs the `lite` extra; `reader` plans
-without it.
+recogniser from the colour page. Each line keeps its words: Tesseract's word boxes (mapped
+from the line crop back to the page) and word confidences; PP-OCR gives one score per line,
+so its line box is split into words by character proportions, each with the line's score.
+This module needs the `lite` extra; `reader` plans without it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rapidocr.utils.process_img import get_rotate_crop_image
 from openai_ocr.engines.lite import crops, layout
 from openai_ocr.engines.lite.reader import LAYOUT_MODEL, ReaderPlan, Runtime, layout_model_path, tessdata_dir
 from openai_ocr.metrics import Metrics, default_metrics
+from openai_ocr.ocr.words import FoundWord, split_line
 from openai_ocr.settings import LiteSettings
 
 MIN_TESSERACT_PX = 8
@@ -135,13 +138,14 @@ class PageWorker:
                 gray[frames], page[frames] = paper, paper
         lines = []
         for quad in quads:
-            text, score = self._read_line(page, gray, paper, quad)
+            text, score, words = self._read_line(page, gray, paper, quad)
             if text:
                 xs, ys = quad[:, 0], quad[:, 1]
                 (left, top), (right, top_right) = quad[0], quad[1]  # rapidocr: clockwise from top left
                 angle = math.degrees(math.atan2(top_right - top, right - left))
-                lines.append(layout.TextLine(float(xs.min()), float(ys.min()), float(xs.max()),
-                                             float(ys.max()), text, score, angle))
+                box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+                lines.append(layout.TextLine(*box, text, score, angle,
+                                             tuple(words) if words else tuple(split_line(text, box, score))))
         return lines
 
     def _detect(self, page: np.ndarray, paper: int) -> list[np.ndarray]:
@@ -170,8 +174,10 @@ class PageWorker:
             regions.append(layout.Region(layout.REGION_LABELS.get(name, "text"), x1, y1, x2, y2, float(score)))
         return regions
 
-    def _read_line(self, page: np.ndarray, gray: np.ndarray, paper: int, quad: np.ndarray) -> tuple[str, float]:
-        """Tesseract first; PP-OCR where Tesseract is unsure or finds nothing."""
+    def _read_line(self, page: np.ndarray, gray: np.ndarray, paper: int,
+                   quad: np.ndarray) -> tuple[str, float, list[FoundWord]]:
+        """Tesseract first; PP-OCR where Tesseract is unsure or finds nothing. The words are
+        Tesseract's (none for PP-OCR: the caller splits the line)."""
         if self.tesseract is not None:
             line = get_rotate_crop_image(gray, quad.copy())
             if min(line.shape) >= MIN_TESSERACT_PX:
@@ -181,10 +187,52 @@ class PageWorker:
                 confidence = self.tesseract.MeanTextConf()
                 if text and confidence >= self.fallback_below:
                     self.metrics.lite_lines.labels("tesseract").inc()
-                    return text, confidence / 100
+                    pad = (padded.shape[0] - line.shape[0]) // 2
+                    return text, confidence / 100, self._tesseract_words(quad, line.shape[:2], pad)
         self.metrics.lite_lines.labels("ppocr").inc()
         result = self.ocr(get_rotate_crop_image(page, quad.copy()), use_det=False, use_cls=False, use_rec=True)
         texts, scores = getattr(result, "txts", None), getattr(result, "scores", None)
         if not texts or not scores or float(scores[0]) < self.text_score:
-            return "", 0.0
-        return str(texts[0]).strip(), float(scores[0])
+            return "", 0.0, []
+        return str(texts[0]).strip(), float(scores[0]), []
+
+    def _tesseract_words(self, quad: np.ndarray, shape: tuple[int, ...], pad: int) -> list[FoundWord]:
+        """The words of the line Tesseract has just read, with their boxes on the page."""
+        from tesserocr import RIL, iterate_level
+
+        to_page = CropToPage(quad, shape)
+        words = []
+        for word in iterate_level(self.tesseract.GetIterator(), RIL.WORD):
+            text = (word.GetUTF8Text(RIL.WORD) or "").strip()
+            box = word.BoundingBox(RIL.WORD)
+            if not text or box is None:
+                continue
+            x1, y1, x2, y2 = box
+            words.append(FoundWord(text, to_page.box(x1, y1 - pad, x2, y2 - pad),
+                                   min(1.0, max(0.0, word.Confidence(RIL.WORD) / 100))))
+        return words
+
+
+class CropToPage:
+    """Points of a line crop (`rapidocr`'s `get_rotate_crop_image` of `quad`: a perspective
+    warp to a `width` x `height` rectangle, turned a quarter left when it is 1.5 times taller
+    than wide) back on the page."""
+
+    def __init__(self, quad: np.ndarray, shape: tuple[int, ...]) -> None:
+        points = quad.astype(np.float32)
+        width = int(max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3])))
+        height = int(max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2])))
+        self.width, self.height = width, height
+        self.turned = tuple(shape[:2]) != (height, width)
+        rectangle = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
+        self.matrix = cv2.getPerspectiveTransform(rectangle, points)
+
+    def box(self, x1: float, y1: float, x2: float, y2: float) -> tuple[float, float, float, float]:
+        """The page box (axis-aligned, in pixels) around a crop box."""
+        corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+        if self.turned:  # np.rot90: the crop's (x, y) was (width - 1 - y, x) before turning
+            corners = [(self.width - 1 - y, x) for x, y in corners]
+        clamped = [(min(max(x, 0.0), float(self.width)), min(max(y, 0.0), float(self.height))) for x, y in corners]
+        mapped = cv2.perspectiveTransform(np.array([clamped], dtype=np.float32), self.matrix)[0]
+        return (round(float(mapped[:, 0].min()), 1), round(float(mapped[:, 1].min()), 1),
+                round(float(mapped[:, 0].max()), 1), round(float(mapped[:, 1].max()), 1))

@@ -219,7 +219,7 @@ def test_a_crop_too_thin_for_tesseract_is_left_to_ppocr() -> None:
     worker = LineReader(config, plan_reader(config), workers=1, metrics=metrics)._workers[0]
     page = np.full((6, 60, 3), 255, np.uint8)
     strip = np.array([[0, 0], [60, 0], [60, 6], [0, 6]], np.float32)
-    assert worker._read_line(page, page[:, :, 0].copy(), 255, strip) == ("", 0.0)
+    assert worker._read_line(page, page[:, :, 0].copy(), 255, strip) == ("", 0.0, [])
     assert (metrics.lite_line_count("ppocr"), metrics.lite_line_count("tesseract")) == (1, 0)
 
 
