@@ -698,7 +698,7 @@ class TesseractPage:
     def __init__(self) -> None:
         from tesserocr import OEM, PSM, PyTessBaseAPI
 
-        from openai_ocr.engines.lite.reader import tessdata_dir
+        from openai_ocr.engines.lite.reader_plan import tessdata_dir
 
         self.api = PyTessBaseAPI(path=str(tessdata_dir(LiteSettings())), lang="eng", psm=PSM.AUTO, oem=OEM.LSTM_ONLY)
 

@@ -39,7 +39,8 @@ from PIL import Image
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.engines.lite import layout
-from openai_ocr.engines.lite.reader import LineReader, plan_reader
+from openai_ocr.engines.lite.reader import LineReader
+from openai_ocr.engines.lite.reader_plan import plan_reader
 from openai_ocr.errors import BadRequest, Unavailable, excerpt
 from openai_ocr.inputs.documents import decode_base64_payload, is_data_url, load_image
 from openai_ocr.metrics import Metrics

@@ -24,7 +24,7 @@ from rapidocr import EngineType, RapidOCR
 from rapidocr.utils.process_img import get_rotate_crop_image
 
 from openai_ocr.engines.lite import crops, layout
-from openai_ocr.engines.lite.reader import LAYOUT_MODEL, ReaderPlan, Runtime, layout_model_path, tessdata_dir
+from openai_ocr.engines.lite.reader_plan import LAYOUT_MODEL, ReaderPlan, Runtime, layout_model_path, tessdata_dir
 from openai_ocr.metrics import Metrics, default_metrics
 from openai_ocr.ocr.words import FoundWord, split_line
 from openai_ocr.settings import LiteSettings

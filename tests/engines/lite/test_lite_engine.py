@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from prometheus_client import CollectorRegistry
 
 from openai_ocr.engines.lite.engine import LiteEngine
-from openai_ocr.engines.lite.reader import LineReader, plan_reader
+from openai_ocr.engines.lite.reader import LineReader
+from openai_ocr.engines.lite.reader_plan import plan_reader
 from openai_ocr.errors import OCRError
 from openai_ocr.metrics import Metrics
 from openai_ocr.settings import LiteSettings, Settings
