@@ -114,6 +114,11 @@ class Unauthorized(OCRError):
         super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
 
 
+class Forbidden(OCRError):
+    status = HTTPStatus.FORBIDDEN
+    error_type = "permission_error"
+
+
 class NotFound(OCRError):
     status = HTTPStatus.NOT_FOUND
     error_type = "not_found_error"
@@ -217,7 +222,7 @@ class InsufficientStorage(OCRError):
 
 ERROR_CLASSES: dict[int, type[OCRError]] = {
     int(cls.status): cls for cls in (
-        BadRequest, Unauthorized, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
+        BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
         UnsupportedMediaType, RequestTimeout, UnprocessableEntity, TooManyRequests, InternalError,
         UpstreamError, Unavailable, EngineTimeout, InsufficientStorage)
 }

@@ -65,10 +65,36 @@ class Metrics:
                                    ["result"], registry=registry)
         self.batch_queue = Gauge("openai_ocr_batch_queue_lines", "Batch lines waiting to run",
                                  registry=registry, multiprocess_mode="livemax")
+        # Usage per API key: `key_id` is the key's short hash ("anonymous" without keys), never
+        # the key; a bounded label (the configured keys). Counters sum across worker processes.
+        self.key_requests = Counter("openai_ocr_key_requests_total", "OCR requests answered, by "
+                                    "API key id and route (a batch line counts under /v1/batches)",
+                                    ["key_id", "route"], registry=registry)
+        self.key_pages = Counter("openai_ocr_key_pages_total", "Pages read, by API key id and route",
+                                 ["key_id", "route"], registry=registry)
+        self.key_images = Counter("openai_ocr_key_images_total", "Page images sent to the engine, by "
+                                  "API key id and route", ["key_id", "route"], registry=registry)
+        self.key_tokens = Counter("openai_ocr_key_tokens_total", "Tokens by API key id and kind "
+                                  "(prompt, completion, image: the vision tokens, part of prompt)",
+                                  ["key_id", "kind"], registry=registry)
+        self.key_engine_seconds = Counter("openai_ocr_key_engine_seconds_total", "Seconds of engine "
+                                          "calls, by API key id", ["key_id"], registry=registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """One sample's value so far (0 before the first count): for benchmarks and tests."""
         return self.registry.get_sample_value(name, labels or {}) or 0.0
+
+    def count_key_usage(self, key_id: str, route: str, requests: int, pages: int, images: int,
+                        prompt_tokens: int, completion_tokens: int, image_tokens: int,
+                        engine_seconds: float) -> None:
+        """One request's usage in the per-key counters."""
+        self.key_requests.labels(key_id, route).inc(requests)
+        self.key_pages.labels(key_id, route).inc(pages)
+        self.key_images.labels(key_id, route).inc(images)
+        for kind, tokens in (("prompt", prompt_tokens), ("completion", completion_tokens),
+                             ("image", image_tokens)):
+            self.key_tokens.labels(key_id, kind).inc(tokens)
+        self.key_engine_seconds.labels(key_id).inc(engine_seconds)
 
     def lite_line_count(self, reader: str) -> float:
         return self.value("openai_ocr_lite_lines_total", {"reader": reader})

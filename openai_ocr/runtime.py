@@ -73,6 +73,7 @@ class Runtime:
         self.service.close()
         if self.batches is not None:
             await self.batches.close()
+        await self.service.usage.close()  # what is buffered goes to the store before it closes
         if self.store is not None:
             self.store.close()
         await self.engine.close()

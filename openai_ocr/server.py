@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from openai_ocr import __version__
 from openai_ocr.api.middleware.register import install_http_layer
-from openai_ocr.api.routes import batches, files, health, mistral, openai, ui
+from openai_ocr.api.routes import batches, files, health, mistral, openai, ui, usage
 from openai_ocr.api.routes.docs import mount_docs
 from openai_ocr.compat_routes import router as compat_router
 from openai_ocr.engines.base import ChatEngine
@@ -37,6 +37,7 @@ DESCRIPTION = """DeepSeek-OCR behind an OpenAI-compatible API.
   translated into a chat completion with DeepSeek-OCR's official prompt templates.
 * `/playground` (and `/` in a browser): a web page to try it, served by this server.
 * `/v1/files`, `/v1/batches`: the OpenAI Files and Batch API, durable across restarts.
+* `/v1/usage`: usage per API key (pages, images, tokens, engine time) by day.
 """
 
 
@@ -48,6 +49,7 @@ def attach_compat_routes(app: FastAPI) -> None:
     app.include_router(ui.router)  # `/` (page or JSON summary), /playground, /ui/*
     app.include_router(files.router)
     app.include_router(batches.router)
+    app.include_router(usage.router)
 
 
 def engine_kind(settings: Settings) -> str:

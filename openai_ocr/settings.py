@@ -238,13 +238,24 @@ class AuthSettings(BaseModel):
         'OPENAI_OCR_API_KEYS="k1,k2" (above the config file, below the flag).',
         json_schema_extra=cli("--api-key", "KEY"))
     protect_docs: bool = Field(False, description="Require a key for /docs, /redoc and /openapi.json too.")
+    admin_keys: list[Secret] = Field(
+        [], description="Those of `api_keys` that see every key's usage in `GET /v1/usage` "
+        "(`?key_id=` to pick one); other keys see their own. Each must be in `api_keys` too; "
+        """in the environment a JSON list: OPENAI_OCR_AUTH__ADMIN_KEYS='["k1"]'.""")
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):  # "k1,k2" from the environment
             return [k.strip() for k in value.split(",") if k.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _admins_are_keys(self) -> AuthSettings:
+        keys = {k.get_secret_value() for k in self.api_keys}
+        if any(k.get_secret_value() not in keys for k in self.admin_keys):
+            raise ValueError("auth.admin_keys: every admin key must be one of auth.api_keys too")
+        return self
 
 
 class DocumentSettings(BaseModel):

@@ -16,7 +16,7 @@ from sse_starlette import EventSourceResponse
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.errors import OCRError
 from openai_ocr.protocol.openai import ChatCompletionBody
-from openai_ocr.service.chat_documents import DocumentChat, prepare_chat
+from openai_ocr.service.chat_documents import DocumentChat, plain_complete, plain_stream, prepare_chat
 from openai_ocr.service.concurrency import primed
 from openai_ocr.service.serving import OCRService
 
@@ -26,7 +26,7 @@ async def answer_chat(request: Request, service: OCRService, body: ChatCompletio
                                            getattr(request.state, "caller", None))
     if not body.stream:
         return await complete(request=request, service=service, payload=payload, document=document)
-    chunks = await primed(document.stream() if document else service.engine.stream(payload))
+    chunks = await primed(document.stream() if document else plain_stream(service, payload))
 
     async def sse() -> Any:
         try:
@@ -42,5 +42,5 @@ async def answer_chat(request: Request, service: OCRService, body: ChatCompletio
 @cancel_on_disconnect
 async def complete(request: Request, service: OCRService, payload: dict[str, Any],
                    document: DocumentChat | None) -> Response:
-    completion = await (document.complete() if document else service.engine.complete(payload))
+    completion = await (document.complete() if document else plain_complete(service, payload))
     return Response(completion.model_dump_json(exclude_unset=True), media_type="application/json")

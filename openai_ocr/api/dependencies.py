@@ -125,6 +125,14 @@ async def caller_of(request: Request, _: None = ApiKeyDep) -> str:
     return getattr(request.state, "caller", None) or "anonymous"
 
 
+async def admin_caller(request: Request, runtime: RuntimeDep, _: None = ApiKeyDep) -> bool:
+    """Whether the request presents one of `auth.admin_keys` (who sees every key's usage)."""
+    admins = [k.get_secret_value() for k in runtime.settings.auth.admin_keys]
+    given = presented_key(request.headers)
+    return bool(admins) and given is not None and key_is_valid(given, admins)
+
+
 FilesDep = Annotated[FileService, Depends(get_files)]
 BatchesDep = Annotated[BatchService, Depends(get_batches)]
 CallerDep = Annotated[str, Depends(caller_of)]
+AdminDep = Annotated[bool, Depends(admin_caller)]

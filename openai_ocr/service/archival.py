@@ -24,7 +24,7 @@ from openai_ocr.errors import BadRequest
 from openai_ocr.inputs.documents import Document
 from openai_ocr.ocr.models import OCROptions
 from openai_ocr.ocr.translation import SamplingPlan
-from openai_ocr.outputs import FORMATS, ArchivalFormat, is_archival, output_name
+from openai_ocr.outputs import FORMATS, ArchivalFormat, output_name
 from openai_ocr.outputs.writer import write_archive
 from openai_ocr.protocol.ocr import OCRRequest, OCRResponse, ResultFile
 from openai_ocr.service.recognition import Recognizer
@@ -130,7 +130,3 @@ async def store_result(store: Store, produced: Produced, owner: str) -> OCRRespo
                       media_type=produced.format.media_type, format=produced.format.name,
                       pdfa=produced.made.get("pdfa"))
     return produced.answer.model_copy(update={"output_file": file})
-
-
-def archival(options: OCROptions) -> bool:
-    return is_archival(options.output)

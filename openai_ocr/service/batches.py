@@ -51,6 +51,7 @@ from openai_ocr.service.archival import Archiver, store_result
 from openai_ocr.service.chat_documents import complete_chat
 from openai_ocr.service.mistral_ocr import mistral_ocr
 from openai_ocr.service.serving import OCRService
+from openai_ocr.service.usage import BATCH_ROUTE, metering
 from openai_ocr.storage.store import PendingLine, Store, StoredBatch
 
 try:  # one runner per storage folder, across worker processes
@@ -454,12 +455,14 @@ class BatchService:
             self._record(batch, line, 400, result, run)
             return
         retries = self.settings.batches.line_retries
-        for attempt in range(retries + 1):
-            status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
-                                                     batch.owner)
-            if status_code not in RETRYABLE or attempt == retries:
-                break
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+        with metering() as meter:  # the line's usage, counted for the batch's owner
+            for attempt in range(retries + 1):
+                status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
+                                                         batch.owner)
+                if status_code not in RETRYABLE or attempt == retries:
+                    break
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** attempt))
+        self.service.usage.record(meter, batch.owner, BATCH_ROUTE)
         result = BatchOutputLine(
             id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id,
             response=BatchLineResponse(status_code=status_code, request_id=uuid.uuid4().hex,

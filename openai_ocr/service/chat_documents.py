@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from openai_ocr.ocr.translation import apply_chat_defaults, usage_of
 from openai_ocr.service.chat_policy import check_chat_request
 from openai_ocr.service.concurrency import aclose, gather_or_cancel, within
 from openai_ocr.service.serving import OCRService
+from openai_ocr.service.usage import charge
 
 PAGES_FIELD = "pages"
 """Extra request field selecting pages of the file ("1-3,7"); removed before forwarding."""
@@ -79,7 +81,47 @@ async def complete_chat(service: OCRService, body: dict[str, Any],
                         owner: str | None = None) -> ChatCompletion:
     """A non-streaming chat completion, as `/v1/chat/completions` answers it."""
     payload, document = await prepare_chat(service, body, owner)
-    return await (document.complete() if document else service.engine.complete(payload))
+    return await (document.complete() if document else plain_complete(service, payload))
+
+
+def image_parts(payload: dict[str, Any]) -> int:
+    """The image parts of a chat request's messages (each one a page for the engine)."""
+    count = 0
+    for message in payload.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(isinstance(part, dict) and part.get("type") == "image_url" for part in content)
+    return count
+
+
+async def plain_complete(service: OCRService, payload: dict[str, Any]) -> ChatCompletion:
+    """A chat request without a file part, as the engine answers it (its usage charged)."""
+    started = time.perf_counter()
+    answer = await service.engine.complete(payload)
+    images = image_parts(payload)
+    charge(answer.model, usage_of(answer.usage), pages=images, images=images,
+           engine_seconds=time.perf_counter() - started)
+    return answer
+
+
+async def plain_stream(service: OCRService, payload: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
+    """A streamed chat request without a file part, chunk by chunk; its usage (tokens where
+    the client asked for the usage chunk) is charged when the stream ends, or is left."""
+    started = time.perf_counter()
+    chunks = service.engine.stream(payload)
+    usage, model, answered = Usage(), str(payload.get("model") or service.engine.model), False
+    try:
+        async for chunk in chunks:
+            answered, model = True, chunk.model or model
+            if chunk.usage is not None:
+                usage = usage_of(chunk.usage)
+            yield chunk
+    finally:
+        await aclose(chunks)
+        if answered:  # not a request the engine refused
+            images = image_parts(payload)
+            charge(model, usage, pages=images, images=images,
+                   engine_seconds=time.perf_counter() - started)
 
 
 class DocumentChat:
@@ -112,9 +154,15 @@ class DocumentChat:
         engine = self.service.engine
         gate = asyncio.Semaphore(self.service.settings.documents.page_concurrency)
         with await self.open() as document:
+            engine_s: list[float] = []
+
             async def one(number: int) -> ChatCompletion:
                 async with gate, self.service.inputs.reserve(document, number):
-                    return await engine.complete(await self._page_body(document, number))
+                    body = await self._page_body(document, number)
+                    started = time.perf_counter()
+                    answer = await engine.complete(body)
+                    engine_s.append(time.perf_counter() - started)
+                    return answer
 
             async with within(document.deadline, self.service.settings.limits.request_timeout_s,
                               self.service.recognizer.count_timeout):
@@ -131,6 +179,8 @@ class DocumentChat:
         usages = [usage_of(a.usage) for a in answers if a.usage is not None]
         if usages:
             merged.usage = sum_usage(usages).chat_usage()
+        charge(merged.model, sum_usage(usages), pages=len(answers), images=len(answers),
+               engine_seconds=sum(engine_s))
         return merged
 
     async def stream(self) -> AsyncIterator[ChatCompletionChunk]:
@@ -140,32 +190,44 @@ class DocumentChat:
         reasons: list[str | None] = []
         usages: list[Usage] = []
         last: ChatCompletionChunk | None = None
+        pages, engine_s = 0, 0.0
         with await self.open() as document:
-            for position, number in enumerate(document.pages):
-                async with self.service.inputs.reserve(document, number):
-                    chunks = engine.stream(await self._page_body(document, number))
-                    reason: str | None = None
-                    try:
-                        async for chunk in chunks:
-                            last = chunk
-                            if chunk.usage is not None:
-                                usages.append(usage_of(chunk.usage))
-                            if not chunk.choices:
-                                continue
-                            choice = chunk.choices[0]
-                            reason = choice.finish_reason or reason
-                            if position and choice.delta.role and not choice.delta.content:
-                                continue  # one role chunk per answer
-                            if choice.finish_reason is not None or chunk.usage is not None:
-                                if not choice.delta.content:
+            try:
+                for position, number in enumerate(document.pages):
+                    async with self.service.inputs.reserve(document, number):
+                        body = await self._page_body(document, number)
+                        started = time.perf_counter()
+                        chunks = engine.stream(body)
+                        reason: str | None = None
+                        answered = False
+                        try:
+                            async for chunk in chunks:
+                                if not answered:  # a page the engine took
+                                    pages, answered = pages + 1, True
+                                last = chunk
+                                if chunk.usage is not None:
+                                    usages.append(usage_of(chunk.usage))
+                                if not chunk.choices:
                                     continue
-                                chunk = _with(chunk, finish_reason=None, usage=None)
-                            yield chunk
-                    finally:
-                        await aclose(chunks)
-                    reasons.append(reason)
-                if position + 1 < len(document.pages) and last is not None:
-                    yield _with(last, content=PAGE_SPLIT, finish_reason=None, usage=None)
+                                choice = chunk.choices[0]
+                                reason = choice.finish_reason or reason
+                                if position and choice.delta.role and not choice.delta.content:
+                                    continue  # one role chunk per answer
+                                if choice.finish_reason is not None or chunk.usage is not None:
+                                    if not choice.delta.content:
+                                        continue
+                                    chunk = _with(chunk, finish_reason=None, usage=None)
+                                yield chunk
+                        finally:
+                            await aclose(chunks)
+                            engine_s += time.perf_counter() - started
+                        reasons.append(reason)
+                    if position + 1 < len(document.pages) and last is not None:
+                        yield _with(last, content=PAGE_SPLIT, finish_reason=None, usage=None)
+            finally:  # the pages sent, also of a stream that failed or was left
+                if pages:
+                    charge(last.model if last is not None else engine.model, sum_usage(usages),
+                           pages=pages, images=pages, engine_seconds=engine_s)
         if last is None:
             return
         yield _with(last, content="", finish_reason=overall_finish_reason(reasons) or "stop",

@@ -20,6 +20,7 @@ from openai_ocr.service.concurrency import gather_or_cancel, within
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.service.page_reader import PageReader
+from openai_ocr.service.usage import charge
 from openai_ocr.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Recognizer:
         done = await asyncio.to_thread(assembly) if parses else assembly()
         for warning in done.warnings:
             logger.warning("%s", warning)
+        charge(outcomes[0].result.model, done.usage, pages=len(outcomes))
         return OCRResponse(
             request_id=request_id or new_request_id(), text=done.text,
             model=outcomes[0].result.model, finish_reason=done.finish_reason, usage=done.usage,

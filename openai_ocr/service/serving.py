@@ -15,6 +15,7 @@ from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.service.recognition import Recognizer
 from openai_ocr.service.streaming import PageStreamer
+from openai_ocr.service.usage import UsageRecorder
 from openai_ocr.settings import Settings
 from openai_ocr.storage.store import Store
 
@@ -33,6 +34,8 @@ class OCRService:
         self.words = words
         self.models = ModelCatalog(engine)
         self.inputs = DocumentIntake(settings, store)
+        #: usage per API key: counted where requests end, written to the store in the background
+        self.usage = UsageRecorder(store, self.metrics)
         self._bind(engine)
 
     def _bind(self, engine: ChatEngine) -> None:
@@ -50,6 +53,7 @@ class OCRService:
 
     async def start(self) -> None:
         await self.inputs.start()
+        self.usage.start()
 
     def close(self) -> None:
         self.inputs.close()

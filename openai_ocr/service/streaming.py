@@ -35,6 +35,7 @@ from openai_ocr.protocol.ocr import StreamEvent
 from openai_ocr.service.concurrency import aclose, primed
 from openai_ocr.service.page_reader import Attempt, judged, settle
 from openai_ocr.service.recognition import Recognizer, new_request_id
+from openai_ocr.service.usage import charge
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class PageStreamer:
         finally:
             await held.aclose()
             document.close()
+            if usages:  # the pages read, also of a stream that failed or was left
+                charge(model, sum_usage(usages), pages=len(usages))
         yield StreamEvent(type="done", finish_reason=overall_finish_reason(reasons),
                           usage=sum_usage(usages), model=model, request_id=request_id)
 

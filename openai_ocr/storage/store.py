@@ -62,7 +62,23 @@ TABLES = (
         batch_id TEXT NOT NULL, idx INTEGER NOT NULL, custom_id TEXT NOT NULL,
         offset INTEGER NOT NULL, length INTEGER NOT NULL, status_code INTEGER,
         result TEXT, PRIMARY KEY (batch_id, idx))""",
+    # usage per API key (`usage` above is the quota's byte count): counters per UTC day, key
+    # id (a hash of the key, never the key), route and model, incremented by upserts
+    """CREATE TABLE IF NOT EXISTS key_usage (
+        day TEXT NOT NULL, key_id TEXT NOT NULL, route TEXT NOT NULL, model TEXT NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0, pages INTEGER NOT NULL DEFAULT 0,
+        images INTEGER NOT NULL DEFAULT 0, image_tokens INTEGER NOT NULL DEFAULT 0,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,
+        engine_seconds REAL NOT NULL DEFAULT 0, PRIMARY KEY (day, key_id, route, model))""",
 )
+USAGE_COUNTS = ("requests", "pages", "images", "image_tokens", "prompt_tokens",
+                "completion_tokens", "engine_seconds")
+"""The counters of a `key_usage` row."""
+USAGE_KEY = ("day", "key_id", "route", "model")
+_USAGE_UPSERT = (
+    f"INSERT INTO key_usage ({', '.join(USAGE_KEY + USAGE_COUNTS)}) VALUES "
+    f"({', '.join('?' * (len(USAGE_KEY) + len(USAGE_COUNTS)))}) ON CONFLICT ({', '.join(USAGE_KEY)}) "
+    f"DO UPDATE SET {', '.join(f'{c} = {c} + excluded.{c}' for c in USAGE_COUNTS)}")
 COLUMNS = {  # added to the tables of a database made by an older version
     "files": (("state", "TEXT NOT NULL DEFAULT 'ready'"), ("writer", "TEXT"), ("lease_until", "REAL")),
     "batches": (("result_bytes", "INTEGER NOT NULL DEFAULT 0"),),
@@ -370,6 +386,26 @@ class Store:
                     db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
+
+    # -- usage per API key --------------------------------------------------------------------
+    def add_usage(self, rows: list[dict[str, Any]]) -> None:
+        """Add counters (each row: `date`, `key_id`, `route`, `model` and the USAGE_COUNTS) to
+        their day's bucket, in one transaction (several processes add up)."""
+        with self._tx() as db:
+            db.executemany(_USAGE_UPSERT, [
+                (row["date"], row["key_id"], row["route"], row["model"], *(row[c] for c in USAGE_COUNTS))
+                for row in rows])
+
+    def usage(self, start: str, end: str, key_id: str | None = None) -> list[dict[str, Any]]:
+        """The buckets of the days `start`..`end` (YYYY-MM-DD, both included) of one key id
+        (None: every key), by day, key id, route and model."""
+        where, args = "day >= ? AND day <= ?", [start, end]
+        if key_id is not None:
+            where, args = where + " AND key_id = ?", [*args, key_id]
+        with self._read() as db:
+            rows = db.execute(f"SELECT {', '.join(USAGE_KEY + USAGE_COUNTS)} FROM key_usage "
+                              f"WHERE {where} ORDER BY day, key_id, route, model", args).fetchall()
+        return [{"date": row["day"], **{k: row[k] for k in row.keys() if k != "day"}} for row in rows]
 
     # -- quota ------------------------------------------------------------------------------
     @staticmethod

@@ -24,7 +24,7 @@ OPERATIONS = {"POST /ocr", "POST /ocr/file", "POST /ocr/stream", "POST /ocr/batc
               "GET /ready", "GET /live", "GET /v1/models", "POST /v1/chat/completions", "POST /v1/ocr", "GET /metrics",
               "POST /v1/files", "GET /v1/files", "GET /v1/files/{file_id}", "GET /v1/files/{file_id}/content",
               "DELETE /v1/files/{file_id}", "POST /v1/batches", "GET /v1/batches", "GET /v1/batches/{batch_id}",
-              "POST /v1/batches/{batch_id}/cancel"}
+              "POST /v1/batches/{batch_id}/cancel", "GET /v1/usage"}
 """The API routes the schema must list: none left out, none added unnoticed."""
 
 

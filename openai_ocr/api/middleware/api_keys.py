@@ -34,7 +34,7 @@ def every_path_but_open(path: str) -> bool:
 
 def compat_paths(path: str) -> bool:
     """Our routes on vLLM's app; vLLM's own `--api-key` guards its `/v1` routes."""
-    return (path in ("/ocr", "/v1/ocr", "/v1/files", "/v1/batches")
+    return (path in ("/ocr", "/v1/ocr", "/v1/files", "/v1/batches", "/v1/usage")
             or path.startswith(("/ocr/", "/v1/files/", "/v1/batches/")))
 
 

@@ -1,5 +1,7 @@
 """X-Request-ID (kept from the client when sane, else new), one JSON access line and the
-request metrics, for every answer (413s and 401s of the other middleware included)."""
+request metrics, for every answer (413s and 401s of the other middleware included); and the
+usage meter of the request, whose charges (made by the service code that answers it) are
+counted for the caller's key id when the answer is sent."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any
 
 from openai_ocr.api.middleware.asgi import Scope
 from openai_ocr.metrics import Metrics
+from openai_ocr.runtime import runtime_of
+from openai_ocr.service.usage import metering
 
 #: A fixed name, not `__name__`: the one-JSON-line-per-request access log, which deployments
 #: route or silence on its own (README, "Observability").
@@ -45,15 +49,20 @@ class RequestObserverMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, observed_send)
+            with metering() as meter:
+                await self.app(scope, receive, observed_send)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(elapsed)
             state = scope.get("state", {})
+            runtime = runtime_of(getattr(scope.get("app"), "state", None))
+            if runtime is not None:
+                runtime.service.usage.record(meter, state.get("caller"), route)
             access_log.info(json.dumps({
                 "request_id": request_id, "method": scope["method"], "path": scope["path"],
                 "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1),
                 "client": (scope.get("client") or ("", 0))[0], "caller": state.get("caller"),
+                "key_id": state.get("caller"),  # the key's short hash, never the key
             }))
