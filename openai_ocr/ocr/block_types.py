@@ -21,11 +21,10 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from typing import Literal, get_args
+from typing import Literal
 
 MistralBlockType = Literal["text", "title", "list", "table", "image", "equation", "caption", "code",
                            "references", "aside_text", "header", "footer", "signature"]
-MISTRAL_BLOCK_TYPES: tuple[MistralBlockType, ...] = get_args(MistralBlockType)
 
 DEEPSEEK_LABELS: dict[str, MistralBlockType] = {
     "title": "title", "sub_title": "title",

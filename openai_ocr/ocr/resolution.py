@@ -65,15 +65,6 @@ MODES: Final[dict[Family, dict[str, Resolution]]] = {
 }
 assert set(MODES["deepseek-ocr"]) == set(ResolutionName.__args__)  # type: ignore[attr-defined]
 
-USE_CASES: Final[dict[str, str]] = {
-    "tiny": "receipts, slides, short labels: little text, large type",
-    "small": "book pages and simple documents",
-    "base": "ordinary pages where tiling is not wanted",
-    "large": "dense single-column pages, small type",
-    "gundam": "dense or large pages, newspapers, wide tables (tiles keep detail; the default)",
-}
-
-
 class ResolutionError(ValueError):
     """A resolution the served model cannot take; the message lists what it can."""
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Literal, get_args
+from typing import Literal
 
 ArchivalName = Literal["pdf", "hocr", "alto"]
-ARCHIVAL: tuple[ArchivalName, ...] = get_args(ArchivalName)
 
 
 @dataclass(frozen=True)

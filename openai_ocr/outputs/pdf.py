@@ -37,10 +37,6 @@ DEFAULT_IMAGE_DPI = 96.0
 MIN_DPI, MAX_DPI = 50.0, 2400.0
 
 
-class PdfUnavailable(RuntimeError):
-    """The PDF writer's libraries (pikepdf, ocrmypdf, img2pdf) are not installed."""
-
-
 def available() -> str | None:
     """None when PDFs can be written here, else what to install."""
     import importlib.util
