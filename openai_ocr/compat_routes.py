@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError, field_validator
 from sse_starlette import EventSourceResponse
 
-from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.api.dependencies import ApiKeyDep, QuotaDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.file_answer import ARCHIVAL_RESPONSES, file_response
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
@@ -27,7 +27,7 @@ from openai_ocr.service.archival import Archiver
 from openai_ocr.service.legacy_batch import legacy_batch
 from openai_ocr.service.serving import OCRService
 
-router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep])
+router = APIRouter(route_class=OCRRoute, responses=ERROR_RESPONSES, dependencies=[ApiKeyDep, QuotaDep])
 
 SSE_PING_S = 15
 

@@ -187,6 +187,13 @@ class TooManyRequests(OCRError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class QuotaExceeded(TooManyRequests):
+    """An API key's quota (pages per day or month, requests at once) is used up: 429 with
+    `Retry-After` at the window's end, typed as OpenAI types its own quota answers."""
+
+    error_type = "insufficient_quota"
+
+
 class InternalError(OCRError):
     status = HTTPStatus.INTERNAL_SERVER_ERROR
     error_type = "server_error"

@@ -18,9 +18,12 @@ from openai_ocr.engines.on_use import StartedOnUse
 from openai_ocr.metrics import Metrics
 from openai_ocr.service.batches import BatchService
 from openai_ocr.service.files import FileService
+from openai_ocr.service.keys import KeyRing
+from openai_ocr.service.quotas import Quotas
 from openai_ocr.service.serving import OCRService
 from openai_ocr.settings import Settings
 from openai_ocr.storage.store import Store
+from openai_ocr.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class Runtime:
     def __init__(self, settings: Settings, engine: ChatEngine, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        #: the app's tracer provider (spans exported over OTLP), idle when tracing is off
+        self.telemetry = Telemetry(settings.telemetry)
         engine.use_metrics(metrics)
         self.engine = gated(engine, settings, metrics)
         #: the recovery ladder's last step, where the lite extra is installed
@@ -50,17 +55,22 @@ class Runtime:
         #: uploads and batches; None (and no Files/Batch API) with `batches.enabled` off
         self.store = Store(settings.storage) if settings.batches.enabled else None
         self.service = OCRService(self.engine, settings, self.store, metrics, self.fallback, self.word_reader)
+        #: the accepted keys (`auth.api_keys` and `auth.keys_file`, read here: a bad file stops
+        #: the start) and their quotas
+        self.keys = KeyRing.from_settings(settings)
+        self.quotas = Quotas(self.keys, settings.quotas, self.service.usage)
         self.files: FileService | None = None
         self.batches: BatchService | None = None
         if self.store is not None:
             self.files = FileService(settings, self.store, self.service.inputs)
-            self.batches = BatchService(self.service, self.store, metrics)
+            self.batches = BatchService(self.service, self.store, metrics, quotas=self.quotas)
 
     def bind(self, state: Any) -> None:
         """Make this runtime the one an app's routes use."""
         setattr(state, STATE_KEY, self)
 
     async def start(self) -> None:
+        self.telemetry.start()
         if self.store is not None:
             self.store.open()  # a damaged database sets `store.problem` (logged) and serves 503s
         await self.engine.start()
@@ -79,6 +89,7 @@ class Runtime:
         await self.engine.close()
         if self.word_reader is not None:  # the fallback too, where there is one
             await self.word_reader.close()
+        self.telemetry.stop()  # the spans still queued are exported
 
 
 def recovery_engine(settings: Settings, engine: ChatEngine, metrics: Metrics) -> ChatEngine | None:

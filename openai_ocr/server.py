@@ -95,7 +95,7 @@ def create_app(settings: Settings, engine: ChatEngine, *,
         finally:
             await runtime.stop()
 
-    protect_docs = bool(settings.auth.protect_docs and settings.auth.api_keys)
+    protect_docs = bool(settings.auth.protect_docs and runtime.keys.enabled)
     app = FastAPI(title="openai-ocr", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None,  # mount_docs serves them
                   openapi_url=None if protect_docs else "/openapi.json")

@@ -242,6 +242,11 @@ class AuthSettings(BaseModel):
         [], description="Those of `api_keys` that see every key's usage in `GET /v1/usage` "
         "(`?key_id=` to pick one); other keys see their own. Each must be in `api_keys` too; "
         """in the environment a JSON list: OPENAI_OCR_AUTH__ADMIN_KEYS='["k1"]'.""")
+    keys_file: str = Field(
+        "", description="A TOML file of named keys (`[[keys]]` with `name`, the key as `sha256` "
+        "(hex of its SHA-256) or `env` (the variable holding it), `admin`, and quotas "
+        "`pages_per_day`, `pages_per_month`, `max_concurrent`), accepted beside `api_keys`; "
+        "read at start-up (a bad file stops the server). Empty = none. README, \"Keys and quotas\".")
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
@@ -256,6 +261,22 @@ class AuthSettings(BaseModel):
         if any(k.get_secret_value() not in keys for k in self.admin_keys):
             raise ValueError("auth.admin_keys: every admin key must be one of auth.api_keys too")
         return self
+
+
+class QuotaSettings(BaseModel):
+    """Quotas per API key: the defaults of keys without their own in `auth.keys_file`."""
+
+    model_config = {"extra": "forbid"}
+
+    pages_per_day: int = Field(
+        0, ge=0, description="Pages a key may read per UTC day (Batch API lines included); "
+        "past it a 429 with `Retry-After` at the next UTC midnight. 0 = no limit.")
+    pages_per_month: int = Field(
+        0, ge=0, description="Pages a key may read per UTC calendar month; past it a 429 with "
+        "`Retry-After` at the first of the next month. 0 = no limit.")
+    max_concurrent: int = Field(
+        0, ge=0, description="OCR requests of one key at once, per server process; one more is "
+        "a 429 with `Retry-After: 1`. 0 = no limit.")
 
 
 class DocumentSettings(BaseModel):
@@ -447,6 +468,19 @@ class BatchSettings(BaseModel):
                                    "storage folder shared by several workers.")
 
 
+class TelemetrySettings(BaseModel):
+    """OpenTelemetry traces, exported over OTLP/HTTP (off unless an endpoint is set)."""
+
+    model_config = {"extra": "forbid"}
+
+    otlp_endpoint: str = Field("", description=(
+        "OTLP/HTTP collector traces are sent to (e.g. `http://collector:4318`; `/v1/traces` is "
+        "added to a URL without a path); empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT`, else tracing is off (no cost)."))
+    service_name: str = Field("openai-ocr", min_length=1, description=(
+        "`service.name` of the spans this server exports."))
+
+
 class Settings(BaseSettings):
     """All settings of one server process.
 
@@ -488,6 +522,12 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(
         BatchSettings(), description="The OpenAI Batch API: limits, and the share of the engine batch lines "
         "may hold so interactive requests are never starved.")
+    quotas: QuotaSettings = Field(
+        QuotaSettings(), description="Quotas per API key (pages per UTC day and month, requests at "
+        "once): the defaults of keys without their own in `auth.keys_file`.")
+    telemetry: TelemetrySettings = Field(
+        TelemetrySettings(), description="OpenTelemetry traces: one trace per request (body, pages "
+        "rendered, engine calls, assembly), its `traceparent` passed to the upstream.")
 
     @classmethod
     def settings_customise_sources(

@@ -90,6 +90,8 @@ class FakeUpstream:
 
     def reset(self) -> None:
         self.requests = []
+        #: the headers of each chat request taken (in `requests`' order), names in lower case
+        self.headers: list[dict[str, str]] = []
         self.replies: dict[str, str] = {}
         self.default_reply = "Hello\nworld"
         self.finish_reason = "stop"
@@ -159,6 +161,7 @@ class FakeUpstream:
             if (refused := self._refusal(request, body)) is not None:
                 return refused
             self.requests.append(body)
+            self.headers.append(dict(request.headers))
             text, finish_reason = self.reply_for(body)
             usage = {"prompt_tokens": 278, "completion_tokens": len(text.split()),
                      "total_tokens": 278 + len(text.split())}

@@ -14,8 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "openai_ocr"
 
-BASE = {"openai_ocr", "openai_ocr.settings", "openai_ocr.errors", "openai_ocr.metrics"}
-"""Imported by everyone; they import only each other."""
+BASE = {"openai_ocr", "openai_ocr.settings", "openai_ocr.errors", "openai_ocr.metrics", "openai_ocr.telemetry"}
+"""Imported by everyone; they import only each other (telemetry: the spans every layer opens)."""
 
 _TRANSLATION = {"ocr", "inputs"}
 _BELOW_SERVICE = _TRANSLATION | {"outputs", "protocol", "engines", "storage"}
@@ -82,7 +82,7 @@ def test_a_layer_imports_nothing_above_it(layer: str) -> None:
 
 
 def test_the_base_modules_import_only_each_other() -> None:
-    for name in ("settings.py", "errors.py", "metrics.py", "__init__.py"):
+    for name in ("settings.py", "errors.py", "metrics.py", "telemetry.py", "__init__.py"):
         assert project_imports(PACKAGE / name) <= BASE, name
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from pydantic import SecretStr
 from starlette.datastructures import Headers
 
 from openai_ocr.api.ratelimit import RateLimiter, retry_after
@@ -15,6 +13,8 @@ from openai_ocr.errors import TooManyRequests, Unauthorized, Unavailable
 from openai_ocr.runtime import Runtime, runtime_of
 from openai_ocr.service.batches import BatchService
 from openai_ocr.service.files import FileService
+from openai_ocr.service.keys import KeyRing
+from openai_ocr.service.keys import key_id as key_id
 from openai_ocr.service.serving import OCRService
 
 LIMITER_KEY = "openai_ocr_rate_limiter"
@@ -50,29 +50,18 @@ def presented_key(headers: Headers) -> str | None:
     return headers.get("x-api-key") or None
 
 
-def key_is_valid(given: str, keys: list[str]) -> bool:
-    """Constant-time comparison against every key (no early exit on a match)."""
-    match = False
-    for key in keys:
-        match |= hmac.compare_digest(given.encode(), key.encode())
-    return match
-
-
-def key_id(key: str) -> str:
-    """A short, non-reversible id of a key, for logs and rate-limit buckets."""
-    return hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-def authenticated_caller(headers: Headers, api_keys: list[SecretStr]) -> str:
-    """Who presents these headers: the key's id, or "anonymous" with keys off; 401 unless a
-    configured key is presented (the route dependency, the keys-before-body middleware and
-    vllm mode's document chat all check keys here)."""
-    if not api_keys:
+def authenticated_caller(headers: Headers, keys: KeyRing) -> str:
+    """Who presents these headers: the key's id (first 12 hex of its SHA-256, whether it is
+    named in the keys file or not), or "anonymous" with keys off; 401 unless an accepted key
+    is presented (the route dependency, the keys-before-body middleware and vllm mode's
+    document chat all check keys here)."""
+    if not keys.enabled:
         return "anonymous"
     given = presented_key(headers)
-    if given is None or not key_is_valid(given, [k.get_secret_value() for k in api_keys]):
+    found = keys.find(given) if given is not None else None
+    if found is None:
         raise Unauthorized()
-    return key_id(given)
+    return found.id
 
 
 async def require_api_key(request: Request, runtime: RuntimeDep) -> None:
@@ -81,7 +70,7 @@ async def require_api_key(request: Request, runtime: RuntimeDep) -> None:
     The key-checking middleware has usually identified the caller already (before the body
     was read); it is not checked twice."""
     caller = getattr(request.state, "caller", None) or authenticated_caller(
-        request.headers, runtime.settings.auth.api_keys)
+        request.headers, runtime.keys)
     request.state.caller = caller
     per_minute = runtime.settings.limits.rate_limit_per_minute
     if per_minute:
@@ -126,10 +115,30 @@ async def caller_of(request: Request, _: None = ApiKeyDep) -> str:
 
 
 async def admin_caller(request: Request, runtime: RuntimeDep, _: None = ApiKeyDep) -> bool:
-    """Whether the request presents one of `auth.admin_keys` (who sees every key's usage)."""
-    admins = [k.get_secret_value() for k in runtime.settings.auth.admin_keys]
-    given = presented_key(request.headers)
-    return bool(admins) and given is not None and key_is_valid(given, admins)
+    """Whether the request presents an admin key (`auth.admin_keys`, or `admin = true` in the
+    keys file): who sees every key's usage."""
+    key = runtime.keys.by_id(getattr(request.state, "caller", None))
+    return key is not None and key.admin
+
+
+async def within_quota(request: Request, runtime: RuntimeDep,
+                       _: None = ApiKeyDep) -> AsyncIterator[None]:
+    """The caller's quotas (`openai_ocr.service.quotas`), before the request reads anything:
+    429 with `Retry-After` when a pages quota of the day or month is used up, or when the key
+    has `max_concurrent` requests in flight; the request holds its slot until its answer
+    (a stream included) has been sent."""
+    caller = getattr(request.state, "caller", None) or "anonymous"
+    quotas = runtime.quotas
+    await quotas.check_pages(caller)
+    quotas.enter(caller)
+    try:
+        yield
+    finally:
+        quotas.leave(caller)
+
+
+QuotaDep = Depends(within_quota)
+"""On the OCR routes (not on the Files, Batch, usage or monitoring routes)."""
 
 
 FilesDep = Annotated[FileService, Depends(get_files)]

@@ -122,6 +122,13 @@ def serve(args: argparse.Namespace, passthrough: list[str], parser: argparse.Arg
         settings = load_settings(args.config, overrides)
     except (ValidationError, FileNotFoundError, OSError) as exc:
         parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
+    if settings.auth.keys_file:  # each server process reads it; a bad one stops us here first
+        from openai_ocr.service.keys import KeyRing, KeysFileError
+
+        try:
+            KeyRing.from_settings(settings)
+        except KeysFileError as exc:
+            parser.exit(2, f"openai-ocr: invalid configuration:\n{exc}\n")
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
     if getattr(args, "auth__api_keys", None):
         logger.warning("--api-key is visible to every user in the process list; use "

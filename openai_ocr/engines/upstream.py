@@ -7,7 +7,9 @@ that closed the connection as a time-out. Failed connections and 5xx answers are
 (`upstream.max_retries`, exponential backoff with jitter, tenacity) before they become
 502/504; a stream is retried only until its first byte, a read time-out never (the node may
 still be working on the page). Closing a stream closes the upstream connection, which makes
-vLLM abort the generation. Without a configured model name the gateway serves the
+vLLM abort the generation. Inside a traced request each HTTP try is a client span whose W3C
+`traceparent` goes with the call, so a vLLM node exporting its own traces joins the request's
+trace. Without a configured model name the gateway serves the
 upstream's model when it lists exactly one.
 """
 
@@ -18,13 +20,16 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from opentelemetry.trace import SpanKind
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from openai_ocr import telemetry
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.errors import EngineTimeout, OCRError, Unavailable, UpstreamError, error_for_status, excerpt
 from openai_ocr.settings import UpstreamSettings
@@ -232,8 +237,18 @@ class UpstreamEngine(ChatEngine):
         return ChatCompletion.construct(**completion)
 
     async def _post_chat(self, payload: bytes) -> bytes:
-        async with self.session.post(self._chat_url, data=payload, headers=self._headers) as answer:
-            return await body_of(answer)
+        with self._client_span() as call:
+            async with self.session.post(self._chat_url, data=payload,
+                                         headers=telemetry.with_traceparent(self._headers)) as answer:
+                call.set_attribute("http.response.status_code", answer.status)
+                return await body_of(answer)
+
+    def _client_span(self) -> Any:
+        """The span of one HTTP try of a chat call (a no-op outside a traced request)."""
+        where = urlsplit(self._chat_url)  # no credentials a URL may hold
+        return telemetry.span("POST /chat/completions", {
+            "http.request.method": "POST", "server.address": where.hostname, "server.port": where.port,
+            "url.path": where.path}, kind=SpanKind.CLIENT)
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
         await self._ensure_model()
@@ -253,7 +268,10 @@ class UpstreamEngine(ChatEngine):
                 answer.close()  # left early: closing the connection makes vLLM abort
 
     async def _open_stream(self, payload: bytes) -> aiohttp.ClientResponse:
-        answer = await self.session.post(self._chat_url, data=payload, headers=self._headers)
+        with self._client_span() as call:  # until the answer's head: the stream is the caller's
+            answer = await self.session.post(self._chat_url, data=payload,
+                                              headers=telemetry.with_traceparent(self._headers))
+            call.set_attribute("http.response.status_code", answer.status)
         if answer.status >= 300:
             async with answer:  # read whole and released
                 await body_of(answer)

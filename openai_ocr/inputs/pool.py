@@ -6,6 +6,10 @@ task runs in a worker process (pebble's ProcessPool): a task past its time, or o
 caller is cancelled, is ended by killing its worker, which the pool replaces. Each worker has
 its own pdfium, and optionally an address-space limit, so one bomb cannot take the server's
 memory. `workers=0` runs tasks in threads instead (no kill; for embedding and tests).
+
+Inside a traced request a task's time in its worker is a span (`worker <function>`): the
+worker measures it (`_timed`) and the server records the span with those times, so the
+workers export nothing themselves.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from openai_ocr import telemetry
 from openai_ocr.errors import BadRequest, EngineTimeout, PayloadTooLarge, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -33,6 +38,15 @@ NICENESS = 10
 
 def _ready() -> bool:
     return True
+
+
+def _timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, int, int, int]:
+    """fn(*args, **kwargs) with when it started and ended (`time.time_ns`) and the worker's pid."""
+    import os
+
+    started = time.time_ns()
+    result = fn(*args, **kwargs)
+    return result, started, time.time_ns(), os.getpid()
 
 
 def _limit_memory(max_bytes: int) -> None:
@@ -81,6 +95,16 @@ class DecodePool:
     async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None,
                   **kwargs: Any) -> T:
         """Run `fn` until `deadline` (time.monotonic); 504 past it, its worker killed."""
+        if telemetry.recording():
+            timed: tuple[T, int, int, int] = await self._run(_timed, fn, *args, deadline=deadline, **kwargs)
+            result, started, ended, pid = timed
+            telemetry.timed_span(f"worker {getattr(fn, '__name__', 'task')}", started, ended,
+                                 {"process.pid": pid, "ocr.page": telemetry.current_page()})
+            return result
+        return await self._run(fn, *args, deadline=deadline, **kwargs)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None,
+                   **kwargs: Any) -> T:
         timeout = None if deadline is None else deadline - time.monotonic()
         if timeout is not None and timeout <= 0:
             raise EngineTimeout("the request ran out of time before its input was decoded")

@@ -23,6 +23,8 @@ class UsageBucket(UsageTotals):
     date: str = Field(description="The UTC day, YYYY-MM-DD.")
     key_id: str = Field(description="The API key's id: a short hash of the key (never the key), "
                         "`anonymous` on a server without keys.")
+    key_name: str | None = Field(None, description="The key's name in the keys file (`auth.keys_file`), "
+                                 "a label only; null for a key without one.")
     route: str = Field(description="The route answered, e.g. `/ocr/file`, `/v1/chat/completions`.")
     model: str
 
@@ -33,5 +35,6 @@ class UsageReport(BaseModel):
     end: str = Field(description="The last day, included.")
     key_id: str | None = Field(description="The key whose usage this is; null: every key (an admin "
                                "key without `key_id`).")
+    key_name: str | None = Field(None, description="That key's name in the keys file, if it has one.")
     data: list[UsageBucket] = Field(description="One bucket per day, key, route and model, in that order.")
     totals: UsageTotals

@@ -50,6 +50,7 @@ from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.service.archival import Archiver, store_result
 from openai_ocr.service.chat_documents import complete_chat
 from openai_ocr.service.mistral_ocr import mistral_ocr
+from openai_ocr.service.quotas import Exhausted, Quotas
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.usage import BATCH_ROUTE, metering
 from openai_ocr.storage.store import PendingLine, Store, StoredBatch
@@ -176,10 +177,15 @@ def _result_file_id(batch_id: str, kind: str) -> str:
 class BatchService:
     """Creates, reads and cancels batches for the routes; runs them in a background task."""
 
-    def __init__(self, service: OCRService, store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(self, service: OCRService, store: Store, metrics: Metrics | None = None,
+                 quotas: Quotas | None = None) -> None:
         self.settings = service.settings
         self.store = store
         self.metrics = metrics or default_metrics()
+        #: the owners' pages quotas: a line waits while its owner's is used up (None: no quotas)
+        self.quotas = quotas
+        #: batches whose wait for their owner's quota was logged
+        self._quota_noted: set[str] = set()
         self.slots = share_slots(service.settings, service.engine)
         # Lines in progress: twice the engine slots, so the next lines' pages are decoded
         # while the engine works (the EngineShare still bounds the engine requests).
@@ -319,12 +325,13 @@ class BatchService:
     async def _run_isolated(self, batch: StoredBatch) -> bool:
         """Run one batch so that its failure stays its own: a run that fails is tried again
         later (the other batches go on meanwhile), `MAX_RUN_FAILURES` in a row fail it.
-        False when the batch waits for its next try."""
+        False when the batch waits for its next try, or for its owner's quota."""
         retry_at, failures = self._paused.get(batch.id, (0.0, 0))
         if time.monotonic() < retry_at:
             return False
+        progressed = True
         try:
-            await self._run(batch)
+            progressed = await self._run(batch)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - one batch must not stop the others
@@ -333,7 +340,7 @@ class BatchService:
             await self._after_failure(batch, exc, failures + 1)
         else:
             self._paused.pop(batch.id, None)
-        return True
+        return progressed
 
     async def _after_failure(self, batch: StoredBatch, exc: Exception, failures: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:300]
@@ -358,23 +365,60 @@ class BatchService:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.update_batch, batch.id, errors=note)
 
-    async def _run(self, batch: StoredBatch) -> None:
-        """Run the pending lines of one batch, then write its output and error files."""
+    async def _run(self, batch: StoredBatch) -> bool:
+        """Run the pending lines of one batch, then write its output and error files; False
+        (nothing written) while it waits for its owner's pages quota to reset."""
         await self._publish_metrics()
         errors: builtins.list[BatchLineError] | None = None
         if batch.status in ("in_progress", "validating"):
             final, errors = await self._run_lines(batch)
+            if final == "waiting":
+                return False
         elif batch.status == "cancelling":
             final = "cancelled"
         else:  # finalizing when the last server stopped: the end it had decided
             final = str(batch.data.get("final") or "completed")
         await self._finalize(batch.id, final, errors)
+        return True
+
+    async def _quota_hold(self, batch: StoredBatch, expires_at: float) -> tuple[str | None, Exhausted | None]:
+        """Whether the owner's pages quota lets the batch's next line start: (None, None) yes;
+        ("waiting", over) it is used up and resets before the batch expires; ("quota_exceeded",
+        over) it resets only after. A cheap look (`UsageRecorder.pages_used`)."""
+        if self.quotas is None:
+            return None, None
+        over = await self.quotas.exhausted(batch.owner)
+        if over is None:
+            self._quota_noted.discard(batch.id)
+            return None, None
+        if time.time() + over.wait_s < expires_at:
+            if batch.id not in self._quota_noted:
+                self._quota_noted.add(batch.id)
+                logger.info("batch %s waits: %s", batch.id, over.message(self.quotas.label(batch.owner)))
+            return "waiting", over
+        return "quota_exceeded", over
+
+    def _refuse_over_quota(self, batch: StoredBatch, line: PendingLine, over: Exhausted, run: _Run) -> None:
+        """A line whose owner's quota resets only after the batch's completion window: not
+        run, recorded as failed (`quota_exceeded`)."""
+        assert self.quotas is not None
+        result = BatchOutputLine(
+            id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
+            error=BatchLineError(code="quota_exceeded", message=(
+                f"{over.message(self.quotas.label(batch.owner))}, after the batch's completion "
+                "window ends; this request was not run")))
+        self._record(batch, line, 429, result, run)
 
     async def _run_lines(self, batch: StoredBatch) -> tuple[str, builtins.list[BatchLineError] | None]:
         """(final status, errors): the batch's lines run until done, cancelled or expired; its
-        input gone, or the quota full, fail it with what ran kept; a storage error raises."""
-        pending = await asyncio.to_thread(self.store.pending_lines, batch.id)
+        input gone, or the quota full, fail it with what ran kept; a storage error raises.
+        ("waiting", None) when its owner's pages quota is used up and resets before the batch
+        expires: the lines not started stay pending, for a later pass."""
         expires_at = batch.data.get("expires_at") or float("inf")
+        left = batch.completed + batch.failed < batch.total
+        if left and time.time() < expires_at and (await self._quota_hold(batch, expires_at))[0] == "waiting":
+            return "waiting", None
+        pending = await asyncio.to_thread(self.store.pending_lines, batch.id)
         running: set[asyncio.Task[None]] = set()
         run = _Run()
         outcome = "completed"
@@ -403,6 +447,13 @@ class BatchService:
                     if time.time() >= expires_at:
                         outcome = "expired"
                         break
+                    held, over = await self._quota_hold(batch, expires_at)
+                    if held == "waiting":
+                        outcome = "waiting"
+                        break
+                    if held == "quota_exceeded" and over is not None:
+                        self._refuse_over_quota(batch, line, over, run)
+                        continue
                     running.add(asyncio.create_task(self._line(batch, line, body, run)))
                 if outcome != "completed" or run.stopped:
                     break

@@ -33,6 +33,7 @@ from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.chat_policy import set_image_url
 from openai_ocr.settings import Settings
 from openai_ocr.storage.store import Store
+from openai_ocr.telemetry import span
 
 INLINE_CHECK_BYTES = 1024 * 1024
 """Inputs up to this size have their container checked on the event loop (under 1 ms)."""
@@ -84,6 +85,14 @@ class DocumentIntake:
         Only headers are read here, in a decoder process; the pages decode later, one by one,
         each under the pixel budget.
         """
+        with span("open document", {"ocr.input.bytes": len(data), "ocr.param": param}) as opened:
+            document = await self._open_bytes(data, pages, dpi, param, deadline)
+            opened.set_attribute("ocr.document.kind", document.kind)
+            opened.set_attribute("ocr.document.pages", len(document.pages))
+            return document
+
+    async def _open_bytes(self, data: bytes, pages: PageSpec, dpi: int | None, param: str,
+                          deadline: float | None) -> Document:
         limits, budget = self.settings.limits, self.settings.budget
         deadline = deadline or self.deadline()
         document = await self._checked_image(data, pages, param)
@@ -162,6 +171,10 @@ class DocumentIntake:
         """One page decoded or rendered in a decoder process, within the request's time;
         with `estimate`, its text estimated there too (`text_estimate`, for `resolution: auto`;
         an image sent on as it is gets decoded for it)."""
+        with span("render page", {"ocr.page": number, "ocr.document.kind": document.kind}):
+            return await self._page(document, number, estimate)
+
+    async def _page(self, document: Document, number: int, estimate: bool) -> ImageInput:
         if document.ready is not None:
             if not estimate:
                 return document.ready

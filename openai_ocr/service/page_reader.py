@@ -29,6 +29,7 @@ from openai_ocr.ocr.translation import CompletionResult, SamplingPlan, build_cha
 from openai_ocr.ocr.words import FoundWord
 from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.settings import RecoveryStep, Settings
+from openai_ocr.telemetry import current_page, span
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ async def judged(text: str, finish_reason: str | None) -> Verdict:
     if len(text) <= INLINE_JUDGE_CHARS:
         return judge(text, finish_reason)
     return await asyncio.to_thread(judge, text, finish_reason)
+
+
+def mode_of(prompt: str) -> str:
+    """The name of a prompt among the official modes, or `custom`."""
+    return next((name for name, text in MODES.items() if text == prompt), "custom")
 
 
 class PageReader:
@@ -119,11 +125,20 @@ class PageReader:
         return result.words or ()
 
     async def attempt(self, engine: ChatEngine, image: ImageInput, plan: SamplingPlan,
-                      step: RecoveryStep | None) -> Attempt:
+                      step: RecoveryStep | None, number: int = 1) -> Attempt:
+        """One try of the page (`number`: its place on the ladder, 1 for the first)."""
         started = time.perf_counter()
-        body = build_chat_request(engine.model, image, plan, stream=False)
-        result = completion_result(await engine.complete(body))
-        verdict = await judged(result.text, result.finish_reason)
+        with span("engine call", {"ocr.page": current_page(), "ocr.engine": engine.kind,
+                                  "ocr.mode": mode_of(plan.prompt), "ocr.resolution": plan.resolution,
+                                  "ocr.attempt": number, "ocr.step": step or "first"}) as call:
+            body = build_chat_request(engine.model, image, plan, stream=False)
+            result = completion_result(await engine.complete(body))
+            verdict = await judged(result.text, result.finish_reason)
+            if call.is_recording():
+                call.set_attributes({"gen_ai.usage.input_tokens": result.usage.prompt_tokens,
+                                     "gen_ai.usage.output_tokens": result.usage.completion_tokens,
+                                     "gen_ai.response.finish_reasons": (result.finish_reason or "",),
+                                     "ocr.verdict": "/".join(verdict.flags) or "ok"})
         return Attempt(result, verdict, engine.kind, plan, step, (time.perf_counter() - started) * 1000)
 
     async def recover(self, image: ImageInput, first: Attempt,
@@ -138,7 +153,7 @@ class PageReader:
             for step, engine, plan in self.steps(first.plan):
                 self.metrics.retries.labels(step).inc()
                 logger.info("page answer %s; reading it again (%s)", "/".join(first.verdict.flags), step)
-                tried = await self.attempt(engine, image, plan, step)
+                tried = await self.attempt(engine, image, plan, step, number=len(tries) + 1)
                 tries.append(tried)
                 if tried.verdict.ok:
                     self.metrics.recovered.labels(step).inc()

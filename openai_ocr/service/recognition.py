@@ -22,6 +22,7 @@ from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.service.page_reader import PageReader
 from openai_ocr.service.usage import charge
 from openai_ocr.settings import Settings
+from openai_ocr.telemetry import page, span
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,12 @@ class Recognizer:
         keep_pixels = options.include_images or options.include_page_images
 
         async def one(number: int) -> PageOutcome:
-            async with gate, self.inputs.reserve(document, number):
-                image = await self.inputs.page(document, number, estimate=plan.auto)
-                read = await self.pages.read(image, plan)
+            with page(number) as traced:  # its wait for a slot and for the pixel budget included
+                async with gate, self.inputs.reserve(document, number):
+                    image = await self.inputs.page(document, number, estimate=plan.auto)
+                    read = await self.pages.read(image, plan)
+                traced.set_attribute("ocr.resolution", read.quality.resolution)
+                traced.set_attribute("ocr.attempts", read.quality.attempts)
             if not keep_pixels:  # hold only the size: long documents stay small in memory
                 image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
             return PageOutcome(number, image, read.result, read.quality)
@@ -104,7 +108,8 @@ class Recognizer:
         # grounding parsing and crops are CPU work: off the event loop; joining raw texts is
         # not worth the thread hop
         parses = options.output != "text" or options.include_images or options.include_page_images
-        done = await asyncio.to_thread(assembly) if parses else assembly()
+        with span("assemble", {"ocr.pages": len(outcomes), "ocr.output": options.output}):
+            done = await asyncio.to_thread(assembly) if parses else assembly()
         for warning in done.warnings:
             logger.warning("%s", warning)
         charge(outcomes[0].result.model, done.usage, pages=len(outcomes))

@@ -36,6 +36,7 @@ from openai_ocr.service.concurrency import aclose, primed
 from openai_ocr.service.page_reader import Attempt, judged, settle
 from openai_ocr.service.recognition import Recognizer, new_request_id
 from openai_ocr.service.usage import charge
+from openai_ocr.telemetry import event
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class PageStreamer:
                     chunks = self.engine.stream(
                         build_chat_request(self.engine.model, image, self.pages.page_plan(plan, image),
                                            stream=True))
+                event("stream page", {"ocr.page": number})
                 yield StreamEvent(type="page", page=number, page_count=len(document.pages),
                                   width=image.width, height=image.height)
                 streamed = _Streamed(model)
@@ -106,17 +108,24 @@ class PageStreamer:
                         await held.aclose()
                 model = streamed.model
                 if read.result.text != streamed.text:
+                    event("stream page_reset", {"ocr.page": number, "ocr.attempts": read.quality.attempts})
                     yield StreamEvent(type="page_reset", page=number, reason="/".join(read.quality.flags[:2]))
                     yield StreamEvent(text=read.result.text, page=number)
                 usages.append(read.result.usage)
                 reasons.append(read.result.finish_reason)
                 outcome = PageOutcome(number, image, read.result, read.quality)
+                usage = read.result.usage
+                event("stream page_end", {"ocr.page": number, "gen_ai.usage.input_tokens": usage.prompt_tokens,
+                                          "gen_ai.usage.output_tokens": usage.completion_tokens,
+                                          "ocr.finish_reason": read.result.finish_reason})
                 yield await self._page_end(outcome, options, plan)
         except OCRError as exc:
+            event("stream error", {"error.type": exc.body().error.type})
             yield StreamEvent(type="error", error=exc.body().error, request_id=request_id)
             return
         except Exception:  # noqa: BLE001 - headers are sent: the client still gets an error event
             logger.exception("stream %s failed", request_id)
+            event("stream error", {"error.type": "internal_error"})
             error = InternalError("internal error while streaming this document")
             yield StreamEvent(type="error", error=error.body().error, request_id=request_id)
             return
@@ -125,6 +134,7 @@ class PageStreamer:
             document.close()
             if usages:  # the pages read, also of a stream that failed or was left
                 charge(model, sum_usage(usages), pages=len(usages))
+        event("stream done", {"ocr.pages": len(usages)})
         yield StreamEvent(type="done", finish_reason=overall_finish_reason(reasons),
                           usage=sum_usage(usages), model=model, request_id=request_id)
 

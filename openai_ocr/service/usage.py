@@ -9,6 +9,12 @@ so no request waits for the database.
 
 The key id is the caller's identity of the API-key middleware (a short hash of the key, never
 the key; "anonymous" without keys), the one the Files and Batch API use as `owner`.
+
+The quotas (`openai_ocr.service.quotas`) read a key's pages of the current UTC day and month
+with `pages_used`: the store's figure, read once per key and again after each write (every
+`FLUSH_INTERVAL_S`), plus what this process counted and has not written yet, so a check costs
+no database read. Several processes (workers, replicas) on one store see each other's pages
+at their next write: their figures lag by up to the flush interval.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -163,12 +169,20 @@ class UsageRecorder:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._write = asyncio.Lock()
+        #: the time usage is dated by, and the quotas' windows are read at (a test moves it)
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+        #: the buckets `flush` is writing (counted by `pages_used` until the store is read again)
+        self._writing: dict[tuple[str, str, str, str], UsageRecord] = {}
+        #: key id -> (month "YYYY-MM", pages by day of that month up to today) as the store had them
+        self._stored: dict[str, tuple[str, dict[str, int]]] = {}
+        #: without a store: this process's pages by (key id, day), for the quotas
+        self._memory: dict[tuple[str, str], int] = {}
 
     def record(self, meter: UsageMeter, key_id: str | None, route: str) -> None:
         """Count what `meter` holds for `key_id` (None: anonymous) on `route` (no I/O)."""
         if not meter.by_model:
             return
-        records = meter.records(key_id or ANONYMOUS, route, utc_day())
+        records = meter.records(key_id or ANONYMOUS, route, utc_day(self.clock()))
         for record in records:
             self.metrics.count_key_usage(record.key_id, record.route, record.requests, record.pages,
                                          record.images, record.prompt_tokens,
@@ -176,6 +190,10 @@ class UsageRecorder:
                                          record.engine_seconds)
         if self.store is not None:
             merge(records, self._pending)
+        else:
+            for record in records:
+                bucket = (record.key_id, record.date)
+                self._memory[bucket] = self._memory.get(bucket, 0) + record.pages
 
     def start(self) -> None:
         if self.store is not None and self._task is None:
@@ -193,16 +211,92 @@ class UsageRecorder:
             return
         async with self._write:
             batch, self._pending = self._pending, {}
-            if not batch:
-                return
-            rows = [record.model_dump() for record in batch.values()]
-            try:
-                await asyncio.to_thread(self.store.add_usage, rows)
-            except (OCRError, OSError) as exc:
-                logger.warning("usage: could not write %d buckets to the store (%s); kept for "
-                               "the next try", len(rows), exc)
-                merge(list(self._pending.values()), batch)
-                self._pending = batch
+            if batch:
+                self._writing = batch
+                rows = [record.model_dump() for record in batch.values()]
+                try:
+                    await asyncio.to_thread(self.store.add_usage, rows)
+                except (OCRError, OSError) as exc:
+                    logger.warning("usage: could not write %d buckets to the store (%s); kept for "
+                                   "the next try", len(rows), exc)
+                    merge(list(self._pending.values()), batch)
+                    self._pending, self._writing = batch, {}
+                    return
+            await self._reread()
+
+    # -- pages per key, for the quotas ------------------------------------------------------
+    async def _reread(self) -> None:
+        """The store's pages of the keys whose quotas are checked, read again (other processes'
+        writes included; this process's last write too, so `_writing` is emptied at once)."""
+        if not self._stored:
+            self._writing = {}
+            return
+        now = self.clock()
+        month, today = now.strftime("%Y-%m"), utc_day(now)
+        wanted = list(self._stored)
+        try:
+            if len(wanted) <= 4:
+                found = {key: await asyncio.to_thread(self._read_pages, key, month, today) for key in wanted}
+            else:
+                found = await asyncio.to_thread(self._read_all_pages, month, today)
+        except Exception as exc:  # noqa: BLE001 - quotas never stop the service
+            logger.warning("usage: could not read the pages per key for the quotas (%s); read "
+                           "again at the next check", exc)
+            self._stored, self._writing = {}, {}
+            return
+        self._stored = {key: (month, found.get(key, {})) for key in wanted}
+        self._writing = {}
+
+    def _read_pages(self, key_id: str, month: str, today: str) -> dict[str, int]:
+        assert self.store is not None
+        by_day: dict[str, int] = {}
+        for row in self.store.usage(f"{month}-01", today, key_id):
+            by_day[row["date"]] = by_day.get(row["date"], 0) + int(row["pages"])
+        return by_day
+
+    def _read_all_pages(self, month: str, today: str) -> dict[str, dict[str, int]]:
+        assert self.store is not None
+        found: dict[str, dict[str, int]] = {}
+        for row in self.store.usage(f"{month}-01", today, None):
+            by_day = found.setdefault(row["key_id"], {})
+            by_day[row["date"]] = by_day.get(row["date"], 0) + int(row["pages"])
+        return found
+
+    async def pages_used(self, key_id: str) -> tuple[int, int]:
+        """(pages of the current UTC day, pages of the current UTC month) of `key_id`: the
+        store's figure (read at the key's first check, then after each write) plus this
+        process's unwritten counts; without a store, this process's counts since it started.
+        A store that cannot be read counts nothing (logged): quotas never stop the service."""
+        now = self.clock()
+        today = utc_day(now)
+        month = today[:7]
+        if self.store is None:
+            for old in [b for b in self._memory if not b[1].startswith(month)]:
+                del self._memory[old]
+            return (self._memory.get((key_id, today), 0),
+                    sum(n for (key, _), n in self._memory.items() if key == key_id))
+        held = self._stored.get(key_id)
+        if self.store.problem:  # a damaged store (503s on its routes): this process's counts only
+            held = (month, {})
+        if held is None or held[0] != month:
+            async with self._write:  # not while a write is half seen
+                try:
+                    by_day = await asyncio.to_thread(self._read_pages, key_id, month, today)
+                except Exception as exc:  # noqa: BLE001 - quotas never stop the service
+                    logger.warning("usage: could not read the pages of key %s for its quotas (%s)",
+                                   key_id, exc)
+                    by_day = {}
+                else:
+                    self._stored[key_id] = (month, by_day)
+        else:
+            by_day = held[1]
+        day = by_day.get(today, 0)
+        monthly = sum(n for date, n in by_day.items() if date <= today)
+        for record in (*self._writing.values(), *self._pending.values()):
+            if record.key_id == key_id and record.date[:7] == month and record.date <= today:
+                monthly += record.pages
+                day += record.pages if record.date == today else 0
+        return day, monthly
 
     async def report(self, start: str, end: str, key_id: str | None) -> UsageReport:
         """The usage of `key_id` (None: every key) on the days `start`..`end`, this process's

@@ -184,7 +184,9 @@ def run(settings: Any, model: str | None, passthrough: Sequence[str],
                                 "disable_uvicorn_access_log": True}
     if server.cors_origins:
         defaults["allowed_origins"] = list(server.cors_origins)
-    if settings.auth.api_keys:  # vLLM's own /v1 routes take the same keys as ours
+    # vLLM's own /v1 routes take the same keys as ours; with a keys file our middleware checks
+    # every route (vLLM would refuse the file's keys)
+    if settings.auth.api_keys and not settings.auth.keys_file:
         defaults["api_key"] = [k.get_secret_value() for k in settings.auth.api_keys]
     # The served name: --model NAME; else MODEL as given (a local checkpoint: its directory
     # name); else the configured engine.model.

@@ -48,7 +48,7 @@ class APIKeyMiddleware:
             runtime = runtime_of(getattr(scope.get("app"), "state", None))
             if runtime is not None:  # (not bound yet: the route itself answers 503)
                 try:
-                    caller = authenticated_caller(Headers(scope=scope), runtime.settings.auth.api_keys)
+                    caller = authenticated_caller(Headers(scope=scope), runtime.keys)
                 except Unauthorized:
                     await _refuse(send)
                     return

@@ -63,8 +63,7 @@ class FileChatMiddleware:
             return
         request = Request(scope, replayed)
         try:
-            request.state.caller = authenticated_caller(Headers(scope=scope),
-                                                        runtime.settings.auth.api_keys)
+            request.state.caller = authenticated_caller(Headers(scope=scope), runtime.keys)
             response = await answer_chat(request, runtime.service, _validated(parsed))
         except OCRError as exc:
             response = error_response(exc)

@@ -12,6 +12,7 @@ from openai_ocr.api.middleware.body_limit import BodySizeLimitMiddleware
 from openai_ocr.api.middleware.concurrency import ConcurrencyLimitMiddleware
 from openai_ocr.api.middleware.file_chat import FileChatMiddleware
 from openai_ocr.api.middleware.request_observer import RequestObserverMiddleware
+from openai_ocr.api.middleware.tracing import TracingMiddleware
 from openai_ocr.metrics import Metrics
 from openai_ocr.settings import Settings
 
@@ -42,11 +43,17 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
     connections = settings.connections
     app.add_middleware(BodyDeadlineMiddleware, grace_s=connections.body_timeout_s,
                        min_rate=connections.body_min_rate)
-    app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if own_app else compat_paths)
+    # On vLLM's app, vLLM's `--api-key` guards its own routes; keys of a keys file (which
+    # vLLM cannot read: hashes, env references) are checked here on every route instead.
+    everywhere = own_app or bool(settings.auth.keys_file)
+    app.add_middleware(APIKeyMiddleware, protected=every_path_but_open if everywhere else compat_paths)
     if settings.server.cors_origins and own_app:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins,
                            allow_methods=["*"], allow_headers=["*"],
                            allow_credentials="*" not in settings.server.cors_origins)
     app.add_middleware(ConcurrencyLimitMiddleware, limit=connections.limit_concurrency)
     app.state.metrics = metrics
+    # the request's server span (where tracing is on), inside the observer so its access line
+    # carries the trace id
+    app.add_middleware(TracingMiddleware)
     app.add_middleware(RequestObserverMiddleware, metrics=metrics)

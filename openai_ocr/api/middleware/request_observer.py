@@ -65,4 +65,7 @@ class RequestObserverMiddleware:
                 "route": route, "status": status, "duration_ms": round(elapsed * 1000, 1),
                 "client": (scope.get("client") or ("", 0))[0], "caller": state.get("caller"),
                 "key_id": state.get("caller"),  # the key's short hash, never the key
+                # its name in auth.keys_file: a label only (owners and usage go by key_id)
+                "key_name": runtime.keys.name_of(state.get("caller")) if runtime is not None else None,
+                "trace_id": state.get("trace_id"),  # set where tracing is on (middleware/tracing.py)
             }))

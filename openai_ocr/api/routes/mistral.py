@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.api.dependencies import ApiKeyDep, QuotaDep, ServiceDep
 from openai_ocr.api.disconnect import cancel_on_disconnect
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.protocol.mistral import MistralOCRRequest, MistralOCRResponse
 from openai_ocr.service.mistral_ocr import mistral_ocr as run_mistral_ocr
 
 router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES,
-                   tags=["Mistral OCR"], dependencies=[ApiKeyDep])
+                   tags=["Mistral OCR"], dependencies=[ApiKeyDep, QuotaDep])
 
 
 @router.post("/ocr", response_model=MistralOCRResponse, summary="OCR in the Mistral OCR API shape")

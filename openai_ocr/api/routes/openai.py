@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from openai_ocr.api.chat_answer import answer_chat
-from openai_ocr.api.dependencies import ApiKeyDep, ServiceDep
+from openai_ocr.api.dependencies import ApiKeyDep, QuotaDep, ServiceDep
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
 from openai_ocr.protocol.openai import ChatCompletionBody, ModelList
 
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, responses=ERROR_RESPONSES
 
 
 @router.post("/chat/completions", summary="OpenAI chat completion (stream and non-stream)",
+             dependencies=[QuotaDep],
              description="Image parts go to the engine as they are. A `file` part holding a "
              "PDF (`file.file_data` as a data URL, or `file.file_id` of an upload) is answered "
              "page by page and joined with the page separator; an extra `pages` field (\"1-3,7\") selects pages.",

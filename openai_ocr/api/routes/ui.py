@@ -61,7 +61,7 @@ async def _check_access(request: Request, runtime: Runtime) -> None:
     """404 when the playground is off; the API key when the docs are protected."""
     if not runtime.settings.ui.enabled:
         raise NotFound("the playground is disabled on this server (ui.enabled)")
-    if runtime.settings.auth.protect_docs and runtime.settings.auth.api_keys:
+    if runtime.settings.auth.protect_docs and runtime.keys.enabled:
         await require_api_key(request, runtime)
 
 

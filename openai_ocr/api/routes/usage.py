@@ -33,4 +33,8 @@ async def usage(runtime: RuntimeDep, caller: CallerDep, admin: AdminDep, start: 
             raise Forbidden("only an admin key (auth.admin_keys) sees another key's usage",
                             param="key_id")
         key_id = caller
-    return await runtime.service.usage.report(first, last, key_id)
+    answer = await runtime.service.usage.report(first, last, key_id)
+    answer.key_name = runtime.keys.name_of(key_id)
+    for bucket in answer.data:  # names are labels, looked up now: a renamed key shows its new name
+        bucket.key_name = runtime.keys.name_of(bucket.key_id)
+    return answer
