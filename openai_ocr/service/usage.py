@@ -78,6 +78,13 @@ class UsageMeter:
             completion_tokens=usage.completion_tokens,
             engine_seconds=engine_seconds if engine_seconds is not None else usage.engine_ms / 1000))
 
+    def total(self) -> UsageTotals:
+        """The request's figures over all its models (what its access line reports)."""
+        total = UsageTotals(requests=0)
+        for counts in self.by_model.values():
+            add(total, counts)
+        return total
+
     def records(self, key_id: str, route: str, day: str) -> list[UsageRecord]:
         return [UsageRecord(date=day, key_id=key_id, route=route, model=model, **counts.model_dump())
                 for model, counts in self.by_model.items()]

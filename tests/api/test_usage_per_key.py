@@ -146,6 +146,11 @@ def test_usage_is_counted_per_key_and_survives_a_restart(
                    30, "the access line of the refused usage request")
         ocr_lines = [e for e in access_lines() if e["path"] == "/ocr/file"]
         assert [e["key_id"] for e in ocr_lines] == [ID_A]
+        [file_line] = ocr_lines  # what the request cost, on its access line
+        assert (file_line["pages"], file_line["prompt_tokens"], file_line["completion_tokens"]) == (
+            2, pdf["usage"]["prompt_tokens"], pdf["usage"]["completion_tokens"])
+        assert file_line["image_tokens"] == pdf["usage"]["image_tokens"] > 0 and file_line["engine_ms"] > 0
+        assert "pages" not in next(e for e in access_lines() if e["route"] == "/v1/usage")
         assert not any(key in r.getMessage() for r in caplog.records for key in (KEY_A, KEY_B, ADMIN))
         post(url, "/ocr", KEY_B, json={"image_base64": image})  # written by the shutdown's flush
 

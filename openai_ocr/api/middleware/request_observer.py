@@ -14,8 +14,19 @@ from typing import Any
 
 from openai_ocr.api.middleware.asgi import Scope
 from openai_ocr.metrics import Metrics
+from openai_ocr.protocol.usage import UsageTotals
 from openai_ocr.runtime import runtime_of
 from openai_ocr.service.usage import metering
+
+
+def access_usage(total: UsageTotals) -> dict[str, Any]:
+    """What the request cost, for its access line (nothing for requests that read no page)."""
+    if not total.pages and not total.images:
+        return {}
+    return {"pages": total.pages, "images": total.images, "image_tokens": total.image_tokens,
+            "prompt_tokens": total.prompt_tokens, "completion_tokens": total.completion_tokens,
+            "engine_ms": round(total.engine_seconds * 1000, 1)}
+
 
 #: A fixed name, not `__name__`: the one-JSON-line-per-request access log, which deployments
 #: route or silence on its own (README, "Observability").
@@ -68,4 +79,5 @@ class RequestObserverMiddleware:
                 # its name in auth.keys_file: a label only (owners and usage go by key_id)
                 "key_name": runtime.keys.name_of(state.get("caller")) if runtime is not None else None,
                 "trace_id": state.get("trace_id"),  # set where tracing is on (middleware/tracing.py)
+                **access_usage(meter.total()),
             }))
