@@ -245,17 +245,27 @@ def test_tiff_with_thousands_of_ifds_is_refused_and_leaves_no_work(server: Serve
     normal_page_after(server)
 
 
+RENDERING_CPU_S = 0.3
+"""CPU seconds a decoder must have spent on the heavy PDF to count as rendering one of its
+pages (opening it takes far less; one page, seconds)."""
+
+
 def test_slow_pdf_pages_are_stopped_when_clients_leave(server: Server) -> None:
     """A client leaves while the decoders render its slow pages (seconds each): the decoders
     at work are killed (the pool starts new ones), not left to finish pages nobody waits for."""
     pdf = heavy_pdf(5, 30000, side=150)
     idle = {p: cpu_s(f"/proc/{p}/stat") for p in decoders(server.proc.pid)}
-
+    last = dict(idle)
     busy: set[int] = set()
 
     def rendering() -> bool:
-        """Decoders have used CPU since the PDF was sent (recorded in `busy`)."""
-        busy.update(p for p, spent in idle.items() if cpu_s(f"/proc/{p}/stat") > spent)
+        """Decoders at work on a page right now (recorded in `busy`): still using CPU, and for
+        longer than opening the document takes (a page takes seconds), so a decoder that only
+        probed the file and is idle again when the client leaves is not counted."""
+        now = {p: cpu_s(f"/proc/{p}/stat") for p in idle}
+        busy.clear()
+        busy.update(p for p in now if now[p] > last[p] and now[p] - idle[p] >= RENDERING_CPU_S)
+        last.update(now)
         return bool(busy)
 
     during(lambda: leave_when(rendering, "a decoder rendering the PDF", f"{server.url}/ocr/file", headers=AUTH,
