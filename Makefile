@@ -13,7 +13,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 PIP = $(1)/bin/python -m pip --disable-pip-version-check
 
-.PHONY: serve examples test test-main engine-env test-engine test-cluster browser fonts office poppler prometheus lint bench-gateway
+.PHONY: serve examples test test-main engine-env test-engine test-cluster browser fonts office poppler prometheus postgresql lint bench-gateway
 
 # Stamp files: reinstall only when pyproject.toml changed since the last install.
 SERVE_STAMP = $(VENV)/.installed-serve
@@ -81,6 +81,11 @@ poppler:
 prometheus:
 	@test -f /usr/bin/promtool || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
 
+## PostgreSQL 15 (Debian's): the shared store's tests start a cluster of their own with its
+## initdb and pg_ctl, as the unprivileged `postgres` user, in a temporary folder.
+postgresql:
+	@test -x /usr/lib/postgresql/15/bin/initdb || { $(APT) update -q && $(APT) install -y -q postgresql; }
+
 ## Run every test: the gates, the main suite, the real-engine tests on vLLM, the scale-out
 ## cluster. Every stage runs and reports even when one before it failed (make -k); the run
 ## fails at the end if any stage did.
@@ -96,7 +101,7 @@ $(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
 	$(call PIP,$(VENV)) install -q -e '.[dev,lite,pdf]'
 	touch $@ $(SERVE_STAMP)
 
-test-main: $(DEV_STAMP) browser fonts office poppler prometheus
+test-main: $(DEV_STAMP) browser fonts office poppler prometheus postgresql
 	$(VENV)/bin/python -m pytest --ignore=tests/vllm_plugin --ignore=tests/cluster $(PYTEST_ARGS)
 
 engine-env: $(ENGINE_STAMP)

@@ -22,7 +22,7 @@ from openai_ocr.service.keys import KeyRing
 from openai_ocr.service.quotas import Quotas
 from openai_ocr.service.serving import OCRService
 from openai_ocr.settings import Settings
-from openai_ocr.storage.store import Store
+from openai_ocr.storage.base import StateStore, make_store
 from openai_ocr.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class Runtime:
         #: there is one), where the lite extra is installed
         self.word_reader = self.fallback or lite_helper(engine, settings, metrics)
         #: uploads and batches; None (and no Files/Batch API) with `batches.enabled` off
-        self.store = Store(settings.storage) if settings.batches.enabled else None
+        #: SQLite plus a folder, or PostgreSQL plus a folder or S3 (`[storage] database_url`)
+        self.store: StateStore | None = make_store(settings.storage) if settings.batches.enabled else None
         self.service = OCRService(self.engine, settings, self.store, metrics, self.fallback, self.word_reader)
         #: the accepted keys (`auth.api_keys` and `auth.keys_file`, read here: a bad file stops
         #: the start) and their quotas

@@ -424,12 +424,30 @@ class GatewaySettings(BaseModel):
 
 
 class StorageSettings(BaseModel):
-    """Uploaded files and batch state: SQLite plus files on disk, durable across restarts."""
+    """Uploaded files and batch state, durable across restarts: SQLite plus files on disk (one
+    machine), or PostgreSQL plus a shared folder or an S3 bucket (any number of replicas)."""
 
     model_config = {"extra": "forbid"}
 
     dir: str = Field("", description="Folder of the file store and its SQLite database; empty = "
                      "`openai-ocr` under the user's data directory (e.g. ~/.local/share/openai-ocr).")
+    database_url: Secret = Field(
+        SecretStr(""), description="Where the state of files and batches lives: empty or "
+        "`sqlite:///PATH` = SQLite (`state.sqlite3` in `dir` by default; one machine, its "
+        "processes share it); `postgresql://USER:PASSWORD@HOST:5432/DB` = PostgreSQL, shared by "
+        "every gateway replica (tables created and migrated at start).")
+    blob_url: str = Field("", description="Where file bodies (uploads, batch outputs) live: empty = "
+                          "`files/` in `dir`; a folder path or `file://` URL; `s3://BUCKET/PREFIX` = "
+                          "an S3-compatible object store (needs a PostgreSQL `database_url`; "
+                          "credentials and region from the standard AWS environment).")
+    s3_endpoint_url: str = Field("", description="Endpoint of the S3-compatible store (MinIO, Ceph, "
+                                 "R2...); empty = `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, else AWS.")
+    pool_size: int = Field(10, ge=1, le=1000, description="Most PostgreSQL connections of one "
+                           "server process.")
+    lease_s: float = Field(30.0, gt=0, description="PostgreSQL: seconds a replica's claim on a "
+                           "batch line (and on writing a batch's output) lasts unless renewed (every "
+                           "third of it while the line runs); the lines of a replica that died are "
+                           "taken over by the others after it.")
     quota_bytes: int = Field(20 * 1024**3, ge=1, description="Disk the store may use (uploads plus "
                              "batch results); past it uploads and new batches answer 507.")
     max_upload_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest file accepted by "
@@ -444,6 +462,23 @@ class StorageSettings(BaseModel):
                                  "while its body is written; a reservation past it (or whose "
                                  "process is gone) is removed with its partial body at the next "
                                  "start or sweep.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().split(":", 1)[0] if value.get_secret_value() else "sqlite"
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"{scheme!r} is not a database this server uses; use sqlite:///PATH "
+                             "(one machine) or postgresql://USER@HOST/DB (replicas)")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _known_blob_store(cls, value: str) -> str:
+        scheme = value.partition("://")[0] if "://" in value else ""
+        if scheme not in ("", "file", "s3"):
+            raise ValueError(f"{scheme!r}: use a folder, file://PATH or s3://BUCKET/PREFIX")
+        return value
 
 
 class BatchSettings(BaseModel):

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tests import skip_policy
 from tests.fake_upstream import FakeUpstream
 from tests.helpers import gateway_settings, running_server, serve, store_gateway
+from tests.shared_state import PostgresCluster, S3Server, postgres_cluster, s3_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,3 +75,18 @@ def venv_bin(tmp_path: Path) -> Path:
         script.write_text(f'#!/bin/sh\nexec {sys.executable}{target} "$@"\n')
         script.chmod(0o755)
     return bin_dir
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of this test session (Debian's binaries, an unprivileged user, a
+    temporary folder, a free port); each test takes a database of its own (`new_database`)."""
+    with postgres_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's S3 server of this test session; each test takes a bucket of its own."""
+    with s3_server() as server:
+        yield server

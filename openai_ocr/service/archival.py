@@ -28,7 +28,7 @@ from openai_ocr.outputs import FORMATS, ArchivalFormat, output_name
 from openai_ocr.outputs.writer import write_archive
 from openai_ocr.protocol.ocr import OCRRequest, OCRResponse, ResultFile
 from openai_ocr.service.recognition import Recognizer
-from openai_ocr.storage.store import Store
+from openai_ocr.storage.base import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Archiver:
                         answer.model_copy(update={"text": "", "pages": None}), made)
 
 
-async def store_result(store: Store, produced: Produced, owner: str) -> OCRResponse:
+async def store_result(store: StateStore, produced: Produced, owner: str) -> OCRResponse:
     """A batch line's file into the Files API (`batch_output`, counted against the quota);
     the answer names it."""
     try:

@@ -4,6 +4,11 @@ Each line runs through the same service code as its interactive route, with the 
 limits, on `batches.engine_share` of the engine's slots. A line's answer is stored and
 counted in one transaction before the next state change, so after a crash (SIGKILL
 included) the runner started with the next server resumes the pending lines only.
+
+On SQLite one process runs the batches of a storage folder (a file lock); on PostgreSQL every
+replica runs every batch, claiming its lines a few at a time with leases it renews while they
+run (`storage.base.LeasedLines`): the lines of a replica that died are claimed by the others
+once its leases run out.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ from openai_ocr.service.mistral_ocr import mistral_ocr
 from openai_ocr.service.quotas import Exhausted, Quotas
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.usage import BATCH_ROUTE, metering
-from openai_ocr.storage.store import PendingLine, Store, StoredBatch
+from openai_ocr.storage.base import LeasedLines, StateStore
+from openai_ocr.storage.store import PendingLine, StoredBatch
 
 try:  # one runner per storage folder, across worker processes
     import fcntl
@@ -177,7 +183,7 @@ def _result_file_id(batch_id: str, kind: str) -> str:
 class BatchService:
     """Creates, reads and cancels batches for the routes; runs them in a background task."""
 
-    def __init__(self, service: OCRService, store: Store, metrics: Metrics | None = None,
+    def __init__(self, service: OCRService, store: StateStore, metrics: Metrics | None = None,
                  quotas: Quotas | None = None) -> None:
         self.settings = service.settings
         self.store = store
@@ -270,7 +276,7 @@ class BatchService:
 
     def _try_lock(self) -> bool:
         """Only one process runs the batches of a storage folder (the lock dies with it)."""
-        if fcntl is None:
+        if fcntl is None or isinstance(self.store, LeasedLines):  # replicas: all run, lines leased
             return True
         handle = open(Path(self.store.root) / "runner.lock", "ab")  # noqa: SIM115 - held for life
         try:
@@ -371,15 +377,17 @@ class BatchService:
         await self._publish_metrics()
         errors: builtins.list[BatchLineError] | None = None
         if batch.status in ("in_progress", "validating"):
-            final, errors = await self._run_lines(batch)
+            if isinstance(self.store, LeasedLines):  # (waiting, too, while other replicas run lines)
+                final, errors = await self._run_leased_lines(batch, self.store)
+            else:
+                final, errors = await self._run_lines(batch)
             if final == "waiting":
                 return False
         elif batch.status == "cancelling":
             final = "cancelled"
         else:  # finalizing when the last server stopped: the end it had decided
             final = str(batch.data.get("final") or "completed")
-        await self._finalize(batch.id, final, errors)
-        return True
+        return await self._finalize(batch.id, final, errors)
 
     async def _quota_hold(self, batch: StoredBatch, expires_at: float) -> tuple[str | None, Exhausted | None]:
         """Whether the owner's pages quota lets the batch's next line start: (None, None) yes;
@@ -470,22 +478,110 @@ class BatchService:
         if run.error is not None:
             raise run.error
         if run.quota is not None or outcome == "input_missing":
-            now = await asyncio.to_thread(self.store.get_batch, batch.id)
-            ran = f"{now.completed + now.failed} of {now.total} requests had run"
-            if run.quota is not None:
-                error = BatchLineError(code="storage_quota_exceeded", message=(
-                    f"the storage quota ({self.settings.storage.quota_bytes} bytes) has no room for "
-                    f"more answers; the batch stopped ({ran}: their answers are in its output and "
-                    "error files)"))
-            else:
-                error = BatchLineError(code="input_file_missing", param="input_file_id", message=(
-                    f"the input file {batch.data['input_file_id']} is gone from the store; the "
-                    f"batch stopped ({ran}: their answers are in its output and error files)"))
-            logger.warning("batch %s failed: %s", batch.id, error.message)
-            return "failed", [error]
+            return await self._stopped(batch, run)
         if outcome == "completed" and self.store.get_batch(batch.id).status == "cancelling":
             outcome = "cancelled"
         return outcome, None
+
+    async def _stopped(self, batch: StoredBatch, run: _Run) -> tuple[str, builtins.list[BatchLineError]]:
+        """A batch stopped by a full quota (`run.quota`) or its input gone: failed, with what ran."""
+        now = await asyncio.to_thread(self.store.get_batch, batch.id)
+        ran = f"{now.completed + now.failed} of {now.total} requests had run"
+        if run.quota is not None:
+            error = BatchLineError(code="storage_quota_exceeded", message=(
+                f"the storage quota ({self.settings.storage.quota_bytes} bytes) has no room for "
+                f"more answers; the batch stopped ({ran}: their answers are in its output and "
+                "error files)"))
+        else:
+            error = BatchLineError(code="input_file_missing", param="input_file_id", message=(
+                f"the input file {batch.data['input_file_id']} is gone from the store; the "
+                f"batch stopped ({ran}: their answers are in its output and error files)"))
+        logger.warning("batch %s failed: %s", batch.id, error.message)
+        return "failed", [error]
+
+    async def _run_leased_lines(self, batch: StoredBatch, leases: LeasedLines
+                                ) -> tuple[str, builtins.list[BatchLineError] | None]:
+        """`_run_lines` for replicas sharing the batch (a PostgreSQL store): lines claimed as
+        lanes free up, their leases renewed while they run, those claimed and not run given
+        back at the end. ("waiting", None) while other replicas still run lines of it (or
+        its owner's pages quota is used up): a later pass looks again."""
+        expires_at = batch.data.get("expires_at") or float("inf")
+        running: set[asyncio.Task[None]] = set()
+        run = _Run()
+        outcome = "completed"
+        checked = 0.0
+        heartbeat = asyncio.create_task(self._renew_leases(batch.id, leases))
+        try:
+            while not run.stopped:
+                while len(running) >= self.lanes:
+                    _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                if run.stopped:
+                    break
+                if batch.id in self._cancelled:
+                    outcome = "cancelled"
+                    break
+                if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel through any replica
+                    checked = time.monotonic()
+                    status = (await asyncio.to_thread(self.store.get_batch, batch.id)).status
+                    if status == "cancelling":
+                        outcome = "cancelled"
+                        break
+                    if status not in ("in_progress", "validating"):  # another replica ended it
+                        outcome = "waiting"
+                        break
+                if time.time() >= expires_at:
+                    outcome = "expired"
+                    break
+                held, over = await self._quota_hold(batch, expires_at)
+                if held == "waiting":
+                    outcome = "waiting"
+                    break
+                claimed = await asyncio.to_thread(leases.claim_lines, batch.id, self.lanes - len(running))
+                if not claimed:
+                    break
+                if held == "quota_exceeded" and over is not None:
+                    for line in claimed:
+                        await asyncio.to_thread(self._refuse_over_quota, batch, line, over, run)
+                    continue
+                try:
+                    bodies = await asyncio.to_thread(self._read_bodies, batch, claimed)
+                except FileNotFoundError:
+                    outcome = "input_missing"
+                    break
+                for line, body in zip(claimed, bodies, strict=True):
+                    running.add(asyncio.create_task(self._line(batch, line, body, run)))
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()
+            raise
+        finally:  # (after an error too: no line of this run may still go when it is tried again)
+            if running:
+                await asyncio.wait(running)
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(Exception):  # claimed, not run: free for the others now
+                await asyncio.to_thread(leases.release_leases, batch.id)
+        if run.error is not None:
+            raise run.error
+        if run.quota is not None or outcome == "input_missing":
+            return await self._stopped(batch, run)
+        if outcome == "completed":
+            if await asyncio.to_thread(leases.unfinished_lines, batch.id):
+                return "waiting", None  # other replicas hold the rest (or will, once dead ones' leases end)
+            if (await asyncio.to_thread(self.store.get_batch, batch.id)).status == "cancelling":
+                outcome = "cancelled"
+        return outcome, None
+
+    async def _renew_leases(self, batch_id: str, leases: LeasedLines) -> None:
+        """Keep this replica's leases on the batch's lines while they run."""
+        every = self.settings.storage.lease_s / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(leases.renew_leases, batch_id)
+            except Exception:  # noqa: BLE001 - the next beat tries again; a lost lease costs a rerun
+                logger.warning("batch %s: renewing the leases of its lines failed", batch_id, exc_info=True)
 
     def _read_bodies(self, batch: StoredBatch,
                      lines: builtins.list[PendingLine]) -> builtins.list[dict[str, Any] | None]:
@@ -503,7 +599,7 @@ class BatchService:
                 error=BatchLineError(code="invalid_line", message="this request's line of the "
                                      "input file could not be read when it was to run (the file "
                                      "changed after the batch was created)"))
-            self._record(batch, line, 400, result, run)
+            await self._record_line(batch, line, 400, result, run)
             return
         retries = self.settings.batches.line_retries
         with metering() as meter:  # the line's usage, counted for the batch's owner
@@ -518,7 +614,16 @@ class BatchService:
             id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id,
             response=BatchLineResponse(status_code=status_code, request_id=uuid.uuid4().hex,
                                        body=answer))
-        self._record(batch, line, status_code, result, run)
+        await self._record_line(batch, line, status_code, result, run)
+
+    async def _record_line(self, batch: StoredBatch, line: PendingLine, status_code: int,
+                           result: BatchOutputLine, run: _Run) -> None:
+        """`_record`: on the event loop for SQLite (a short WAL commit), in a thread for a
+        database across the network."""
+        if isinstance(self.store, LeasedLines):
+            await asyncio.to_thread(self._record, batch, line, status_code, result, run)
+        else:
+            self._record(batch, line, status_code, result, run)
 
     def _record(self, batch: StoredBatch, line: PendingLine, status_code: int,
                 result: BatchOutputLine, run: _Run) -> None:
@@ -538,9 +643,10 @@ class BatchService:
             self.metrics.batch_queue.dec()
 
     async def _finalize(self, batch_id: str, final: str,
-                        errors: builtins.list[BatchLineError] | None = None) -> None:
+                        errors: builtins.list[BatchLineError] | None = None) -> bool:
         """Output and error files from the stored lines, and the final status, within the
-        quota (idempotent: safe to redo after a crash)."""
+        quota (idempotent: safe to redo after a crash); False when another replica is writing
+        them (a shared store)."""
         now = int(time.time())
         noted = BatchErrors(data=errors).model_dump() if errors else None
         decided: dict[str, Any] = {"finalizing_at": now, "final": final}
@@ -549,6 +655,9 @@ class BatchService:
         stored = await asyncio.to_thread(
             self.store.update_batch, batch_id, "finalizing", only_from=("in_progress", "validating"),
             **decided)
+        if (isinstance(self.store, LeasedLines) and final != "failed" and stored.status == "finalizing"
+                and stored.data.get("final")):
+            final = str(stored.data["final"])  # decided first by another replica: that end holds
         if noted is None and final == "failed":  # decided before a restart: kept with the batch
             noted = stored.data.get("errors")
         output: list[str] = []
@@ -564,7 +673,7 @@ class BatchService:
                                          "executed before the completion window expired"),
                 ).model_dump_json())
         try:
-            await self._publish(batch_id, final, now, output, failed + unrun, noted)
+            done = await self._publish(batch_id, final, now, output, failed + unrun, noted)
         except InsufficientStorage:
             if not unrun:
                 raise
@@ -574,12 +683,16 @@ class BatchService:
                 "storage quota has no room to list them in the error file"))
             noted = BatchErrors(data=[*(BatchErrors.model_validate(noted).data if noted else []),
                                       note]).model_dump()
-            await self._publish(batch_id, final, now, output, failed, noted)
+            done = await self._publish(batch_id, final, now, output, failed, noted)
+        if not done:  # another replica holds the batch's finalization
+            return False
         self._cancelled.discard(batch_id)
         logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(failed))
+        return True
 
     async def _publish(self, batch_id: str, final: str, now: int, output: builtins.list[str],
-                       errors: builtins.list[str], noted: dict[str, Any] | None) -> None:
+                       errors: builtins.list[str], noted: dict[str, Any] | None) -> bool:
+        """Write the files and the final status; False when another replica does it."""
         fields: dict[str, Any] = {f"{final}_at": now, "errors": noted}
         files: builtins.list[tuple[str, str, bytes]] = []
         for kind, rows, key in (("o", output, "output_file_id"), ("e", errors, "error_file_id")):
@@ -587,7 +700,8 @@ class BatchService:
                 file_id = _result_file_id(batch_id, kind)
                 files.append((file_id, f"{batch_id}_{key[:-8]}.jsonl", ("\n".join(rows) + "\n").encode()))
                 fields[key] = file_id
-        await asyncio.to_thread(self.store.publish_batch, batch_id, final, files, **fields)
+        stored = await asyncio.to_thread(self.store.publish_batch, batch_id, final, files, **fields)
+        return stored.status == final
 
 
 class _Run:

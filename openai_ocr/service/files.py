@@ -14,7 +14,8 @@ from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.protocol.files import FileObject, FilePurpose
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.settings import Settings
-from openai_ocr.storage.store import Store, StoredFile
+from openai_ocr.storage.base import StateStore
+from openai_ocr.storage.store import StoredFile
 
 
 def file_object(stored: StoredFile) -> FileObject:
@@ -24,7 +25,7 @@ def file_object(stored: StoredFile) -> FileObject:
 
 
 class FileService:
-    def __init__(self, settings: Settings, store: Store, inputs: DocumentIntake) -> None:
+    def __init__(self, settings: Settings, store: StateStore, inputs: DocumentIntake) -> None:
         self.settings = settings
         self.store = store
         self.inputs = inputs

@@ -32,7 +32,7 @@ from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.chat_policy import set_image_url
 from openai_ocr.settings import Settings
-from openai_ocr.storage.store import Store
+from openai_ocr.storage.base import StateStore
 from openai_ocr.telemetry import span
 
 INLINE_CHECK_BYTES = 1024 * 1024
@@ -48,7 +48,7 @@ def _declares(url: str, mime: str) -> bool:
 class DocumentIntake:
     """Owns the decoder processes and the pixel budget (one per app, shared by every route)."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: StateStore | None = None) -> None:
         self.settings = settings
         #: uploaded files; None when the Files API is off
         self.store = store

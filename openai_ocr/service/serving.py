@@ -17,13 +17,13 @@ from openai_ocr.service.recognition import Recognizer
 from openai_ocr.service.streaming import PageStreamer
 from openai_ocr.service.usage import UsageRecorder
 from openai_ocr.settings import Settings
-from openai_ocr.storage.store import Store
+from openai_ocr.storage.base import StateStore
 
 
 class OCRService:
     """One per app (plus the batch runner's twin on its share of the engine)."""
 
-    def __init__(self, engine: ChatEngine, settings: Settings, store: Store | None = None,
+    def __init__(self, engine: ChatEngine, settings: Settings, store: StateStore | None = None,
                  metrics: Metrics | None = None, fallback: ChatEngine | None = None,
                  words: ChatEngine | None = None) -> None:
         self.settings = settings

@@ -31,7 +31,8 @@ from openai_ocr.errors import BadRequest, NotFound, OCRError, Unavailable
 from openai_ocr.metrics import Metrics
 from openai_ocr.ocr.models import Usage
 from openai_ocr.protocol.usage import UsageBucket, UsageReport, UsageTotals
-from openai_ocr.storage.store import USAGE_COUNTS, Store
+from openai_ocr.storage.base import StateStore
+from openai_ocr.storage.store import USAGE_COUNTS
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ class UsageRecorder:
     table through a buffer that a background task writes every second (and `close` at the
     end); without a store, only the counters count."""
 
-    def __init__(self, store: Store | None, metrics: Metrics) -> None:
+    def __init__(self, store: StateStore | None, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
         self._pending: dict[tuple[str, str, str, str], UsageRecord] = {}

@@ -39,6 +39,7 @@ from typing import Any
 
 from openai_ocr.errors import Conflict, InsufficientStorage, NotFound, PayloadTooLarge, Unavailable, excerpt
 from openai_ocr.settings import StorageSettings
+from openai_ocr.storage.urls import database_url_of, local_blob_dir, sqlite_path
 
 logger = logging.getLogger(__name__)
 
@@ -213,8 +214,9 @@ class Store:
     def __init__(self, settings: StorageSettings) -> None:
         self.settings = settings
         self.root = Path(settings.dir).expanduser() if settings.dir else default_dir()
-        self.files_dir = self.root / "files"
-        self.db_path = self.root / DB_NAME
+        # `[storage] blob_url` (a folder) and `database_url` (sqlite:///PATH) may move them
+        self.files_dir = local_blob_dir(settings.blob_url) or self.root / "files"
+        self.db_path = sqlite_path(database_url_of(settings)) or self.root / DB_NAME
         #: why the store cannot serve (a damaged database), for clients and /ready; None when fine
         self.problem: str | None = None
         self._lock = threading.RLock()
@@ -223,6 +225,7 @@ class Store:
     # -- opening and checking -----------------------------------------------------------------
     def open(self) -> Store:
         self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.problem = None
         deadline = time.monotonic() + OPEN_WAIT_S
         while True:  # processes starting together (workers) wait for each other's set-up
@@ -296,7 +299,7 @@ class Store:
     def _lost_database(self) -> str | None:
         """A missing or empty database beside stored bodies: the state of those files is lost,
         and starting afresh would orphan them (never counted, never deleted)."""
-        wal = self.db_path.with_name(DB_NAME + "-wal")
+        wal = self.db_path.with_name(self.db_path.name + "-wal")
         if self.db_path.exists() and self.db_path.stat().st_size > 0:
             return None
         if wal.exists() and wal.stat().st_size > 0:

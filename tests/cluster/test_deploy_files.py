@@ -26,7 +26,8 @@ def commands() -> list[tuple[str, list[str]]]:
     found: list[tuple[str, list[str]]] = []
     for doc in documents():
         for service in (doc.get("services") or {}).values():
-            found.append((service["image"], [str(a) for a in service["command"]]))
+            if service["image"].startswith("openai-ocr"):  # (not the postgres service)
+                found.append((service["image"], [str(a) for a in service["command"]]))
         containers = (doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []))
         found += [(c["image"], [str(a) for a in c["args"]]) for c in containers]
     return found
@@ -63,3 +64,16 @@ def test_openai_ocr_flags_exist(image: str) -> None:
             build_args(passthrough, model=args.model)  # vLLM's own parser: exits on an unknown flag
         else:
             assert not passthrough, passthrough
+
+
+def test_the_gateway_replicas_share_one_state_store() -> None:
+    """Compose runs PostgreSQL for the gateway; the Kubernetes gateway replicas take the
+    database and the bucket from a Secret (issue 27: any replica serves any file and batch)."""
+    compose, *manifests = documents()
+    gateway = compose["services"]["gateway"]
+    assert gateway["environment"]["OPENAI_OCR_STORAGE__DATABASE_URL"].startswith("postgresql://")
+    assert "postgres" in gateway["depends_on"] and "postgres" in compose["services"]
+    [deployment] = [d for d in manifests if d.get("kind") == "Deployment" and d["metadata"]["name"] == "gateway"]
+    assert deployment["spec"]["replicas"] >= 2
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"OPENAI_OCR_STORAGE__DATABASE_URL", "OPENAI_OCR_STORAGE__BLOB_URL"} <= env
