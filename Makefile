@@ -81,10 +81,10 @@ poppler:
 prometheus:
 	@test -f /usr/bin/promtool || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
 
-## PostgreSQL 15 (Debian's): the shared store's tests start a cluster of their own with its
+## PostgreSQL (Debian's, any version): the shared store's tests start a cluster of their own with its
 ## initdb and pg_ctl, as the unprivileged `postgres` user, in a temporary folder.
 postgresql:
-	@test -x /usr/lib/postgresql/15/bin/initdb || { $(APT) update -q && $(APT) install -y -q postgresql; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q postgresql; }
 
 ## Run every test: the gates, the main suite, the real-engine tests on vLLM, the scale-out
 ## cluster. Every stage runs and reports even when one before it failed (make -k); the run

@@ -30,7 +30,15 @@ from tests.helpers import (
     wait_until,
 )
 
-PG_BIN = Path(os.environ.get("OPENAI_OCR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _newest_pg_bin() -> Path:
+    """Debian's newest installed PostgreSQL (`/usr/lib/postgresql/VERSION/bin`), or 15's path."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = Path(os.environ.get("OPENAI_OCR_TEST_PG_BIN") or _newest_pg_bin())
 PG_USER = "postgres"
 """The unprivileged user the cluster runs as when the tests run as root (PostgreSQL refuses
 root); the Debian package creates it."""
