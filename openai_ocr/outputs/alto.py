@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import IO
 
-from openai_ocr.outputs.layout import BlockBox, Box, LineBox, PageLayout, Role
+from openai_ocr.outputs.layout import BlockBox, Box, ElementIds, LineBox, PageLayout, Role, escape_xml
 
 MEDIA_TYPE = "application/xml"
 NAMESPACE = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -29,8 +29,6 @@ def tag_id(role: Role) -> str:
     return f"LAYOUT_{role.upper()}"
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def _geometry(box: Box) -> dict[str, str]:
@@ -38,17 +36,7 @@ def _geometry(box: Box) -> dict[str, str]:
     return {"HPOS": str(x1), "VPOS": str(y1), "WIDTH": str(max(1, x2 - x1)), "HEIGHT": str(max(1, y2 - y1))}
 
 
-class _Ids:
-    def __init__(self, page: int) -> None:
-        self.page = page
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, kind: str) -> str:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}_{self.page}_{self.counts[kind]}"
-
-
-def _line(parent: ET.Element, line: LineBox, ids: _Ids) -> None:
+def _line(parent: ET.Element, line: LineBox, ids: ElementIds) -> None:
     element = ET.SubElement(parent, "TextLine", {"ID": ids("line"), **_geometry(line.box)})
     for n, word in enumerate(line.words):
         if n:
@@ -64,7 +52,7 @@ def _line(parent: ET.Element, line: LineBox, ids: _Ids) -> None:
         ET.SubElement(element, "String", attributes)
 
 
-def _text_block(parent: ET.Element, block: BlockBox, ids: _Ids, role: Role) -> None:
+def _text_block(parent: ET.Element, block: BlockBox, ids: ElementIds, role: Role) -> None:
     element = ET.SubElement(parent, "TextBlock", {"ID": ids("block"), **_geometry(block.box),
                                                   "TAGREFS": tag_id(role)})
     for line in block.lines:
@@ -72,7 +60,7 @@ def _text_block(parent: ET.Element, block: BlockBox, ids: _Ids, role: Role) -> N
             _line(element, line, ids)
 
 
-def _block(space: ET.Element, block: BlockBox, ids: _Ids) -> None:
+def _block(space: ET.Element, block: BlockBox, ids: ElementIds) -> None:
     if block.role == "figure":
         holder = space
         if block.lines:
@@ -99,7 +87,7 @@ def page_element(page: PageLayout) -> ET.Element:
     element = ET.Element("Page", attributes)
     space = ET.SubElement(element, "PrintSpace", {"ID": f"space_{page.number}",
                                                   **_geometry((0, 0, page.width, page.height))})
-    ids = _Ids(page.number)
+    ids = ElementIds(page.number)
     for block in page.blocks:
         _block(space, block, ids)
     return element
@@ -113,12 +101,12 @@ def head(*, source: str, software: str, version: str, model: str) -> str:
         f'<alto xmlns="{NAMESPACE}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         f'xsi:schemaLocation="{NAMESPACE} {SCHEMA}" SCHEMAVERSION="4.4">\n'
         "<Description>\n<MeasurementUnit>pixel</MeasurementUnit>\n"
-        f"<sourceImageInformation><fileName>{_escape(source)}</fileName></sourceImageInformation>\n"
+        f"<sourceImageInformation><fileName>{escape_xml(source)}</fileName></sourceImageInformation>\n"
         f'<Processing ID="OCR_0"><processingDateTime>{when}</processingDateTime>'
-        f"<processingStepDescription>{_escape(f'OCR by {model}')}</processingStepDescription>"
+        f"<processingStepDescription>{escape_xml(f'OCR by {model}')}</processingStepDescription>"
         f"<processingSoftware><softwareCreator>openai-ocr</softwareCreator>"
-        f"<softwareName>{_escape(software)}</softwareName>"
-        f"<softwareVersion>{_escape(version)}</softwareVersion></processingSoftware></Processing>\n"
+        f"<softwareName>{escape_xml(software)}</softwareName>"
+        f"<softwareVersion>{escape_xml(version)}</softwareVersion></processingSoftware></Processing>\n"
         f"</Description>\n<Tags>\n{tags}</Tags>\n<Layout>\n")
 
 

@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from typing import IO
 
-from openai_ocr.outputs.layout import BlockBox, Box, LineBox, PageLayout, Role
+from openai_ocr.outputs.layout import BlockBox, Box, ElementIds, LineBox, PageLayout, Role, escape_xml
 
 MEDIA_TYPE = "application/xhtml+xml"
 
@@ -61,21 +61,9 @@ def bbox(box: Box) -> str:
     return f"bbox {round(x1)} {round(y1)} {max(round(x2), round(x1) + 1)} {max(round(y2), round(y1) + 1)}"
 
 
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-class _Ids:
-    def __init__(self, page: int) -> None:
-        self.page = page
-        self.counts: dict[str, int] = {}
-
-    def __call__(self, kind: str) -> str:
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"{kind}_{self.page}_{self.counts[kind]}"
-
-
-def _line(parent: ET.Element, line: LineBox, ids: _Ids) -> None:
+def _line(parent: ET.Element, line: LineBox, ids: ElementIds) -> None:
     height = line.box[3] - line.box[1]
     descent = round(height * 0.22)
     span = ET.SubElement(parent, "span", {
@@ -92,7 +80,7 @@ def _line(parent: ET.Element, line: LineBox, ids: _Ids) -> None:
     span.tail = "\n"
 
 
-def _block(page: ET.Element, block: BlockBox, ids: _Ids) -> None:
+def _block(page: ET.Element, block: BlockBox, ids: ElementIds) -> None:
     outer, tag, inner = _AREA.get(block.role, _AREA["paragraph"])
     area = ET.SubElement(page, "div", {"class": outer, "id": ids("block"), "title": bbox(block.box)})
     area.text = "\n"
@@ -114,7 +102,7 @@ def page_element(page: PageLayout, image: str | None = None, dpi: float | None =
         title += f"; scan_res {round(dpi)} {round(dpi)}"
     element = ET.Element("div", {"class": "ocr_page", "id": f"page_{page.number}", "title": title})
     element.text = "\n"
-    ids = _Ids(page.number)
+    ids = ElementIds(page.number)
     for block in page.blocks:
         _block(element, block, ids)
     return element
@@ -123,7 +111,7 @@ def page_element(page: PageLayout, image: str | None = None, dpi: float | None =
 def write_hocr(pages: Iterable[PageLayout], out: IO[str], *, count: int, title: str, system: str,
                image: str | None = None, dpi: float | None = None) -> None:
     """The pages as one hOCR document, written to `out` page by page."""
-    out.write(HEAD.format(title=_escape(title), system=_escape(system), capabilities=CAPABILITIES,
+    out.write(HEAD.format(title=escape_xml(title), system=escape_xml(system), capabilities=CAPABILITIES,
                           pages=count))
     for page in pages:
         out.write(ET.tostring(page_element(page, image, dpi), encoding="unicode"))

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+from xml.sax import saxutils
 
 from openai_ocr.ocr.block_types import mistral_block_type
 from openai_ocr.ocr.models import BlockResult, PageResult
@@ -100,6 +101,23 @@ class PageLayout:
 
 
 # -- text ---------------------------------------------------------------------------------
+
+def escape_xml(text: str) -> str:
+    """Text for XML written by hand (markup and attribute values): &, <, > and " escaped."""
+    return saxutils.escape(text, {'"': "&quot;"})
+
+
+class ElementIds:
+    """Ids unique within a document, per kind and page (`line_3_12`): hOCR's and ALTO's."""
+
+    def __init__(self, page: int) -> None:
+        self.page = page
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, kind: str) -> str:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"{kind}_{self.page}_{self.counts[kind]}"
+
 
 def xml_safe(text: str) -> str:
     """Without the characters XML 1.0 cannot hold (controls, lone surrogates)."""
