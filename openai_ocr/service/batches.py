@@ -449,7 +449,7 @@ class BatchService:
                         break
                     if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
                         checked = time.monotonic()
-                        if self.store.get_batch(batch.id).status == "cancelling":
+                        if (await asyncio.to_thread(self.store.get_batch, batch.id)).status == "cancelling":
                             outcome = "cancelled"
                             break
                     if time.time() >= expires_at:
@@ -479,7 +479,7 @@ class BatchService:
             raise run.error
         if run.quota is not None or outcome == "input_missing":
             return await self._stopped(batch, run)
-        if outcome == "completed" and self.store.get_batch(batch.id).status == "cancelling":
+        if outcome == "completed" and (await asyncio.to_thread(self.store.get_batch, batch.id)).status == "cancelling":
             outcome = "cancelled"
         return outcome, None
 
