@@ -496,6 +496,20 @@ class BatchSettings(BaseModel):
     max_completion_window_h: float = Field(24 * 7, gt=0, description="Longest `completion_window` "
                                            "accepted (OpenAI accepts only \"24h\"); unfinished lines "
                                            "past the window end as `batch_expired`.")
+    max_document_pages: int = Field(10_000, ge=1, description="Pages one batch line may read from "
+                                    "one document (a PDF of thousands of pages goes through a batch; "
+                                    "interactive requests: `limits.max_pages`). Lines are not split: "
+                                    "`openai-ocr batch` sends a long PDF as page ranges, so its lines "
+                                    "spread over replicas and a replica's crash costs the ranges in "
+                                    "progress.")
+    max_document_pixels: int = Field(25_000_000_000, ge=1, description="Decoded pixels of all the pages "
+                                     "one batch line reads (interactive requests: "
+                                     "`budget.max_request_pixels`); pages are rendered one by one as "
+                                     "engine slots free up, so this bounds work, not memory.")
+    max_document_bytes: int = Field(200 * 1024 * 1024, ge=1, description="Largest document a batch line "
+                                    "may read, and so the largest `purpose=user` upload when batches "
+                                    "are on (still at most `storage.max_upload_bytes`); interactive "
+                                    "requests read at most `limits.max_file_bytes`.")
     line_retries: int = Field(3, ge=0, le=20, description="Times a line refused as busy (429/503) "
                               "is tried again before it is recorded as failed.")
     poll_interval_s: float = Field(1.0, gt=0, description="Seconds the runner waits for new work "

@@ -17,6 +17,7 @@ import io
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pybase64
@@ -219,9 +220,10 @@ def probe_document(data: bytes, *, pages: PageSpec, dpi: float, max_pages: int,
     return DocumentInfo("image", 1, [1], {1: _area(size)})
 
 
-def render_page(data: bytes, info: DocumentInfo, number: int, *, max_pixels: int,
+def render_page(data: bytes | str, info: DocumentInfo, number: int, *, max_pixels: int,
                 max_bytes: int, param: str = "file", estimate: bool = False) -> ImageInput:
-    """Decode or render one page. Opens its own handle, so concurrent calls share nothing.
+    """Decode or render one page. Opens its own handle, so concurrent calls share nothing;
+    a PDF may come as the path of its file (`Document.source`).
 
     With `estimate`, the page's text is estimated on the pixels in hand (a PDF page: from its
     text layer where that covers the page's ink) and carried as `text_estimate`.
@@ -242,6 +244,8 @@ def render_page(data: bytes, info: DocumentInfo, number: int, *, max_pixels: int
                 text = combined(layer, pixels) if layer and pixels else layer or pixels
                 page = dataclasses.replace(page, text_estimate=text)
             return page
+    if not isinstance(data, bytes):
+        raise TypeError("only a PDF is read from its file")
     if info.kind == "frames":
         return _frame(data, number, max_pixels, param, estimate)
     return load_image(data, max_pixels=max_pixels, max_bytes=max_bytes, param=param, estimate=estimate)
@@ -322,6 +326,19 @@ class Document:
         self.param = param
         self.deadline = deadline
         self.ready = ready
+        #: the PDF as a file, which each page's task opens itself instead of being sent the
+        #: document's bytes (a long PDF's pages would each copy them to a decoder process)
+        self.path: str | None = None
+        self._closers: list[Callable[[], None]] = []
+
+    @property
+    def source(self) -> bytes | str:
+        """What a page's task reads the document from: its file where it has one."""
+        return self.path if self.path is not None and self.kind == "pdf" else self.data
+
+    def on_close(self, release: Callable[[], None]) -> None:
+        """Call `release` when the document is closed (a temporary file, a shared read)."""
+        self._closers.append(release)
 
     @property
     def kind(self) -> str:
@@ -338,13 +355,18 @@ class Document:
     def page_image(self, number: int) -> ImageInput:
         if self.ready is not None:
             return self.ready
-        return render_page(self.data, self.info, number, max_pixels=self.max_pixels,
+        return render_page(self.source, self.info, number, max_pixels=self.max_pixels,
                            max_bytes=self.max_bytes, param=self.param)
 
     def close(self) -> None:
-        """Drop the bytes: long-lived references (streams) must not keep them."""
+        """Drop the bytes (long-lived references, streams, must not keep them) and release
+        what the document held."""
         self.data = b""
         self.ready = None
+        self.path = None
+        closers, self._closers = self._closers, []
+        for release in closers:
+            release()
 
     def __enter__(self) -> Document:
         return self

@@ -28,7 +28,8 @@ def is_pdf(data: bytes) -> bool:
 class PdfPages:
     """An open PDF whose pages render on demand."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | str) -> None:
+        """`data`: the PDF's bytes, or the path of its file (pdfium reads only what it needs)."""
         try:
             with PDFIUM_LOCK:
                 self._doc = pdfium.PdfDocument(data)

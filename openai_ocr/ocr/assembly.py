@@ -37,11 +37,15 @@ class PageOutcome:
 
 @dataclass(frozen=True)
 class Assembled:
+    """Consecutive pages of one answer (all of them, or one: `merge_assembled` joins parts)."""
+
     text: str
     pages: list[PageResult] | None
     warnings: list[str]
     usage: Usage
     finish_reason: str | None
+    model: str
+    page_count: int
 
 
 def length_warning(number: int, max_tokens: int | None = None) -> str:
@@ -165,4 +169,21 @@ def assemble(outcomes: list[PageOutcome], output: OutputFormat, include_images: 
         text=PAGE_SPLIT.join(texts), pages=pages,
         warnings=[w for o in outcomes if (w := page_warning(o, max_tokens)) is not None],
         usage=sum_usage([o.result.usage for o in outcomes]),
-        finish_reason=overall_finish_reason(reasons))
+        finish_reason=overall_finish_reason(reasons), model=outcomes[0].result.model,
+        page_count=len(outcomes))
+
+
+def merge_assembled(parts: Sequence[Assembled]) -> Assembled:
+    """Parts in page order as one answer, the same as assembling all their pages at once: a
+    page assembled as soon as it is read, or a long document's page ranges put back together.
+    A warning every part gives (not about one page) is kept once."""
+    if len(parts) == 1:
+        return parts[0]
+    pages = [p for part in parts for p in part.pages or []]
+    return Assembled(
+        text=PAGE_SPLIT.join(part.text for part in parts),
+        pages=pages if any(part.pages is not None for part in parts) else None,
+        warnings=list(dict.fromkeys(w for part in parts for w in part.warnings)),
+        usage=sum_usage([part.usage for part in parts]),
+        finish_reason=overall_finish_reason([part.finish_reason for part in parts]),
+        model=parts[0].model, page_count=sum(part.page_count for part in parts))

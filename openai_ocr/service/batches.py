@@ -54,6 +54,7 @@ from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.service.archival import Archiver, store_result
 from openai_ocr.service.chat_documents import complete_chat
+from openai_ocr.service.document_limits import batch_line_scope
 from openai_ocr.service.mistral_ocr import mistral_ocr
 from openai_ocr.service.quotas import Exhausted, Quotas
 from openai_ocr.service.serving import OCRService
@@ -602,7 +603,10 @@ class BatchService:
             await self._record_line(batch, line, 400, result, run)
             return
         retries = self.settings.batches.line_retries
-        with metering() as meter:  # the line's usage, counted for the batch's owner
+        time_left = batch.data.get("expires_at", 0) - time.time()
+        # the line's usage, counted for the batch's owner; its documents under the batch limits
+        order = (batch.data.get("created_at", 0), line.idx)
+        with metering() as meter, batch_line_scope(self.settings, time_left, order):
             for attempt in range(retries + 1):
                 status_code, answer = await execute_line(self.service, batch.data["endpoint"], body,
                                                          batch.owner)

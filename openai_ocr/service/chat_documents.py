@@ -22,6 +22,7 @@ from openai_ocr.ocr.models import Usage
 from openai_ocr.ocr.translation import apply_chat_defaults, usage_of
 from openai_ocr.service.chat_policy import check_chat_request
 from openai_ocr.service.concurrency import aclose, gather_or_cancel, within
+from openai_ocr.service.document_limits import current_limits
 from openai_ocr.service.serving import OCRService
 from openai_ocr.service.usage import charge
 
@@ -142,7 +143,7 @@ class DocumentChat:
         if encoded is None:
             data = await self.service.inputs.file_bytes(file_id_of(self.body, self.where), self.owner)
         else:
-            data = decode_base64_payload(encoded, max_bytes=self.service.settings.limits.max_file_bytes,
+            data = decode_base64_payload(encoded, max_bytes=current_limits(self.service.settings).max_bytes,
                                          param="file_data")
         return await self.service.inputs.open_bytes(data, pages=self.pages_spec, param="file")
 

@@ -12,6 +12,12 @@ import asyncio
 
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.protocol.files import FileObject, FilePurpose
+from openai_ocr.service.document_limits import (
+    DocumentLimits,
+    batch_line_limits,
+    interactive_limits,
+    limits_scope,
+)
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.settings import Settings
 from openai_ocr.storage.base import StateStore
@@ -30,11 +36,17 @@ class FileService:
         self.store = store
         self.inputs = inputs
 
+    def readable(self) -> DocumentLimits:
+        """What a stored document may be: what a batch line may read where batches run (a
+        request reads a few pages of it with `pages`), else what a request may read."""
+        if self.settings.batches.enabled:
+            return batch_line_limits(self.settings, 0)
+        return interactive_limits(self.settings)
+
     def upload_limit(self, purpose: FilePurpose) -> int:
-        """Batch inputs are bounded by the batch limits, documents by the request limits."""
-        if purpose == "batch":
-            return min(self.settings.batches.max_input_bytes, self.settings.storage.max_upload_bytes)
-        return self.settings.limits.max_file_bytes
+        """Batch inputs are bounded by the batch limits, documents by `readable`."""
+        limit = self.settings.batches.max_input_bytes if purpose == "batch" else self.readable().max_bytes
+        return min(limit, self.settings.storage.max_upload_bytes)
 
     async def upload(self, owner: str, purpose: FilePurpose, filename: str, data: bytes) -> FileObject:
         limit = self.upload_limit(purpose)
@@ -43,7 +55,8 @@ class FileService:
         if purpose == "user":  # refuse what no request could use, now rather than later
             # one page probed: `limits.max_pages` bounds the pages a request reads, not the pages
             # a stored document may hold (requests pick theirs with `pages`)
-            (await self.inputs.open_bytes(data, pages=[1], param="file")).close()
+            with limits_scope(self.readable()):
+                (await self.inputs.open_bytes(data, pages=[1], param="file")).close()
         return file_object(await asyncio.to_thread(self.store.add_file, owner, purpose, filename, data))
 
     async def list_page(self, owner: str, purpose: str | None, after: str | None,

@@ -31,6 +31,8 @@ from openai_ocr.inputs.text_density import estimate_encoded
 from openai_ocr.protocol.ocr import OCRRequest
 from openai_ocr.service.budget import CostBudget
 from openai_ocr.service.chat_policy import set_image_url
+from openai_ocr.service.document_limits import current_limits
+from openai_ocr.service.shared_reads import SharedReads, remove, spill
 from openai_ocr.settings import Settings
 from openai_ocr.storage.base import StateStore
 from openai_ocr.telemetry import span
@@ -56,6 +58,7 @@ class DocumentIntake:
         self.pool = DecodePool(budget.decode_workers, memory_limit_mb=budget.decode_memory_mb)
         self.budget = CostBudget(budget.max_pixels_in_flight, budget.max_pages_in_flight,
                                  budget.max_wait_s)
+        self.shared = SharedReads()
 
     async def start(self) -> None:
         await self.pool.start()
@@ -64,75 +67,99 @@ class DocumentIntake:
         self.pool.close()
 
     def deadline(self) -> float:
-        """The time (time.monotonic) by which a request starting now must be done."""
-        return time.monotonic() + self.settings.limits.request_timeout_s
+        """The time (time.monotonic) by which a request (or a batch line) starting now must be done."""
+        return time.monotonic() + current_limits(self.settings).timeout_s
 
     async def file_bytes(self, file_id: str, owner: str | None, param: str = "file_id") -> bytes:
         """The body of an uploaded file the caller owns (404 for anybody else's)."""
         if self.store is None:
             raise BadRequest("uploaded files are not enabled on this server", param=param)
-        limit = self.settings.limits.max_file_bytes
+        limit = current_limits(self.settings).max_bytes
         stored = await asyncio.to_thread(self.store.get_file, file_id, owner or "anonymous")
         if stored.bytes > limit:
-            raise PayloadTooLarge(f"file {excerpt(file_id)} is larger than {limit} bytes", param=param)
+            larger = " (the Batch API reads larger documents)" if self._batch_reads(stored.bytes) else ""
+            raise PayloadTooLarge(f"file {excerpt(file_id)} is larger than {limit} bytes{larger}",
+                                  param=param)
         return await asyncio.to_thread(self.store.read_file, file_id, owner or "anonymous")
 
     async def open_bytes(self, data: bytes, *, pages: PageSpec = None, dpi: int | None = None,
-                         param: str = "file", deadline: float | None = None) -> Document:
+                         param: str = "file", deadline: float | None = None,
+                         path: str | None = None) -> Document:
         """Validate an upload (image, multi-frame TIFF/GIF, PDF, or an Office document, made a
         PDF by LibreOffice) and select its pages.
 
         Only headers are read here, in a decoder process; the pages decode later, one by one,
-        each under the pixel budget.
+        each under the pixel budget. A large PDF of several pages is read by the decoder
+        processes from a file: `path` where the caller has one, else a temporary file.
         """
         with span("open document", {"ocr.input.bytes": len(data), "ocr.param": param}) as opened:
             document = await self._open_bytes(data, pages, dpi, param, deadline)
             opened.set_attribute("ocr.document.kind", document.kind)
             opened.set_attribute("ocr.document.pages", len(document.pages))
-            return document
+        if document.kind == "pdf" and len(document.pages) > 1:
+            if path is not None and document.data is data:
+                document.path = path
+            elif (spilled := await asyncio.to_thread(spill, document.data)) is not None:
+                document.path = spilled
+                document.on_close(lambda: remove(spilled))
+        return document
 
     async def _open_bytes(self, data: bytes, pages: PageSpec, dpi: int | None, param: str,
                           deadline: float | None) -> Document:
-        limits, budget = self.settings.limits, self.settings.budget
+        limits, scope = self.settings.limits, current_limits(self.settings)
         deadline = deadline or self.deadline()
         document = await self._checked_image(data, pages, param)
         if document is None:
             probe = dict(pages=pages, dpi=dpi or self.settings.documents.dpi,
-                         max_pages=limits.max_pages, max_pixels=limits.max_image_pixels,
-                         max_bytes=limits.max_file_bytes, param=param,
-                         max_aspect_ratio=budget.max_aspect_ratio)
+                         max_pages=scope.max_pages, max_pixels=limits.max_image_pixels,
+                         max_bytes=scope.max_bytes, param=param,
+                         max_aspect_ratio=self.settings.budget.max_aspect_ratio)
             if maybe_office(data):  # an Office document becomes its PDF (LibreOffice, in a worker)
                 data, info = await self.pool.run(probe_office, data, **probe, deadline=deadline,
                                                  time_left=deadline - time.monotonic())
             else:
                 info = await self.pool.run(probe_document, data, **probe, deadline=deadline)
             document = Document(data, info, max_pixels=limits.max_image_pixels,
-                                max_bytes=limits.max_file_bytes, param=param)
+                                max_bytes=scope.max_bytes, param=param)
         document.deadline = deadline
         total = sum(document.info.page_pixels.values())
-        if total > budget.max_request_pixels:
+        if total > scope.max_pixels:
             raise PayloadTooLarge(f"the selected pages need {total} decoded pixels; at most "
-                                  f"{budget.max_request_pixels} per request (select fewer pages)",
+                                  f"{scope.max_pixels} per request (select fewer pages)",
                                   param="pages")
         return document
+
+    def _batch_reads(self, size: int) -> bool:
+        """Whether a batch line could read a document of `size` bytes that this request cannot."""
+        batches = self.settings.batches
+        return batches.enabled and size <= batches.max_document_bytes
 
     async def _checked_image(self, data: bytes, pages: PageSpec, param: str) -> Document | None:
         """A PNG/JPEG/WebP page checked from its container, in microseconds, here; large
         files in a thread (the check reads every byte once)."""
-        limits = self.settings.limits
+        limits, scope = self.settings.limits, current_limits(self.settings)
         check = functools.partial(
-            open_checked_image, data, pages=pages, max_pages=limits.max_pages,
-            max_pixels=limits.max_image_pixels, max_bytes=limits.max_file_bytes, param=param,
+            open_checked_image, data, pages=pages, max_pages=scope.max_pages,
+            max_pixels=limits.max_image_pixels, max_bytes=scope.max_bytes, param=param,
             max_aspect_ratio=self.settings.budget.max_aspect_ratio)
         return check() if len(data) <= INLINE_CHECK_BYTES else await asyncio.to_thread(check)
 
     async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
         """The input of a `/ocr` body: an uploaded file by id, or base64."""
-        if request.file_id:
-            data = await self.file_bytes(request.file_id, owner)
-            return await self.open_bytes(data, pages=request.pages, dpi=request.dpi)
+        if request.file_id:  # one copy of the file for all the requests reading it at once
+            file_id = request.file_id
+            held, release = await self.shared.open(
+                (owner or "anonymous", file_id), lambda: self.file_bytes(file_id, owner))
+            try:
+                document = await self.open_bytes(held.data, pages=request.pages, dpi=request.dpi,
+                                                 path=held.path)
+            except BaseException:
+                release()
+                raise
+            document.on_close(release)
+            return document
         param, value = request.payload
-        data = decode_base64_payload(value, max_bytes=self.settings.limits.max_file_bytes,
+        data = decode_base64_payload(value, max_bytes=current_limits(self.settings).max_bytes,
                                      param=param)
         return await self.open_bytes(data, pages=request.pages, dpi=request.dpi, param=param)
 
@@ -165,7 +192,9 @@ class DocumentIntake:
 
     def reserve(self, document: Document, number: int) -> AbstractAsyncContextManager[None]:
         """Room in the server-wide pixel/page budget for one page, held for the block."""
-        return self.budget.reserve(document.info.page_pixels.get(number, 0), document.deadline)
+        scope = current_limits(self.settings)
+        return self.budget.reserve(document.info.page_pixels.get(number, 0), document.deadline,
+                                   priority=scope.priority, wait_s=scope.budget_wait_s)
 
     async def page(self, document: Document, number: int, estimate: bool = False) -> ImageInput:
         """One page decoded or rendered in a decoder process, within the request's time;
@@ -180,6 +209,6 @@ class DocumentIntake:
                 return document.ready
             text = await self.pool.run(estimate_encoded, document.ready.data, deadline=document.deadline)
             return dataclasses.replace(document.ready, text_estimate=text)
-        return await self.pool.run(render_page, document.data, document.info, number,
+        return await self.pool.run(render_page, document.source, document.info, number,
                                    max_pixels=document.max_pixels, max_bytes=document.max_bytes,
                                    param=document.param, deadline=document.deadline, estimate=estimate)

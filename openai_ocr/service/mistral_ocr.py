@@ -58,6 +58,7 @@ from openai_ocr.protocol.mistral import (
     MistralTableBlock,
     MistralUsage,
 )
+from openai_ocr.service.document_limits import current_limits
 from openai_ocr.service.serving import OCRService
 
 _NUMBER_RE = re.compile(r"\d+")
@@ -359,7 +360,7 @@ async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
         data = await service.inputs.file_bytes(body.document.file_id, owner, param="document")
     else:
         data = decode_base64_payload(document_data_url(body.document),
-                                     max_bytes=service.settings.limits.max_file_bytes, param="document")
+                                     max_bytes=current_limits(service.settings).max_bytes, param="document")
     granularity = body.confidence_scores_granularity
     options = OCROptions(output="json", include_images=True, resolution=body.resolution,
                          base_size=body.base_size, image_size=body.image_size,

@@ -10,13 +10,14 @@ import time
 
 from openai_ocr.engines.base import ChatEngine
 from openai_ocr.errors import BadRequest
-from openai_ocr.inputs.documents import Document, ImageInput
+from openai_ocr.inputs.documents import Document
 from openai_ocr.metrics import Metrics
-from openai_ocr.ocr.assembly import PageOutcome, assemble
+from openai_ocr.ocr.assembly import Assembled, PageOutcome, assemble, merge_assembled
 from openai_ocr.ocr.models import OCROptions
 from openai_ocr.ocr.translation import SamplingPlan, plan_request
 from openai_ocr.protocol.ocr import OCRRequest, OCRResponse
 from openai_ocr.service.concurrency import gather_or_cancel, within
+from openai_ocr.service.document_limits import current_limits
 from openai_ocr.service.intake import DocumentIntake
 from openai_ocr.service.model_catalog import ModelCatalog
 from openai_ocr.service.page_reader import PageReader
@@ -85,37 +86,39 @@ class Recognizer:
 
     async def recognize(self, document: Document, options: OCROptions, plan: SamplingPlan,
                         request_id: str | None = None) -> OCRResponse:
-        """OCR of every selected page, concurrently (bounded), answered in page order."""
+        """OCR of every selected page, concurrently (bounded), answered in page order.
+
+        Each page is assembled as soon as it is read (blocks parsed, token scores made
+        confidences, figures cropped), so a document of thousands of pages holds its pages'
+        results while it runs, not their pixels or their tokens."""
         started = time.perf_counter()
         gate = asyncio.Semaphore(self.settings.documents.page_concurrency)
-        keep_pixels = options.include_images or options.include_page_images
+        assembly = functools.partial(assemble, output=options.output, include_images=options.include_images,
+                                     max_tokens=plan.max_tokens, include_page_images=options.include_page_images,
+                                     words=plan.words)
+        # grounding parsing and crops are CPU work: off the event loop; a raw text is not
+        # worth the thread hop
+        parses = options.output != "text" or options.include_images or options.include_page_images
 
-        async def one(number: int) -> PageOutcome:
+        async def one(number: int) -> Assembled:
             with page(number) as traced:  # its wait for a slot and for the pixel budget included
                 async with gate, self.inputs.reserve(document, number):
                     image = await self.inputs.page(document, number, estimate=plan.auto)
                     read = await self.pages.read(image, plan)
                 traced.set_attribute("ocr.resolution", read.quality.resolution)
                 traced.set_attribute("ocr.attempts", read.quality.attempts)
-            if not keep_pixels:  # hold only the size: long documents stay small in memory
-                image = ImageInput(data=b"", mime=image.mime, width=image.width, height=image.height)
-            return PageOutcome(number, image, read.result, read.quality)
+                outcome = [PageOutcome(number, image, read.result, read.quality)]
+                with span("assemble", {"ocr.page": number, "ocr.output": options.output}):
+                    return await asyncio.to_thread(assembly, outcome) if parses else assembly(outcome)
 
-        async with within(document.deadline, self.settings.limits.request_timeout_s, self.count_timeout):
-            outcomes = await gather_or_cancel(one(n) for n in document.pages)
-        assembly = functools.partial(assemble, outcomes, options.output, options.include_images,
-                                     plan.max_tokens, options.include_page_images, plan.words)
-        # grounding parsing and crops are CPU work: off the event loop; joining raw texts is
-        # not worth the thread hop
-        parses = options.output != "text" or options.include_images or options.include_page_images
-        with span("assemble", {"ocr.pages": len(outcomes), "ocr.output": options.output}):
-            done = await asyncio.to_thread(assembly) if parses else assembly()
+        async with within(document.deadline, current_limits(self.settings).timeout_s, self.count_timeout):
+            done = merge_assembled(await gather_or_cancel(one(n) for n in document.pages))
         for warning in done.warnings:
             logger.warning("%s", warning)
-        charge(outcomes[0].result.model, done.usage, pages=len(outcomes))
+        charge(done.model, done.usage, pages=done.page_count)
         return OCRResponse(
             request_id=request_id or new_request_id(), text=done.text,
-            model=outcomes[0].result.model, finish_reason=done.finish_reason, usage=done.usage,
+            model=done.model, finish_reason=done.finish_reason, usage=done.usage,
             prompt=plan.prompt, processing_time=round(time.perf_counter() - started, 4),
-            page_count=len(outcomes), pages=done.pages,
+            page_count=done.page_count, pages=done.pages,
             warnings=[*done.warnings, *self.engine_warnings(options)], resolution=plan.resolution)

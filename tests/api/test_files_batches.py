@@ -198,7 +198,8 @@ def test_quota_answers_507_and_the_upload_limit_413(fake_upstream: tuple[FakeUps
     image = png_bytes(width=200, height=200, text="quota")
     with store_gateway(fake_upstream[1], tmp_path / "store",
                storage={"quota_bytes": len(image) * 2 + 10},
-               limits={"max_file_bytes": len(image) * 3}) as url:
+               limits={"max_file_bytes": len(image)},
+               batches={"max_document_bytes": len(image) * 3}) as url:  # what a batch line reads
         sdk = openai_client(url)
         first = sdk.files.create(file=("a.png", io.BytesIO(image)), purpose="user")
         sdk.files.create(file=("b.png", io.BytesIO(image)), purpose="user")

@@ -11,7 +11,7 @@ from PIL import Image
 from openai_ocr.errors import OCRError
 from openai_ocr.inputs.documents import ImageInput, open_document
 from openai_ocr.inputs.page_ranges import parse_pages
-from openai_ocr.ocr.assembly import PageOutcome, assemble
+from openai_ocr.ocr.assembly import PageOutcome, assemble, merge_assembled
 from openai_ocr.ocr.models import Usage
 from openai_ocr.ocr.translation import CompletionResult
 from tests.helpers import blank_pdf, encrypted_pdf, png_bytes, sample_lines, sample_pdf, text_pdf
@@ -139,6 +139,22 @@ def test_assemble_markdown_joins_clean_pages() -> None:
     done = assemble([outcome(1, GROUNDED), outcome(2, "plain")], "markdown", include_images=False)
     assert done.text == "# Title\n\n![](images/1_0.png)\n\nBody [1].\n\n<--- Page Split --->\n\nplain"
     assert done.pages is None
+
+
+@pytest.mark.parametrize("output", ["json", "markdown", "text"])
+def test_pages_assembled_one_by_one_join_into_the_whole_answer(output: str) -> None:
+    """What the server does with each page as it is read, and the CLI with a long document's
+    page ranges: parts merged in page order are the answer of all the pages at once."""
+    outcomes = [outcome(1, GROUNDED), outcome(2, "cut <table><tr>", "length"), outcome(3, "plain"),
+                outcome(4, GROUNDED)]
+    whole = assemble(outcomes, output, include_images=True, max_tokens=99)  # type: ignore[arg-type]
+    one_by_one = merge_assembled([assemble([o], output, include_images=True, max_tokens=99)  # type: ignore[arg-type]
+                                  for o in outcomes])
+    ranges = merge_assembled([assemble(outcomes[:3], output, include_images=True, max_tokens=99),  # type: ignore[arg-type]
+                              assemble(outcomes[3:], output, include_images=True, max_tokens=99)])  # type: ignore[arg-type]
+    assert one_by_one == whole == ranges
+    assert whole.page_count == 4 and whole.finish_reason == "length" and whole.model == "m"
+    assert whole.usage.total_tokens == 60 and len(whole.warnings) == 1
 
 
 def test_rendered_pages_keep_their_colours() -> None:
