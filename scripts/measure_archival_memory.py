@@ -18,11 +18,9 @@ Only 127.0.0.1 is contacted; the server stops at the end. Linux only (/proc).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +30,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.process_memory import Sampler, gateway_process  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
-from tests.helpers import free_port, running_server, text_pdf, wait_for_process_server  # noqa: E402
+from tests.helpers import running_server, text_pdf  # noqa: E402
 
 WORDS = ("harbour timber lantern quay anchor copper silver orchard apple river meadow bridge "
          "window garden letter market number report").split()
@@ -54,63 +53,15 @@ def document(pages: int) -> bytes:
     return text_pdf([(595, 842, lines)] * pages)
 
 
-def descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, parent in parents.items() if parent in frontier]
-        found += frontier
-    return found
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-class Sampler(threading.Thread):
-    """Peak RSS of the server alone, of its largest helper process, and of all together."""
-
-    def __init__(self, root: int) -> None:
-        super().__init__(daemon=True)
-        self.root = root
-        self.stop = threading.Event()
-        self.peak = {"server": 0, "helper": 0, "total": 0}
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            sizes = {pid: rss_kib(pid) for pid in descendants(self.root)}
-            helpers = [size for pid, size in sizes.items() if pid != self.root]
-            for key, value in (("server", sizes.get(self.root, 0)), ("helper", max(helpers, default=0)),
-                               ("total", sum(sizes.values()))):
-                self.peak[key] = max(self.peak[key], value)
-            self.stop.wait(0.02)
-
-
 def measure(url: str, server: subprocess.Popen[Any], data: bytes, output: str) -> dict[str, Any]:
-    sampler = Sampler(server.pid)
-    sampler.start()
-    started = time.perf_counter()
-    with httpx.stream("POST", f"{url}/ocr/file", files={"file": ("long.pdf", data)}, data={"output": output},
-                      timeout=1800) as r:
-        size = sum(len(chunk) for chunk in r.iter_bytes())
-        status = r.status_code
-    seconds = time.perf_counter() - started
-    sampler.stop.set()
-    sampler.join()
-    return {"status": status, "bytes": size, "seconds": seconds, **{k: v / 1024 for k, v in sampler.peak.items()}}
+    with Sampler(server.pid) as sampler:
+        started = time.perf_counter()
+        with httpx.stream("POST", f"{url}/ocr/file", files={"file": ("long.pdf", data)},
+                          data={"output": output}, timeout=1800) as r:
+            size = sum(len(chunk) for chunk in r.iter_bytes())
+            status = r.status_code
+        seconds = time.perf_counter() - started
+    return {"status": status, "bytes": size, "seconds": seconds, **sampler.mib()}
 
 
 def main() -> int:
@@ -120,29 +71,17 @@ def main() -> int:
     args = parser.parse_args()
     fake = FakeUpstream()
     fake.default_reply = page_reply()
-    with running_server(fake.app) as upstream, tempfile.TemporaryDirectory() as folder:
-        port = free_port()
-        log = Path(folder) / "server.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_OCR_STORAGE__DIR": folder}
-        with log.open("w") as sink:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "openai_ocr.cli.main", "serve", "--upstream-url", f"{upstream}/v1",
-                 "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_process_server(url, server, output=log.read_text)
-            print(f"{'pages':>5} {'output':>6} {'status':>6} {'seconds':>8} {'file MiB':>8} "
-                  f"{'server MiB':>10} {'worker MiB':>10} {'all MiB':>8}")
-            for pages in (max(1, args.pages // 10), args.pages):
-                data = document(pages)
-                for output in args.outputs.split(","):
-                    fake.requests.clear()
-                    m = measure(url, server, data, output)
-                    print(f"{pages:>5} {output:>6} {m['status']:>6} {m['seconds']:>8.1f} {m['bytes'] / 2**20:>8.1f} "
-                          f"{m['server']:>10.0f} {m['helper']:>10.0f} {m['total']:>8.0f}", flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+    with (running_server(fake.app) as upstream, tempfile.TemporaryDirectory() as folder,
+          gateway_process(f"{upstream}/v1", folder) as (url, server)):
+        print(f"{'pages':>5} {'output':>6} {'status':>6} {'seconds':>8} {'file MiB':>8} "
+              f"{'server MiB':>10} {'worker MiB':>10} {'all MiB':>8}")
+        for pages in (max(1, args.pages // 10), args.pages):
+            data = document(pages)
+            for output in args.outputs.split(","):
+                fake.requests.clear()
+                m = measure(url, server, data, output)
+                print(f"{pages:>5} {output:>6} {m['status']:>6} {m['seconds']:>8.1f} {m['bytes'] / 2**20:>8.1f} "
+                      f"{m['server']:>10.0f} {m['helper']:>10.0f} {m['total']:>8.0f}", flush=True)
     return 0
 
 

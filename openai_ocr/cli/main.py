@@ -129,7 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out-dir", type=Path, help="write results here (same sub-folders; "
                        "created if missing)")
     batch.add_argument("--max-requests", type=int, default=50_000,
-                       help="documents per batch (the server's batches.max_requests)")
+                       help="lines per batch (the server's batches.max_requests)")
+    batch.add_argument("--pages-per-line", type=int, default=100, metavar="N",
+                       help="send a PDF longer than N pages as page ranges of N (one batch line "
+                       "each, spread over the server's replicas), joined back in page order; "
+                       "0: every document as one line (markdown and JSON outputs; default 100)")
     batch.add_argument("--no-wait", dest="wait", action="store_false",
                        help="submit and exit; run again to collect the results")
     batch.add_argument("--poll-interval", type=float, default=1.0, help=argparse.SUPPRESS)
@@ -149,7 +153,8 @@ def batch_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     make_out_dir(args.out_dir, parser)
     try:
         failures = run(args.paths, args.server, args.output, options, args.out_dir,
-                       api_key(args), args.wait, args.max_requests, args.poll_interval)
+                       api_key(args), args.wait, args.max_requests, args.poll_interval,
+                       args.pages_per_line)
     except (AuthenticationError, PermissionDeniedError) as exc:
         message = exc.body.get("message") if isinstance(exc.body, dict) else None
         print(f"openai-ocr: {args.server}: {exc.status_code} {message or exc.message} "

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai import OpenAI
 
 from openai_ocr.cli.main import main
+from openai_ocr.ocr.assembly import PAGE_SPLIT
 from openai_ocr.ocr.prompts import MODES
 from openai_ocr.ocr.resolution import MODES as RESOLUTIONS
 from tests.fake_upstream import FakeUpstream
@@ -155,3 +157,66 @@ def test_batch_locate_sends_the_ref(server: str, tmp_path: Path, upstream: FakeU
                      "--ref", "Total due") == 0
     [request] = upstream.requests
     assert request["messages"][0]["content"][1]["text"] == MODES["locate"].format(ref="Total due")
+
+
+def timeless(answer: Any) -> Any:
+    """An answer without what differs between two runs: ids and times (at every depth)."""
+    if isinstance(answer, dict):
+        return {k: timeless(v) for k, v in answer.items()
+                if k not in {"request_id", "processing_time", "engine_ms"}}
+    return [timeless(v) for v in answer] if isinstance(answer, list) else answer
+
+
+def page_reply(body: dict[str, Any]) -> str:
+    """The page of `sample_pdf()` an engine request shows, as its answer."""
+    width, _ = image_size_of(body["messages"][0]["content"][0]["image_url"]["url"])
+    return f"page {page_of_width(width)}"
+
+
+def test_a_long_pdf_goes_as_page_ranges_and_comes_back_whole_in_page_order(
+        fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path) -> None:
+    """17 pages, 5 a line: four lines, on a server whose requests read at most 6 pages; the
+    joined answer is the one the whole document gets as one line (`--pages-per-line 0`)."""
+    upstream.reply_fn = page_reply
+    (tmp_path / "split").mkdir()
+    (tmp_path / "whole").mkdir()
+    for folder in ("split", "whole"):
+        (tmp_path / folder / "long.pdf").write_bytes(sample_pdf())
+    with store_gateway(fake_upstream[1], tmp_path / "store", limits={"max_pages": 6}) as server:
+        assert batch_cli(str(tmp_path / "split"), "--server", server, "--output", "json",
+                         "--pages-per-line", "5") == 0
+        sdk = OpenAI(base_url=f"{server}/v1", api_key="none")
+        [batch] = sdk.batches.list().data
+        sent = [json.loads(line) for line in sdk.files.content(batch.input_file_id).text.splitlines()]
+        assert [line["body"]["pages"] for line in sent] == ["1-5", "6-10", "11-15", "16-17"]
+        assert len({line["body"]["file_id"] for line in sent}) == 1  # one upload, four ranges
+        assert batch_cli(str(tmp_path / "whole"), "--server", server, "--output", "json",
+                         "--pages-per-line", "0") == 0
+        assert batch_cli(str(tmp_path / "split"), "--server", server, "--pages-per-line", "5") == 0
+    split = json.loads((tmp_path / "split" / "long.json").read_text())
+    whole = json.loads((tmp_path / "whole" / "long.json").read_text())
+    assert [p["index"] for p in split["pages"]] == list(range(1, 18))
+    assert split["text"].split(PAGE_SPLIT) == [f"page {n}" for n in range(1, 18)]
+    assert split["page_count"] == 17 and split["usage"]["prompt_tokens"] > 0
+    assert timeless(split) == timeless(whole)
+    markdown = (tmp_path / "split" / "long.md").read_text()
+    assert markdown.rstrip("\n").split(PAGE_SPLIT) == [f"page {n}" for n in range(1, 18)]
+
+
+def test_a_failed_page_range_fails_its_document_and_writes_nothing(
+        fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    upstream.reply_fn = page_reply
+    (tmp_path / "long.pdf").write_bytes(sample_pdf())
+    (tmp_path / "page.png").write_bytes(png_bytes())
+    # page n is (1200 + 20 n) x 1600 px: pages 1-5 need 10.1 M pixels, 6-10 10.9 M, 11-15
+    # 11.7 M (over the 11 M a line may decode), 16-17 4.9 M
+    budget = 11_000_000
+    with store_gateway(fake_upstream[1], tmp_path / "store",
+                       budget={"max_request_pixels": budget}, limits={"max_pages": 6},
+                       batches={"max_document_pixels": budget}) as server:
+        assert batch_cli(str(tmp_path), "--server", server, "--pages-per-line", "5") == 1
+    assert not (tmp_path / "long.md").exists()
+    assert (tmp_path / "page.md").exists()  # the other document is written
+    err = capsys.readouterr().err
+    assert "long.pdf (pages 11-15)" in err and "long.pdf (pages 1-5)" not in err
