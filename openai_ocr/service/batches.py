@@ -16,11 +16,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
 import json
 import logging
+import os
 import re
+import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -664,48 +668,78 @@ class BatchService:
             final = str(stored.data["final"])  # decided first by another replica: that end holds
         if noted is None and final == "failed":  # decided before a restart: kept with the batch
             noted = stored.data.get("errors")
-        output: list[str] = []
-        failed: list[str] = []
-        for status_code, text in await asyncio.to_thread(self.store.finished_results, batch_id):
-            (output if 200 <= status_code < 300 else failed).append(text)
-        unrun: list[str] = []
-        if final == "expired":
-            for line in await asyncio.to_thread(self.store.pending_lines, batch_id):
-                unrun.append(BatchOutputLine(
-                    id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
-                    error=BatchLineError(code="batch_expired", message="this request could not be "
-                                         "executed before the completion window expired"),
-                ).model_dump_json())
-        try:
-            done = await self._publish(batch_id, final, now, output, failed + unrun, noted)
-        except InsufficientStorage:
-            if not unrun:
-                raise
-            # the answers fit (they were counted), the list of lines not run does not
-            note = BatchLineError(code="storage_quota_exceeded", message=(
-                f"{len(unrun)} requests did not run before the completion window closed; the "
-                "storage quota has no room to list them in the error file"))
-            noted = BatchErrors(data=[*(BatchErrors.model_validate(noted).data if noted else []),
-                                      note]).model_dump()
-            done = await self._publish(batch_id, final, now, output, failed, noted)
+        with tempfile.TemporaryDirectory(prefix="openai-ocr-batch-") as folder:
+            files = await asyncio.to_thread(self._write_results, batch_id, Path(folder), final == "expired")
+            try:
+                done = await self._publish(batch_id, final, now, files, noted)
+            except InsufficientStorage:
+                if not files.unrun:
+                    raise
+                # the answers fit (they were counted), the list of lines not run does not
+                note = BatchLineError(code="storage_quota_exceeded", message=(
+                    f"{files.unrun} requests did not run before the completion window closed; the "
+                    "storage quota has no room to list them in the error file"))
+                noted = BatchErrors(data=[*(BatchErrors.model_validate(noted).data if noted else []),
+                                          note]).model_dump()
+                done = await self._publish(batch_id, final, now, files.without_unrun(), noted)
         if not done:  # another replica holds the batch's finalization
             return False
         self._cancelled.discard(batch_id)
-        logger.info("batch %s %s: %d ok, %d failed", batch_id, final, len(output), len(failed))
+        logger.info("batch %s %s: %d ok, %d failed", batch_id, final, files.ok, files.failed)
         return True
 
-    async def _publish(self, batch_id: str, final: str, now: int, output: builtins.list[str],
-                       errors: builtins.list[str], noted: dict[str, Any] | None) -> bool:
+    def _write_results(self, batch_id: str, folder: Path, expired: bool) -> _ResultFiles:
+        """The output and error files, written from the stored answers a page at a time (a
+        batch's answers are never all in memory); an expired batch's lines that did not run
+        are appended to the errors."""
+        files = _ResultFiles(folder / "output.jsonl", folder / "errors.jsonl")
+        with files.output.open("wb") as output, files.errors.open("wb") as errors:
+            for status_code, text in self.store.finished_results(batch_id):
+                ok = 200 <= status_code < 300
+                (output if ok else errors).write(text.encode() + b"\n")
+                files.ok, files.failed = files.ok + ok, files.failed + (not ok)
+            files.answered_errors = errors.tell()
+            for line in self.store.pending_lines(batch_id) if expired else []:
+                errors.write(BatchOutputLine(
+                    id=f"batch_req_{uuid.uuid4().hex[:24]}", custom_id=line.custom_id, response=None,
+                    error=BatchLineError(code="batch_expired", message="this request could not be "
+                                         "executed before the completion window expired"),
+                ).model_dump_json().encode() + b"\n")
+                files.unrun += 1
+        return files
+
+    async def _publish(self, batch_id: str, final: str, now: int, files: _ResultFiles,
+                       noted: dict[str, Any] | None) -> bool:
         """Write the files and the final status; False when another replica does it."""
         fields: dict[str, Any] = {f"{final}_at": now, "errors": noted}
-        files: builtins.list[tuple[str, str, bytes]] = []
-        for kind, rows, key in (("o", output, "output_file_id"), ("e", errors, "error_file_id")):
-            if rows:
+        outputs: builtins.list[tuple[str, str, bytes | Path]] = []
+        for kind, path, lines, key in (("o", files.output, files.ok, "output_file_id"),
+                                       ("e", files.errors, files.failed + files.unrun, "error_file_id")):
+            if lines:
                 file_id = _result_file_id(batch_id, kind)
-                files.append((file_id, f"{batch_id}_{key[:-8]}.jsonl", ("\n".join(rows) + "\n").encode()))
+                outputs.append((file_id, f"{batch_id}_{key[:-8]}.jsonl", path))
                 fields[key] = file_id
-        stored = await asyncio.to_thread(self.store.publish_batch, batch_id, final, files, **fields)
+        stored = await asyncio.to_thread(self.store.publish_batch, batch_id, final, outputs, **fields)
         return stored.status == final
+
+
+@dataclass
+class _ResultFiles:
+    """A batch's output and error files on local disk, before they are published."""
+
+    output: Path
+    errors: Path
+    ok: int = 0
+    failed: int = 0
+    #: the lines of an expired batch that did not run, after the answers' errors
+    unrun: int = 0
+    answered_errors: int = 0
+    """Bytes of the error file that are answers (the unrun lines follow)."""
+
+    def without_unrun(self) -> _ResultFiles:
+        """The same files, the error file cut back to the answers' errors."""
+        os.truncate(self.errors, self.answered_errors)
+        return dataclasses.replace(self, unrun=0)
 
 
 class _Run:

@@ -49,11 +49,13 @@ from openai_ocr.settings import StorageSettings
 from openai_ocr.storage.blobs import BlobStore, blob_store
 from openai_ocr.storage.store import (
     ACTIVE,
+    RESULTS_PAGE,
     USAGE_COUNTS,
     USAGE_KEY,
     PendingLine,
     StoredBatch,
     StoredFile,
+    body_size,
     default_dir,
     new_id,
     writer_alive,
@@ -445,7 +447,7 @@ class PostgresStore:
             self._update(cur, batch_id, status, only_from, finished, fields)
         return self.get_batch(batch_id)
 
-    def publish_batch(self, batch_id: str, status: str, outputs: list[tuple[str, str, bytes]],
+    def publish_batch(self, batch_id: str, status: str, outputs: list[tuple[str, str, bytes | Path]],
                       **fields: Any) -> StoredBatch:
         """As the SQLite store's, by the one replica holding the batch's finalization lease
         (another's call returns the batch as it is); safe to redo after a crash."""
@@ -460,7 +462,7 @@ class PostgresStore:
                 if cur.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is None:
                     raise NotFound(f"no batch with id {excerpt(batch_id)}", param="batch_id")
                 return self.get_batch(batch_id)  # finished, or another replica finalizes it
-            files = [StoredFile(file_id, row["owner"], "batch_output", filename, len(body), now,
+            files = [StoredFile(file_id, row["owner"], "batch_output", filename, body_size(body), now,
                                 now + int(self.settings.retention_s))
                      for file_id, filename, body in outputs]
             cur.execute("DELETE FROM files WHERE id = ANY(%s)", ([f.id for f in files],))
@@ -473,7 +475,10 @@ class PostgresStore:
         try:
             with self._blob_errors():
                 for file_id, _, body in outputs:
-                    self.blobs.put(file_id, body)
+                    if isinstance(body, Path):
+                        self.blobs.put_path(file_id, body)
+                    else:
+                        self.blobs.put(file_id, body)
             with self._tx() as cur:
                 if cur.execute("SELECT 1 FROM batches WHERE id = %s AND finished_at IS NULL AND "
                                "finalizer = %s FOR UPDATE", (batch_id, self.worker)).fetchone() is None:
@@ -520,20 +525,17 @@ class PostgresStore:
                                 "WHERE id = %s").format(counter), (size, batch_id))
         return True
 
-    def finished_lines(self, batch_id: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
-        with self._read() as cur:
-            rows = cur.execute("SELECT idx, custom_id, status_code, result FROM lines WHERE "
-                               "batch_id = %s AND status_code IS NOT NULL ORDER BY idx",
-                               (batch_id,)).fetchall()
-        for r in rows:
-            yield (r["idx"], r["custom_id"], r["status_code"],
-                   json.loads(r["result"]) if r["result"] is not None else {})
-
-    def finished_results(self, batch_id: str) -> list[tuple[int, str]]:
-        with self._read() as cur:
-            rows = cur.execute("SELECT status_code, result FROM lines WHERE batch_id = %s AND "
-                               "status_code IS NOT NULL ORDER BY idx", (batch_id,)).fetchall()
-        return [(int(r["status_code"]), str(r["result"])) for r in rows]
+    def finished_results(self, batch_id: str, page: int = RESULTS_PAGE) -> Iterator[tuple[int, str]]:
+        after = -1
+        while True:
+            with self._read() as cur:
+                rows = cur.execute("SELECT idx, status_code, result FROM lines WHERE batch_id = %s AND "
+                                   "status_code IS NOT NULL AND idx > %s ORDER BY idx LIMIT %s",
+                                   (batch_id, after, page)).fetchall()
+            yield from ((int(r["status_code"]), str(r["result"])) for r in rows)
+            if len(rows) < page:
+                return
+            after = rows[-1]["idx"]
 
     def count_by_status(self) -> dict[str, int]:
         with self._read() as cur:

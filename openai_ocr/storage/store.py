@@ -45,6 +45,13 @@ logger = logging.getLogger(__name__)
 
 DB_NAME = "state.sqlite3"
 COPY_CHUNK = 1024 * 1024
+RESULTS_PAGE = 256
+"""Batch answers read from the database at a time when a batch's files are written."""
+
+
+def body_size(body: bytes | Path) -> int:
+    """The size of a file body given as bytes or as the path of a file holding it."""
+    return body.stat().st_size if isinstance(body, Path) else len(body)
 """Bytes copied at a time when a body comes from a file."""
 
 TABLES = (
@@ -458,12 +465,17 @@ class Store:
                     stored.created_at, stored.expires_at, writer_id(),
                     time.time() + self.settings.write_lease_s))
 
-    def _write_body(self, file_id: str, data: bytes) -> None:
-        """The body, fsynced, then renamed into place (507 when the disk itself is full)."""
+    def _write_body(self, file_id: str, data: bytes | Path) -> None:
+        """The body (or a file's, copied by chunks), fsynced, then renamed into place (507 when
+        the disk itself is full)."""
         tmp = self._part(file_id)
         try:
             with open(tmp, "wb") as out:
-                out.write(data)
+                if isinstance(data, Path):
+                    with data.open("rb") as src:
+                        shutil.copyfileobj(src, out, COPY_CHUNK)
+                else:
+                    out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
         except OSError as exc:
@@ -672,9 +684,10 @@ class Store:
             self._update(db, batch_id, status, only_from, finished, fields)
         return self.get_batch(batch_id)
 
-    def publish_batch(self, batch_id: str, status: str, outputs: list[tuple[str, str, bytes]],
+    def publish_batch(self, batch_id: str, status: str, outputs: list[tuple[str, str, bytes | Path]],
                       **fields: Any) -> StoredBatch:
-        """A batch's result files `(file id, filename, body)` and its final status, within the
+        """A batch's result files `(file id, filename, body or the path of a file holding it)`
+        and its final status, within the
         quota: the files are reserved against it in place of the batch's stored answers (507 if
         they need more room than those took), written, then made ready in the transaction that
         finishes the batch. Safe to redo after a crash (fixed file ids replace their rows)."""
@@ -684,7 +697,7 @@ class Store:
                              (batch_id,)).fetchone()
             if row is None:
                 raise NotFound(f"no batch with id {excerpt(batch_id)}", param="batch_id")
-            files = [StoredFile(file_id, row["owner"], "batch_output", filename, len(body), now,
+            files = [StoredFile(file_id, row["owner"], "batch_output", filename, body_size(body), now,
                                 now + int(self.settings.retention_s))
                      for file_id, filename, body in outputs]
             self._drop(db, [f.id for f in files])  # left by a finalization that crashed
@@ -735,22 +748,20 @@ class Store:
                        "WHERE id = ?", (size, batch_id))
         return True
 
-    def finished_lines(self, batch_id: str) -> Iterator[tuple[int, str, int, dict[str, Any]]]:
-        """(idx, custom_id, status_code, result) of every recorded line, in input order."""
-        with self._read() as db:
-            rows = db.execute("SELECT idx, custom_id, status_code, result FROM lines "
-                              "WHERE batch_id = ? AND status_code IS NOT NULL ORDER BY idx",
-                              (batch_id,)).fetchall()
-        for idx, custom_id, status_code, result in rows:  # (a published batch's are in its files)
-            yield idx, custom_id, status_code, json.loads(result) if result is not None else {}
-
-    def finished_results(self, batch_id: str) -> list[tuple[int, str]]:
-        """(status_code, output line as stored) of every recorded line, in input order: the
-        bytes the quota counted for it, less the newline."""
-        with self._read() as db:
-            rows = db.execute("SELECT status_code, result FROM lines WHERE batch_id = ? AND "
-                              "status_code IS NOT NULL ORDER BY idx", (batch_id,)).fetchall()
-        return [(int(code), str(text)) for code, text in rows]
+    def finished_results(self, batch_id: str, page: int = RESULTS_PAGE) -> Iterator[tuple[int, str]]:
+        """(status_code, output line as stored) of every recorded line, in input order, read
+        `page` lines at a time (a batch's answers may run to gigabytes): the bytes the quota
+        counted for it, less the newline."""
+        after = -1
+        while True:
+            with self._read() as db:
+                rows = db.execute("SELECT idx, status_code, result FROM lines WHERE batch_id = ? AND "
+                                  "status_code IS NOT NULL AND idx > ? ORDER BY idx LIMIT ?",
+                                  (batch_id, after, page)).fetchall()
+            yield from ((int(code), str(text)) for _, code, text in rows)
+            if len(rows) < page:
+                return
+            after = rows[-1][0]
 
     def count_by_status(self) -> dict[str, int]:
         with self._read() as db:

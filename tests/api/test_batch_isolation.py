@@ -196,3 +196,30 @@ def test_a_batch_whose_answers_cannot_be_stored_is_retried_then_failed_alone(
     assert [e.code for e in failed.errors.data] == ["batch_error"]
     assert "5 failed attempts" in (failed.errors.data[0].message or "")
     assert len(ran) == failed.request_counts.completed == 2
+
+
+def test_an_expired_batch_whose_unrun_list_does_not_fit_keeps_its_answers(
+        fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, tmp_path: Path) -> None:
+    """The window closes with most of 40 lines unrun; the quota has room for the answers but
+    not for the list of lines that did not run: the batch ends `expired` with its answers in
+    the output, no error file of unrun lines, and an error saying how many were not listed."""
+    upstream.delay_s = 0.3
+    unknown_model = text_line("bad", "n")
+    unknown_model["body"]["model"] = "no-such-model"  # answered with a 404: an error line
+    lines = [unknown_model, *(text_line(f"r{i}", f"n{i}") for i in range(39))]
+    quota = len(jsonl(lines)) + 8_000  # a few answers of about 1 kB; the unrun list: 40 x 200 B more
+    with store_gateway(fake_upstream[1], tmp_path / "store", storage={"quota_bytes": quota},
+                       limits={"max_in_flight": 1}) as url:
+        sdk = openai_client(url)
+        source = sdk.files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = sdk.batches.create(input_file_id=source.id, endpoint="/v1/chat/completions",
+                                   completion_window="0.02m")  # 1.2 s: a few lines
+        done = wait_until_done(sdk, batch.id, 60)
+        out = output_lines(sdk, done.output_file_id)
+        errors = output_lines(sdk, done.error_file_id)
+    assert done.status == "expired"
+    assert [(e["custom_id"], e["response"]["status_code"]) for e in errors] == [("bad", 404)]  # no unrun line
+    assert 0 < done.request_counts.completed == len(out) < 39 and done.request_counts.failed == 1
+    assert done.errors is not None
+    [note] = [e for e in done.errors.data if e.code == "storage_quota_exceeded"]
+    assert note.message and note.message.startswith(f"{39 - len(out)} requests did not run")

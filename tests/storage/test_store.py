@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def test_a_line_is_counted_once_and_survives_a_reopen(tmp_path: Path) -> None:
     again = reopened.get_batch(batch_id)
     assert (again.total, again.completed, again.failed) == (3, 1, 1)
     assert [line.custom_id for line in reopened.pending_lines(batch_id)] == ["c0"]
-    assert [(idx, code) for idx, _, code, _ in reopened.finished_lines(batch_id)] == [(1, 200), (2, 400)]
+    assert [(code, json.loads(text)["custom_id"]) for code, text in reopened.finished_results(batch_id)] \
+        == [(200, "c1"), (400, "c2")]
     assert reopened.pending_total() == 1
 
 

@@ -168,9 +168,31 @@ def test_a_line_is_counted_once_whoever_records_it(open_store: Opener) -> None:
     again = b.get_batch(batch_id)
     assert (again.total, again.completed, again.failed) == (3, 1, 1)
     assert [line.custom_id for line in a.pending_lines(batch_id)] == ["c0"]
-    assert [(idx, code) for idx, _, code, _ in a.finished_lines(batch_id)] == [(1, 200), (2, 400)]
     assert a.pending_total() == 1
-    assert [code for code, _ in b.finished_results(batch_id)] == [200, 400]
+    assert [(code, json.loads(text)["custom_id"]) for code, text in b.finished_results(batch_id)] \
+        == [(200, "c1"), (400, "c2")]
+
+
+def test_answers_are_read_back_in_line_order_a_page_at_a_time(open_store: Opener) -> None:
+    store = open_store()
+    batch_id = add_batch(store, lines=7)
+    for idx in (6, 0, 3, 1, 5, 2):  # recorded in any order
+        assert store.finish_line(batch_id, idx, 200 if idx % 2 else 400, {"custom_id": f"c{idx}"})
+    read = [(code, json.loads(text)["custom_id"]) for code, text in store.finished_results(batch_id, page=2)]
+    assert read == [(400, "c0"), (200, "c1"), (400, "c2"), (200, "c3"), (200, "c5"), (400, "c6")]
+
+
+def test_a_batch_file_is_published_from_a_file_on_disk(open_store: Opener, tmp_path: Path) -> None:
+    store = open_store()
+    batch_id = add_batch(store, lines=1)
+    assert store.finish_line(batch_id, 0, 200, {"text": "answer"})
+    body = tmp_path / "out.jsonl"
+    body.write_bytes(b"".join(text.encode() + b"\n" for _, text in store.finished_results(batch_id)))
+    done = store.publish_batch(batch_id, "completed", [("file-disk", "out.jsonl", body)],
+                               output_file_id="file-disk", completed_at=1)
+    assert done.data["output_file_id"] == "file-disk"
+    assert open_store().read_file("file-disk", "me") == body.read_bytes()
+    assert store.get_file("file-disk", "me").bytes == body.stat().st_size
 
 
 def test_a_batch_output_replaces_its_answers_in_the_quota(open_store: Opener) -> None:
