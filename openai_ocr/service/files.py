@@ -9,6 +9,7 @@ theirs with `pages`.
 from __future__ import annotations
 
 import asyncio
+from typing import IO
 
 from openai_ocr.errors import PayloadTooLarge
 from openai_ocr.protocol.files import FileObject, FilePurpose
@@ -67,9 +68,11 @@ class FileService:
     async def get(self, file_id: str, owner: str) -> FileObject:
         return file_object(await asyncio.to_thread(self.store.get_file, file_id, owner))
 
-    async def content(self, file_id: str, owner: str) -> tuple[FileObject, bytes]:
+    async def content(self, file_id: str, owner: str) -> tuple[FileObject, IO[bytes]]:
+        """The file and its body as a stream (the caller closes it): a batch's output file may
+        be far larger than anything the server should hold in memory."""
         stored = await asyncio.to_thread(self.store.get_file, file_id, owner)
-        return file_object(stored), await asyncio.to_thread(self.store.read_file, file_id, owner)
+        return file_object(stored), await asyncio.to_thread(self.store.open_file, file_id, owner)
 
     async def delete(self, file_id: str, owner: str) -> None:
         """404 for anybody else's file, 409 for the input of a batch that still runs."""

@@ -45,6 +45,9 @@ class BlobStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def reader(self, key: str) -> IO[bytes]:
+        """The body as a stream to read by chunks (the caller closes it)."""
+
     def get_ranges(self, key: str, ranges: list[tuple[int, int]]) -> list[bytes]: ...
 
     def delete(self, key: str) -> None:
@@ -99,6 +102,9 @@ class LocalBlobs:
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def reader(self, key: str) -> IO[bytes]:
+        return self.path(key).open("rb")
 
     def get_ranges(self, key: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         out = []
@@ -162,9 +168,13 @@ class S3Blobs:
             raise
 
     def get(self, key: str) -> bytes:
+        with self.reader(key) as body:
+            return body.read()
+
+    def reader(self, key: str) -> IO[bytes]:
         with self._reading(key):
             body: IO[bytes] = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            return body.read()
+            return body
 
     def _range(self, key: str, start: int, end: int) -> bytes:
         with self._reading(key):

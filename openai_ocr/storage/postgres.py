@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse, urlunparse
 
 import psycopg
@@ -340,6 +340,15 @@ class PostgresStore:
         try:
             with self._blob_errors():
                 return self.blobs.get(file_id)
+        except FileNotFoundError:
+            raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
+                           param="file_id") from None
+
+    def open_file(self, file_id: str, owner: str) -> IO[bytes]:
+        self.get_file(file_id, owner)
+        try:
+            with self._blob_errors():
+                return self.blobs.reader(file_id)
         except FileNotFoundError:
             raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
                            param="file_id") from None

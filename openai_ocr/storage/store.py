@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from openai_ocr.errors import Conflict, InsufficientStorage, NotFound, PayloadTooLarge, Unavailable, excerpt
 from openai_ocr.settings import StorageSettings
@@ -570,6 +570,16 @@ class Store:
         self.get_file(file_id, owner)
         try:
             return self._path(file_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
+                           param="file_id") from None
+
+    def open_file(self, file_id: str, owner: str) -> IO[bytes]:
+        """A file's body to read by chunks (a batch's output may run to gigabytes); the
+        caller closes it."""
+        self.get_file(file_id, owner)
+        try:
+            return self._path(file_id).open("rb")
         except FileNotFoundError:
             raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
                            param="file_id") from None

@@ -155,6 +155,12 @@ def test_a_large_body_from_a_file_is_stored_and_read_by_ranges(open_store: Opene
     far = 11 * len(chunk) + 7
     assert open_store().read_ranges(stored.id, [(3, 5), (far, 9)]) == [chunk[3:8], chunk[7:16]]
     assert store.read_file(stored.id, "me") == chunk * 12
+    with open_store().open_file(stored.id, "me") as body:  # by chunks, as the download route reads it
+        parts = list(iter(lambda: body.read(len(chunk) * 5), b""))
+    assert [len(p) for p in parts] == [5 * len(chunk), 5 * len(chunk), 2 * len(chunk)]
+    assert b"".join(parts) == chunk * 12
+    with pytest.raises(NotFound):
+        store.open_file(stored.id, "someone else")
 
 
 # -- batches ----------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ then name by id. Files belong to the API key that uploaded them. The logic is
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import IO, Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from openai_ocr.api.dependencies import ApiKeyDep, CallerDep, FilesDep
 from openai_ocr.api.http_errors import ERROR_RESPONSES, OCRRoute
@@ -24,6 +25,9 @@ router = APIRouter(prefix="/v1", route_class=OCRRoute, tags=["Files"], dependenc
                        409: ERROR_RESPONSES[400] | {
                            "description": "The file is the input of a batch that still runs"},
                        507: ERROR_RESPONSES[400] | {"description": "Storage quota used up"}})
+
+CHUNK_BYTES = 1024 * 1024
+"""A file's body is sent on this much at a time."""
 
 
 @router.post("/files", response_model=FileObject, summary="Upload a file")
@@ -54,10 +58,17 @@ async def get_file(file_id: str, files: FilesDep, caller: CallerDep) -> FileObje
 @router.get("/files/{file_id}/content", summary="A file's bytes",
             responses={200: {"content": {"application/octet-stream": {}}}})
 async def file_content(file_id: str, files: FilesDep, caller: CallerDep) -> Response:
-    stored, data = await files.content(file_id, caller)
+    """Streamed by chunks read in a thread (starlette runs a plain iterator there)."""
+    stored, body = await files.content(file_id, caller)
     kind = ("application/jsonl" if stored.filename.endswith(".jsonl")
             else media_type_of(stored.filename) or "application/octet-stream")  # a batch line's PDF, hOCR, ALTO
-    return Response(data, media_type=kind)
+    return StreamingResponse(chunks_of(body), media_type=kind, headers={"Content-Length": str(stored.bytes)})
+
+
+def chunks_of(body: IO[bytes]) -> Iterator[bytes]:
+    with body:
+        while chunk := body.read(CHUNK_BYTES):
+            yield chunk
 
 
 @router.delete("/files/{file_id}", response_model=FileDeleted, summary="Delete a file")
