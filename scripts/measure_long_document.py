@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """A PDF of thousands of pages through the Batch API: its time and the gateway's peak memory.
 
-Three runs on one gateway (`openai-ocr serve --upstream-url`, a child process, its state in a
-temporary folder) in front of a fake engine in this process that answers every page at once
+Three runs, each on a gateway of its own (`openai-ocr serve --upstream-url`, a child process,
+its state in a temporary folder: a run's peak is not the previous run's heap) in front of a
+fake engine in this process that answers every page at once
 with the same dense grounding output (scripts/measure_archival_memory.py's page: 4 blocks,
 about 320 words), so a page costs its rendering, its JSON and the batch's bookkeeping, not an
 engine:
@@ -61,8 +62,8 @@ def one_line(sdk: OpenAI, file_id: str, pages: str) -> tuple[int, int]:
         if time.monotonic() - last > PROGRESS_S:
             last = time.monotonic()
             logger.info("pages %s: %s after %.0f s", pages, batch.status, last - started)
-    file_id = batch.output_file_id or batch.error_file_id
-    raw = sdk.files.content(file_id).content if file_id else b""
+    result_id = batch.output_file_id or batch.error_file_id
+    raw = sdk.files.content(result_id).content if result_id else b""
     answer = json.loads(raw) if raw.strip() else {}
     response = answer.get("response") or {}
     body = response.get("body") or {}
@@ -81,34 +82,34 @@ def main() -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     fake = FakeUpstream()
     fake.default_reply = page_reply()
-    with (running_server(fake.app) as upstream, tempfile.TemporaryDirectory() as folder,
-          gateway_process(f"{upstream}/v1", folder) as (url, server)):
+    print(f"{'pages':>5} {'path':<28} {'status':>6} {'seconds':>8} {'pages/s':>7} {'answer MiB':>10} "
+          f"{'server MiB':>10} {'worker MiB':>10} {'all MiB':>8}", flush=True)
+
+    def report(pages: int, path: str, status: int, seconds: float, size: int, peak: dict[str, float]) -> None:
+        print(f"{pages:>5} {path:<28} {status:>6} {seconds:>8.1f} {pages / seconds:>7.1f} "
+              f"{size / 2**20:>10.1f} {peak['server']:>10.0f} {peak['helper']:>10.0f} "
+              f"{peak['total']:>8.0f}", flush=True)
+
+    with running_server(fake.app) as upstream, tempfile.TemporaryDirectory() as folder:
         pdf = Path(folder) / "long.pdf"
         pdf.write_bytes(document(args.pages))
         logger.info("%d-page PDF: %.1f MiB", args.pages, pdf.stat().st_size / 2**20)
-        sdk = OpenAI(base_url=f"{url}/v1", api_key="none")
-        with pdf.open("rb") as handle:
-            stored = sdk.files.create(file=("long.pdf", handle), purpose="user")
-        print(f"{'pages':>5} {'path':<28} {'status':>6} {'seconds':>8} {'pages/s':>7} {'answer MiB':>10} "
-              f"{'server MiB':>10} {'worker MiB':>10} {'all MiB':>8}", flush=True)
+        for pages in (max(1, args.pages // 10), args.pages):  # each run on a gateway of its own
+            with (tempfile.TemporaryDirectory() as state,
+                  gateway_process(f"{upstream}/v1", state) as (url, server)):
+                sdk = OpenAI(base_url=f"{url}/v1", api_key="none")
+                with pdf.open("rb") as handle:
+                    stored = sdk.files.create(file=("long.pdf", handle), purpose="user")  # type: ignore[arg-type]
+                with Sampler(server.pid) as sampler:
+                    started = time.perf_counter()
+                    status, size = one_line(sdk, stored.id, f"1-{pages}")
+                    seconds = time.perf_counter() - started
+                report(pages, "Batch API, one line", status, seconds, size, sampler.mib())
 
-        def report(pages: int, path: str, status: int, seconds: float, size: int, peak: dict[str, float]) -> None:
-            print(f"{pages:>5} {path:<28} {status:>6} {seconds:>8.1f} {pages / seconds:>7.1f} "
-                  f"{size / 2**20:>10.1f} {peak['server']:>10.0f} {peak['helper']:>10.0f} "
-                  f"{peak['total']:>8.0f}", flush=True)
-
-        for pages in (max(1, args.pages // 10), args.pages):
-            fake.requests.clear()
-            with Sampler(server.pid) as sampler:
-                started = time.perf_counter()
-                status, size = one_line(sdk, stored.id, f"1-{pages}")
-                seconds = time.perf_counter() - started
-            report(pages, "Batch API, one line", status, seconds, size, sampler.mib())
-
-        fake.requests.clear()
         out = Path(folder) / "out"
         out.mkdir()
-        with Sampler(server.pid) as sampler:
+        with (tempfile.TemporaryDirectory() as state,
+              gateway_process(f"{upstream}/v1", state) as (url, server), Sampler(server.pid) as sampler):
             started = time.perf_counter()
             failed = batch_cli([pdf], url, output="json", out_dir=out, poll_s=0.5, pages_per_line=args.per_line)
             seconds = time.perf_counter() - started

@@ -114,6 +114,28 @@ def test_a_cancel_through_one_replica_stops_them_all(
     assert len(upstream.requests) == sent
 
 
+def test_a_batch_shared_by_replicas_expires_once(
+        cluster: tuple[list[ServerProcess], str, str], upstream: FakeUpstream) -> None:
+    """The window closes while the replicas run its lines: the batch ends `expired`, each
+    custom_id either answered or listed `batch_expired` (never both, never twice), and its
+    counts agree with its output whichever replica is asked."""
+    (a, b, c), _, _ = cluster
+    upstream.delay_s = 0.2
+    lines = [chat_line(f"r{i}", f"n{i}") for i in range(200)]
+    up = client(a).files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+    batch = client(b).batches.create(input_file_id=up.id, endpoint="/v1/chat/completions",
+                                     completion_window="0.05m")  # 3 s: well under 200 x 0.2 s / 6 slots
+    done = wait_until_done(client(c), batch.id, timeout_s=60)
+    assert done.status == "expired" and done.expired_at
+    ran = [line["custom_id"] for line in output_lines(client(a), done.output_file_id)]
+    expired = output_lines(client(b), done.error_file_id)
+    assert {e["error"]["code"] for e in expired} == {"batch_expired"}
+    assert 0 < len(ran) == len(set(ran)) == done.request_counts.completed < 200
+    assert sorted(ran + [e["custom_id"] for e in expired]) == sorted(f"r{i}" for i in range(200))
+    for server in (a, b, c):
+        assert client(server).batches.retrieve(batch.id).status == "expired"
+
+
 def test_replicas_share_a_batch_and_a_killed_one_loses_nothing(
         cluster: tuple[list[ServerProcess], str, str], upstream: FakeUpstream) -> None:
     """Lines n0-n59 are answered at once; the others wait until C is killed, so C dies holding
