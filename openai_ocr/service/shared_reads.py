@@ -77,10 +77,16 @@ class SharedReads:
                 held.ready.set()
         else:
             held.readers += 1
-            await held.ready.wait()
-            if held.failed is not None:  # the first reader's error (a 404, a 413) is this one's too
+            try:
+                await held.ready.wait()
+            except BaseException:  # this reader was cancelled while another read the file
                 self._release(key, held)
-                raise held.failed
+                raise
+            if held.failed is not None:
+                self._release(key, held)
+                if not isinstance(held.failed, Exception):  # the first reader was cancelled, not
+                    return await self.open(key, load)     # the read: this one reads it again
+                raise held.failed  # the first reader's error (a 404, a 413) is this one's too
         return held, lambda: self._release(key, held)
 
     def _release(self, key: tuple[str, str], held: Held) -> None:

@@ -67,3 +67,34 @@ async def test_a_failed_read_fails_its_waiters_and_the_next_reader_tries_again()
     held, release = await reads.open(("o", "f"), load)
     assert held.data == b"small, not a PDF" and held.path is None and calls == 2
     release()
+
+
+async def test_a_reader_cancelled_while_it_reads_leaves_the_others_their_read() -> None:
+    """The first reader (say an interactive request whose client left) is cancelled during the
+    read: a batch line waiting on the same file reads it itself instead of being cancelled with
+    it, and a waiter cancelled in turn gives its place back (nothing is held afterwards)."""
+    started, gate = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def load() -> bytes:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await gate.wait()
+        return b"data"
+
+    reads = SharedReads()
+    first = asyncio.ensure_future(reads.open(("o", "f"), load))
+    await started.wait()
+    waiter = asyncio.ensure_future(reads.open(("o", "f"), load))
+    leaver = asyncio.ensure_future(reads.open(("o", "f"), load))
+    await asyncio.sleep(0)
+    leaver.cancel()
+    first.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    held, release = await waiter
+    assert held.data == b"data" and calls == 2
+    assert first.cancelled() and leaver.cancelled()
+    release()
+    assert not reads._held  # every reader gave its place back
