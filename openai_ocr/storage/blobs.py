@@ -60,6 +60,14 @@ class BlobStore(Protocol):
         """Remove a half-written body (not the body of the same key, if there is one)."""
 
 
+def put_body(blobs: BlobStore, key: str, body: bytes | Path) -> None:
+    """A body given as bytes, or as the path of a file holding it (copied in by chunks)."""
+    if isinstance(body, Path):
+        blobs.put_path(key, body)
+    else:
+        blobs.put(key, body)
+
+
 def _disk_full(exc: OSError) -> None:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         raise InsufficientStorage(f"the disk of the file store is full ({exc.strerror})") from exc

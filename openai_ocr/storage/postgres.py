@@ -46,7 +46,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from openai_ocr.errors import Conflict, InsufficientStorage, NotFound, PayloadTooLarge, Unavailable, excerpt
 from openai_ocr.settings import StorageSettings
-from openai_ocr.storage.blobs import BlobStore, blob_store
+from openai_ocr.storage.blobs import BlobStore, blob_store, put_body
 from openai_ocr.storage.store import (
     ACTIVE,
     RESULTS_PAGE,
@@ -336,13 +336,8 @@ class PostgresStore:
         return StoredFile(**row)
 
     def read_file(self, file_id: str, owner: str) -> bytes:
-        self.get_file(file_id, owner)
-        try:
-            with self._blob_errors():
-                return self.blobs.get(file_id)
-        except FileNotFoundError:
-            raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
-                           param="file_id") from None
+        with self.open_file(file_id, owner) as body, self._blob_errors():
+            return body.read()
 
     def open_file(self, file_id: str, owner: str) -> IO[bytes]:
         self.get_file(file_id, owner)
@@ -484,10 +479,7 @@ class PostgresStore:
         try:
             with self._blob_errors():
                 for file_id, _, body in outputs:
-                    if isinstance(body, Path):
-                        self.blobs.put_path(file_id, body)
-                    else:
-                        self.blobs.put(file_id, body)
+                    put_body(self.blobs, file_id, body)
             with self._tx() as cur:
                 if cur.execute("SELECT 1 FROM batches WHERE id = %s AND finished_at IS NULL AND "
                                "finalizer = %s FOR UPDATE", (batch_id, self.worker)).fetchone() is None:

@@ -20,11 +20,9 @@ error at run time is a 503 as well; corruption found then closes the store the s
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
-import shutil
 import socket
 import sqlite3
 import sys
@@ -39,12 +37,12 @@ from typing import IO, Any
 
 from openai_ocr.errors import Conflict, InsufficientStorage, NotFound, PayloadTooLarge, Unavailable, excerpt
 from openai_ocr.settings import StorageSettings
+from openai_ocr.storage.blobs import LocalBlobs, put_body
 from openai_ocr.storage.urls import database_url_of, local_blob_dir, sqlite_path
 
 logger = logging.getLogger(__name__)
 
 DB_NAME = "state.sqlite3"
-COPY_CHUNK = 1024 * 1024
 RESULTS_PAGE = 256
 """Batch answers read from the database at a time when a batch's files are written."""
 
@@ -223,6 +221,8 @@ class Store:
         self.root = Path(settings.dir).expanduser() if settings.dir else default_dir()
         # `[storage] blob_url` (a folder) and `database_url` (sqlite:///PATH) may move them
         self.files_dir = local_blob_dir(settings.blob_url) or self.root / "files"
+        #: the bodies, written and read as the PostgreSQL store's folder of blobs is
+        self.blobs = LocalBlobs(self.files_dir)
         self.db_path = sqlite_path(database_url_of(settings)) or self.root / DB_NAME
         #: why the store cannot serve (a damaged database), for clients and /ready; None when fine
         self.problem: str | None = None
@@ -447,12 +447,6 @@ class Store:
             self._room(db, size)
 
     # -- files ------------------------------------------------------------------------------
-    def _path(self, file_id: str) -> Path:
-        return self.files_dir / file_id
-
-    def _part(self, file_id: str) -> Path:
-        return self.files_dir / f"{file_id}.part"
-
     @staticmethod
     def _drop(db: sqlite3.Connection, file_ids: list[str]) -> None:
         """Delete the rows of these ids (a fixed id written again)."""
@@ -464,25 +458,6 @@ class Store:
                    (stored.id, stored.owner, stored.purpose, stored.filename, stored.bytes,
                     stored.created_at, stored.expires_at, writer_id(),
                     time.time() + self.settings.write_lease_s))
-
-    def _write_body(self, file_id: str, data: bytes | Path) -> None:
-        """The body (or a file's, copied by chunks), fsynced, then renamed into place (507 when
-        the disk itself is full)."""
-        tmp = self._part(file_id)
-        try:
-            with open(tmp, "wb") as out:
-                if isinstance(data, Path):
-                    with data.open("rb") as src:
-                        shutil.copyfileobj(src, out, COPY_CHUNK)
-                else:
-                    out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InsufficientStorage(f"the disk of the file store is full ({exc.strerror})") from exc
-            raise
-        os.replace(tmp, self._path(file_id))
 
     @staticmethod
     def _make_ready(db: sqlite3.Connection, file_ids: list[str]) -> None:
@@ -502,8 +477,7 @@ class Store:
             logger.warning("storage: could not undo reservations %s", file_ids, exc_info=True)
             return
         for file_id in file_ids:
-            self._part(file_id).unlink(missing_ok=True)
-            self._path(file_id).unlink(missing_ok=True)
+            self.blobs.delete(file_id)
 
     def add_file(self, owner: str, purpose: str, filename: str, data: bytes,
                  file_id: str | None = None, check_quota: bool = True) -> StoredFile:
@@ -521,7 +495,7 @@ class Store:
                 self._room(db, stored.bytes)
             self._reserve(db, stored)
         try:
-            self._write_body(stored.id, data)
+            self.blobs.put(stored.id, data)  # fsynced, then renamed into place (507: disk full)
             with self._tx() as db:
                 self._make_ready(db, [stored.id])
         except BaseException:
@@ -540,17 +514,7 @@ class Store:
             self._room(db, stored.bytes)
             self._reserve(db, stored)
         try:
-            tmp = self._part(stored.id)
-            try:
-                with open(path, "rb") as src, open(tmp, "wb") as out:
-                    shutil.copyfileobj(src, out, COPY_CHUNK)
-                    out.flush()
-                    os.fsync(out.fileno())
-            except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise InsufficientStorage(f"the disk of the file store is full ({exc.strerror})") from exc
-                raise
-            os.replace(tmp, self._path(stored.id))
+            self.blobs.put_path(stored.id, path)
             with self._tx() as db:
                 self._make_ready(db, [stored.id])
         except BaseException:
@@ -567,19 +531,15 @@ class Store:
         return StoredFile(**dict(row))
 
     def read_file(self, file_id: str, owner: str) -> bytes:
-        self.get_file(file_id, owner)
-        try:
-            return self._path(file_id).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
-                           param="file_id") from None
+        with self.open_file(file_id, owner) as body:
+            return body.read()
 
     def open_file(self, file_id: str, owner: str) -> IO[bytes]:
         """A file's body to read by chunks (a batch's output may run to gigabytes); the
         caller closes it."""
         self.get_file(file_id, owner)
         try:
-            return self._path(file_id).open("rb")
+            return self.blobs.reader(file_id)
         except FileNotFoundError:
             raise NotFound(f"the content of file {excerpt(file_id)} is gone from the store",
                            param="file_id") from None
@@ -589,12 +549,7 @@ class Store:
 
     def read_ranges(self, file_id: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Byte ranges of a file's body (FileNotFoundError when it is gone)."""
-        out = []
-        with open(self._path(file_id), "rb") as src:
-            for offset, length in ranges:
-                src.seek(offset)
-                out.append(src.read(length))
-        return out
+        return self.blobs.get_ranges(file_id, ranges)
 
     def list_files(self, owner: str, purpose: str | None = None, after: str | None = None,
                    limit: int = 100) -> tuple[list[StoredFile], bool]:
@@ -623,7 +578,7 @@ class Store:
                                f"{user[1]}; cancel the batch or wait until it ends, then delete "
                                "the file", param="file_id")
             db.execute("DELETE FROM files WHERE id = ?", (file_id,))
-        self._path(file_id).unlink(missing_ok=True)
+        self.blobs.delete(file_id)
 
     # -- batches ----------------------------------------------------------------------------
     def add_batch(self, owner: str, data: dict[str, Any], lines: list[PendingLine]) -> StoredBatch:
@@ -721,7 +676,7 @@ class Store:
         ids = [f.id for f in files]
         try:
             for file_id, _, body in outputs:
-                self._write_body(file_id, body)
+                put_body(self.blobs, file_id, body)
             with self._tx() as db:
                 self._make_ready(db, ids)
                 self._update(db, batch_id, status, (), True, fields)
@@ -801,18 +756,17 @@ class Store:
                 removed = [i for i in stale if db.execute(
                     "DELETE FROM files WHERE id = ? AND state = 'writing'", (i,)).rowcount]
         for file_id in removed:
-            self._part(file_id).unlink(missing_ok=True)
-            self._path(file_id).unlink(missing_ok=True)
+            self.blobs.delete(file_id)
         # a .part seen here had its reservation committed before it was created, so a live
         # one shows in the rows read after this listing
-        parts = list(self.files_dir.glob("*.part"))
-        if parts:
+        partials = self.blobs.partials()
+        if partials:
             with self._read() as db:
                 live = {r[0] for r in db.execute("SELECT id FROM files WHERE state = 'writing'")}
-            for part in parts:
-                if part.name[:-len(".part")] not in live:
-                    part.unlink(missing_ok=True)
-                    removed.append(part.name)
+            for key in partials:
+                if key not in live:
+                    self.blobs.discard_partial(key)
+                    removed.append(key)
         return len(removed)
 
     def sweep(self, now: float | None = None) -> tuple[int, int]:
@@ -830,5 +784,5 @@ class Store:
             db.executemany("DELETE FROM lines WHERE batch_id = ?", [(b,) for b in batches])
             db.executemany("DELETE FROM batches WHERE id = ?", [(b,) for b in batches])
         for file_id in ids:
-            self._path(file_id).unlink(missing_ok=True)
+            self.blobs.delete(file_id)
         return len(ids) + self.recover(now), len(batches)

@@ -239,7 +239,6 @@ def test_an_abandoned_reservation_is_removed_by_the_next_recover(open_store: Ope
     """A writer that died between reserving and making its file ready (another machine's:
     its lease decides)."""
     store = open_store(write_lease_s=1)
-    real_put = store.blobs.put if hasattr(store, "blobs") else None
 
     class Died(Exception):
         pass
@@ -247,12 +246,8 @@ def test_an_abandoned_reservation_is_removed_by_the_next_recover(open_store: Ope
     def dies(*_: Any) -> None:
         raise Died
 
-    if real_put is not None:  # the shared store: its blob store
-        store.blobs.put = dies  # type: ignore[attr-defined]
-        store._abandon = lambda ids: None  # type: ignore[attr-defined] # as if SIGKILLed: no clean-up
-    else:
-        store._write_body = dies  # type: ignore[attr-defined]
-        store._abandon = lambda ids: None  # type: ignore[attr-defined]
+    store.blobs.put = dies  # type: ignore[attr-defined]  # both stores write bodies through theirs
+    store._abandon = lambda ids: None  # type: ignore[attr-defined]  # as if SIGKILLed: no clean-up
     with pytest.raises(Died):
         store.add_file("me", "user", "f", b"x" * 500)
     assert store.usage_bytes() == 500  # the reservation counts until it is found abandoned
