@@ -422,6 +422,28 @@ class BatchService:
                 "window ends; this request was not run")))
         self._record(batch, line, 429, result, run)
 
+    async def _stop_before_next(self, batch: StoredBatch, expires_at: float,
+                                run: _Run) -> tuple[str | None, Exhausted | None]:
+        """Looked at before each line starts (both runners): the outcome that ends this run
+        (cancelled through this process, or through any within `STATUS_CHECK_S`; ended by
+        another replica; expired; waiting for the owner's pages quota to reset), else None,
+        with the owner's quota when it is used up past the window (the line is refused)."""
+        if batch.id in self._cancelled:
+            return "cancelled", None
+        if time.monotonic() - run.status_checked > STATUS_CHECK_S:
+            run.status_checked = time.monotonic()
+            status = (await asyncio.to_thread(self.store.get_batch, batch.id)).status
+            if status == "cancelling":
+                return "cancelled", None
+            if status not in ("in_progress", "validating"):  # another replica ended it
+                return "waiting", None
+        if time.time() >= expires_at:
+            return "expired", None
+        held, over = await self._quota_hold(batch, expires_at)
+        if held == "waiting":
+            return "waiting", None
+        return None, over if held == "quota_exceeded" else None
+
     async def _run_lines(self, batch: StoredBatch) -> tuple[str, builtins.list[BatchLineError] | None]:
         """(final status, errors): the batch's lines run until done, cancelled or expired; its
         input gone, or the quota full, fail it with what ran kept; a storage error raises.
@@ -435,7 +457,6 @@ class BatchService:
         running: set[asyncio.Task[None]] = set()
         run = _Run()
         outcome = "completed"
-        checked = 0.0
         try:
             for start in range(0, len(pending), READ_CHUNK):
                 chunk = pending[start:start + READ_CHUNK]
@@ -449,22 +470,11 @@ class BatchService:
                         _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     if run.stopped:
                         break
-                    if batch.id in self._cancelled:  # cancelled through this process
-                        outcome = "cancelled"
+                    stop, over = await self._stop_before_next(batch, expires_at, run)
+                    if stop is not None:
+                        outcome = stop
                         break
-                    if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel is seen within this
-                        checked = time.monotonic()
-                        if (await asyncio.to_thread(self.store.get_batch, batch.id)).status == "cancelling":
-                            outcome = "cancelled"
-                            break
-                    if time.time() >= expires_at:
-                        outcome = "expired"
-                        break
-                    held, over = await self._quota_hold(batch, expires_at)
-                    if held == "waiting":
-                        outcome = "waiting"
-                        break
-                    if held == "quota_exceeded" and over is not None:
+                    if over is not None:
                         self._refuse_over_quota(batch, line, over, run)
                         continue
                     running.add(asyncio.create_task(self._line(batch, line, body, run)))
@@ -514,7 +524,6 @@ class BatchService:
         running: set[asyncio.Task[None]] = set()
         run = _Run()
         outcome = "completed"
-        checked = 0.0
         heartbeat = asyncio.create_task(self._renew_leases(batch.id, leases))
         try:
             while not run.stopped:
@@ -522,29 +531,14 @@ class BatchService:
                     _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 if run.stopped:
                     break
-                if batch.id in self._cancelled:
-                    outcome = "cancelled"
-                    break
-                if time.monotonic() - checked > STATUS_CHECK_S:  # a cancel through any replica
-                    checked = time.monotonic()
-                    status = (await asyncio.to_thread(self.store.get_batch, batch.id)).status
-                    if status == "cancelling":
-                        outcome = "cancelled"
-                        break
-                    if status not in ("in_progress", "validating"):  # another replica ended it
-                        outcome = "waiting"
-                        break
-                if time.time() >= expires_at:
-                    outcome = "expired"
-                    break
-                held, over = await self._quota_hold(batch, expires_at)
-                if held == "waiting":
-                    outcome = "waiting"
+                stop, over = await self._stop_before_next(batch, expires_at, run)
+                if stop is not None:
+                    outcome = stop
                     break
                 claimed = await asyncio.to_thread(leases.claim_lines, batch.id, self.lanes - len(running))
                 if not claimed:
                     break
-                if held == "quota_exceeded" and over is not None:
+                if over is not None:
                     for line in claimed:
                         await asyncio.to_thread(self._refuse_over_quota, batch, line, over, run)
                     continue
@@ -748,6 +742,8 @@ class _Run:
     def __init__(self) -> None:
         self.quota: InsufficientStorage | None = None
         self.error: Exception | None = None
+        #: when the batch's status was last read (time.monotonic), to see a cancel
+        self.status_checked = 0.0
 
     @property
     def stopped(self) -> bool:
