@@ -140,6 +140,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+# coreutils' timeout answers 124 when it stopped LibreOffice with SIGTERM; when LibreOffice
+# ignored that, `--kill-after` sends SIGKILL to the whole group, timeout included.
+_STOPPED_AT_ITS_TIME = (124, -signal.SIGKILL, 128 + signal.SIGKILL)
+
+
 def convert_to_pdf(data: bytes, fmt: OfficeFormat, *, last_page: int, time_left: float,
                    param: str = "file") -> bytes:
     """The document as PDF (its pages 1..`last_page`), made by LibreOffice in a private folder."""
@@ -166,7 +171,7 @@ def convert_to_pdf(data: bytes, fmt: OfficeFormat, *, last_page: int, time_left:
         except subprocess.TimeoutExpired:
             raise EngineTimeout(f"converting the {fmt.name} document took longer than the request's "
                                 "time limit") from None
-        if done.returncode == 124:
+        if done.returncode in _STOPPED_AT_ITS_TIME:
             raise EngineTimeout(f"converting the {fmt.name} document took longer than the request's "
                                 "time limit; LibreOffice was stopped")
         result = folder / "out" / "document.pdf"
