@@ -1,6 +1,6 @@
 """JSON bodies cost what the limits allow, and no more: the members, items and nesting of a
 body are counted from its bytes before it is parsed (`limits.max_json_items`,
-`limits.max_json_depth`), on our routes and on vLLM's chat route (FileChatMiddleware), and a
+`limits.max_json_depth`), on our routes and on vLLM's chat route (VLLMChatMiddleware), and a
 strict schema makes a few errors for unknown fields, not one per key.
 
 Audit row 2: a million distinct unknown keys to `/ocr` (11 MiB) was a 422 after 7-29 s, the

@@ -124,6 +124,37 @@ def test_stream_through_the_openai_sdk(vllm_server: str, text_ids) -> None:
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
 
 
+def chat_usage(client: httpx.Client) -> dict[str, int]:
+    """The test key's usage on vLLM's chat route, summed over days and models."""
+    r = client.get("/v1/usage")
+    assert r.status_code == 200, r.text
+    rows = [b for b in r.json()["data"] if b["route"] == "/v1/chat/completions"]
+    return {name: sum(b[name] for b in rows) for name in ("requests", "images", "prompt_tokens", "completion_tokens")}
+
+
+def test_vllms_own_chat_answers_count_in_the_keys_usage(client: httpx.Client) -> None:
+    """vLLM answers these itself; our plugin counts them as our chat route would (tokens read
+    from vLLM's answer: the JSON's usage, the stream's usage chunk)."""
+    before = chat_usage(client)
+    r = client.post("/v1/chat/completions", json={
+        "model": SERVED_NAME, "messages": image_message(), "max_tokens": 2, "temperature": 0,
+        "mm_processor_kwargs": TINY})
+    assert r.status_code == 200, r.text
+    sdk = OpenAI(base_url=f"{client.base_url}".rstrip("/") + "/v1", api_key=ENGINE_API_KEY, timeout=600)
+    chunks = list(sdk.chat.completions.create(
+        model=SERVED_NAME, messages=image_message(), max_tokens=3, temperature=0, stream=True,
+        stream_options={"include_usage": True}, extra_body={"mm_processor_kwargs": TINY}))
+    streamed = chunks[-1].usage
+    assert streamed is not None
+    expected = {"requests": before["requests"] + 2, "images": before["images"] + 2,
+                "prompt_tokens": before["prompt_tokens"] + r.json()["usage"]["prompt_tokens"] + streamed.prompt_tokens,
+                "completion_tokens": before["completion_tokens"] + 2 + 3}
+    deadline = time.monotonic() + 10  # counted as each answer ends, written within a second
+    while chat_usage(client) != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert chat_usage(client) == expected
+
+
 def test_vllm_route_aborts_on_disconnect(client: httpx.Client) -> None:
     """Baseline for ours: vLLM's own streaming route frees the engine when the client leaves."""
     with client.stream("POST", "/v1/chat/completions", json={

@@ -10,9 +10,9 @@ from openai_ocr.api.middleware.api_keys import APIKeyMiddleware, compat_paths, e
 from openai_ocr.api.middleware.body_deadline import BodyDeadlineMiddleware
 from openai_ocr.api.middleware.body_limit import BodySizeLimitMiddleware
 from openai_ocr.api.middleware.concurrency import ConcurrencyLimitMiddleware
-from openai_ocr.api.middleware.file_chat import FileChatMiddleware
 from openai_ocr.api.middleware.request_observer import RequestObserverMiddleware
 from openai_ocr.api.middleware.tracing import TracingMiddleware
+from openai_ocr.api.middleware.vllm_chat import VLLMChatMiddleware
 from openai_ocr.metrics import Metrics
 from openai_ocr.settings import Settings
 
@@ -29,14 +29,15 @@ def install_http_layer(app: FastAPI, settings: Settings, metrics: Metrics, *,
 
     On vLLM's app (`own_app=False`) these wrap vLLM's own `/v1` routes too (validation errors
     of those routes stay vLLM's, and vLLM's `--api-key` guards them); our keys guard our
-    routes, and chat requests holding a file part are answered by the project.
+    routes, and vLLM's chat route gets our chat route's contract (`VLLMChatMiddleware`: JSON
+    bounds, keys, quotas, usage; file parts answered by the project).
     """
     install_error_handlers(app, validation=own_app)
     # Added innermost first: the request observer is outermost, so request ids and logs see
     # every answer, 503s, 408s, 413s and 401s included; the concurrency limit comes next, so
     # a refused request costs nothing more.
     if not own_app:
-        app.add_middleware(FileChatMiddleware)
+        app.add_middleware(VLLMChatMiddleware)
     upload = settings.storage.max_upload_bytes + MULTIPART_FRAMING
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.max_body_bytes,
                        path_limits={"/v1/files": max(upload, settings.limits.max_body_bytes)})
