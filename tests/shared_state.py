@@ -157,15 +157,16 @@ def _answers(url: str) -> bool:
 
 
 def replica(upstream_url: str, database_url: str, blob_url: str, folder: Path,
-            env: dict[str, str] | None = None) -> ServerProcess:
+            env: dict[str, str] | None = None, *flags: str) -> ServerProcess:
     """`openai-ocr serve --upstream-url` as a process of its own (a gateway replica) on a free
     port, its files and batches on the shared database and blob store; its own local folder
-    (which must stay unused: nothing is shared through it)."""
+    (which must stay unused: nothing is shared through it). `flags` go to `serve` too."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     environment = {**make_env(), "PYTHONPATH": str(ROOT), "OPENAI_OCR_STORAGE__DIR": str(folder),
                    "OPENAI_OCR_STORAGE__DATABASE_URL": database_url,
                    "OPENAI_OCR_STORAGE__BLOB_URL": blob_url,
                    "OPENAI_OCR_BATCHES__POLL_INTERVAL_S": "0.05", **(env or {})}
-    cmd = serve_command("--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port))
+    cmd = serve_command("--upstream-url", upstream_url, "--host", "127.0.0.1", "--port", str(port),
+                        *flags)
     return ServerProcess(cmd, f"http://127.0.0.1:{port}", folder / "server.log", env=environment)

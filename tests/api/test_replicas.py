@@ -7,6 +7,7 @@ serves any request, and every replica works on every batch.
 - Batches: a 300-line batch created on A is run by all three; C is SIGKILLed mid-batch, its
   leased lines are taken over once their leases run out; every `custom_id` appears exactly
   once in the output; a cancel through one replica is seen by all.
+- Workers: the two workers of one `serve --workers 2` share a batch the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -164,6 +166,31 @@ def test_replicas_share_a_batch_and_a_killed_one_loses_nothing(
     assert len(answered) >= 2 and sum(answered.values()) == LINES, answered  # spread over replicas
     taken_over = answered_by(database, batch.id, orphaned)
     assert str(c.proc.pid) not in taken_over and sum(taken_over.values()) == len(orphaned), taken_over
+
+
+def test_the_workers_of_one_server_share_its_batches_on_postgresql(
+        fake_upstream: tuple[FakeUpstream, str], upstream: FakeUpstream, postgres: PostgresCluster,
+        tmp_path: Path) -> None:
+    """`serve --workers 2` on PostgreSQL and a blob folder: each worker is one more replica of
+    the store, so both hold lines of one batch at once, and each line is answered once."""
+    database = postgres.new_database()
+    both_holding = threading.Event()
+    upstream.answer_order = lambda body: both_holding.is_set()
+    env = {"OPENAI_OCR_API_KEYS": "k1", "OPENAI_OCR_LIMITS__MAX_IN_FLIGHT": "4"}
+    with replica(fake_upstream[1], database, str(tmp_path / "blobs"), tmp_path / "server", env,
+                 "--workers", "2") as server:
+        lines = [chat_line(f"w{i}", f"n{i}") for i in range(40)]
+        up = client(server).files.create(file=("in.jsonl", io.BytesIO(jsonl(lines))), purpose="batch")
+        batch = client(server).batches.create(input_file_id=up.id, endpoint="/v1/chat/completions",
+                                              completion_window="24h")
+        wait_until(lambda: len(workers_holding(database, batch.id)) == 2, 30, "both workers holding lines")
+        both_holding.set()
+        done = wait_until_done(client(server), batch.id, timeout_s=120)
+        assert (done.status, done.request_counts.completed) == ("completed", 40), server.log()[-3000:]
+        ids = [line["custom_id"] for line in output_lines(client(server), done.output_file_id)]
+        assert sorted(ids) == sorted(f"w{i}" for i in range(40))
+        answered = answered_by(database, batch.id)
+        assert len(answered) == 2 and sum(answered.values()) == 40, answered
 
 
 def workers_holding(database: str, batch_id: str) -> set[str]:
