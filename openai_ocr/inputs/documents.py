@@ -329,6 +329,8 @@ class Document:
         #: the PDF as a file, which each page's task opens itself instead of being sent the
         #: document's bytes (a long PDF's pages would each copy them to a decoder process)
         self.path: str | None = None
+        #: the input's size as received (an Office document's, where `data` is its PDF)
+        self.input_bytes = len(data)
         self._closers: list[Callable[[], None]] = []
 
     @property

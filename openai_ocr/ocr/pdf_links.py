@@ -32,10 +32,11 @@ def _uri(document: object, link: object) -> str | None:
     return uri or None
 
 
-def page_links(data: bytes, numbers: list[int]) -> dict[int, list[str]]:
+def page_links(data: bytes | str, numbers: list[int]) -> dict[int, list[str]]:
     """Page number (1-based) -> the URIs its link annotations point to, in the order the
     page lists them, each once. A PDF pdfium cannot read gives no links (the pages were
-    read already; this is an extra, never a reason to fail the answer)."""
+    read already; this is an extra, never a reason to fail the answer). `data`: the PDF's
+    bytes, or its file's path."""
     found: dict[int, list[str]] = {}
     with PDFIUM_LOCK:
         try:

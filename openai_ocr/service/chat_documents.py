@@ -141,10 +141,10 @@ class DocumentChat:
     async def open(self) -> Document:
         encoded = file_data(self.body, self.where)
         if encoded is None:
-            data = await self.service.inputs.file_bytes(file_id_of(self.body, self.where), self.owner)
-        else:
-            data = decode_base64_payload(encoded, max_bytes=current_limits(self.service.settings).max_bytes,
-                                         param="file_data")
+            return await self.service.inputs.open_stored(file_id_of(self.body, self.where), self.owner,
+                                                         pages=self.pages_spec)
+        data = decode_base64_payload(encoded, max_bytes=current_limits(self.service.settings).max_bytes,
+                                     param="file_data")
         return await self.service.inputs.open_bytes(data, pages=self.pages_spec, param="file")
 
     async def _page_body(self, document: Document, number: int) -> dict[str, Any]:

@@ -94,6 +94,7 @@ class DocumentIntake:
         """
         with span("open document", {"ocr.input.bytes": len(data), "ocr.param": param}) as opened:
             document = await self._open_bytes(data, pages, dpi, param, deadline)
+            document.input_bytes = len(data)
             opened.set_attribute("ocr.document.kind", document.kind)
             opened.set_attribute("ocr.document.pages", len(document.pages))
         if document.kind == "pdf" and len(document.pages) > 1:
@@ -144,20 +145,27 @@ class DocumentIntake:
             max_aspect_ratio=self.settings.budget.max_aspect_ratio)
         return check() if len(data) <= INLINE_CHECK_BYTES else await asyncio.to_thread(check)
 
+    async def open_stored(self, file_id: str, owner: str | None, *, pages: PageSpec = None,
+                          dpi: int | None = None, param: str = "file_id",
+                          document_param: str = "file") -> Document:
+        """An uploaded file's document (`open_bytes`). The requests reading one file at the
+        same time (the page ranges of one long PDF in a batch) share one copy of it and, for a
+        large PDF, one temporary file; the last one closed drops them."""
+        held, release = await self.shared.open(
+            (owner or "anonymous", file_id), lambda: self.file_bytes(file_id, owner, param))
+        try:
+            document = await self.open_bytes(held.data, pages=pages, dpi=dpi, param=document_param,
+                                             path=held.path)
+        except BaseException:
+            release()
+            raise
+        document.on_close(release)
+        return document
+
     async def open_request(self, request: OCRRequest, owner: str | None = None) -> Document:
         """The input of a `/ocr` body: an uploaded file by id, or base64."""
-        if request.file_id:  # one copy of the file for all the requests reading it at once
-            file_id = request.file_id
-            held, release = await self.shared.open(
-                (owner or "anonymous", file_id), lambda: self.file_bytes(file_id, owner))
-            try:
-                document = await self.open_bytes(held.data, pages=request.pages, dpi=request.dpi,
-                                                 path=held.path)
-            except BaseException:
-                release()
-                raise
-            document.on_close(release)
-            return document
+        if request.file_id:
+            return await self.open_stored(request.file_id, owner, pages=request.pages, dpi=request.dpi)
         param, value = request.payload
         data = decode_base64_payload(value, max_bytes=current_limits(self.settings).max_bytes,
                                      param=param)

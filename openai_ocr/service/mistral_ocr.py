@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openai_ocr.errors import BadRequest, excerpt
-from openai_ocr.inputs.documents import decode_base64_payload, is_data_url
+from openai_ocr.inputs.documents import Document, decode_base64_payload, is_data_url
 from openai_ocr.inputs.page_ranges import PageSpec
 from openai_ocr.ocr.assembly import IMAGE_REF
 from openai_ocr.ocr.block_types import mistral_block_type
@@ -353,14 +353,24 @@ def mistral_page(page: PageResult, run: MistralRun, hyperlinks: list[str] | None
         blocks=built.blocks if run.body.include_blocks is not False else None)
 
 
+async def _open_document(service: OCRService, body: MistralOCRRequest, owner: str | None) -> Document:
+    """The request's document: an uploaded file (shared with the requests reading it at the
+    same time) or a data URL; page numbers in errors as the request gave them (from 0)."""
+    pages = one_based_pages(body.pages)
+    try:
+        if isinstance(body.document, FileChunk):
+            return await service.inputs.open_stored(body.document.file_id, owner, pages=pages,
+                                                    param="document", document_param="document")
+        data = decode_base64_payload(document_data_url(body.document),
+                                     max_bytes=current_limits(service.settings).max_bytes, param="document")
+        return await service.inputs.open_bytes(data, pages=pages, param="document")
+    except BadRequest as exc:
+        raise zero_based_error(exc, body.pages) from None
+
+
 async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
                       owner: str | None = None) -> MistralOCRResponse:
     await service.models.check(body.model)
-    if isinstance(body.document, FileChunk):
-        data = await service.inputs.file_bytes(body.document.file_id, owner, param="document")
-    else:
-        data = decode_base64_payload(document_data_url(body.document),
-                                     max_bytes=current_limits(service.settings).max_bytes, param="document")
     granularity = body.confidence_scores_granularity
     options = OCROptions(output="json", include_images=True, resolution=body.resolution,
                          base_size=body.base_size, image_size=body.image_size,
@@ -368,15 +378,12 @@ async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
     plan = service.recognizer.plan(options)
     if granularity == "word":
         plan = dataclasses.replace(plan, words=True)
-    try:
-        opened = await service.inputs.open_bytes(data, pages=one_based_pages(body.pages), param="document")
-    except BadRequest as exc:
-        raise zero_based_error(exc, body.pages) from None
+    opened = await _open_document(service, body, owner)
     links: dict[int, list[str]] = {}
     with opened as document:
         dpi = service.settings.documents.dpi if document.kind == "pdf" else 72
         reading = None if document.kind != "pdf" else asyncio.ensure_future(  # while the pages are read
-            service.inputs.pool.run(page_links, data, document.pages, deadline=document.deadline))
+            service.inputs.pool.run(page_links, document.source, document.pages, deadline=document.deadline))
         try:
             answer = await service.recognizer.recognize(document, options, plan)
             if reading is not None:
@@ -390,5 +397,5 @@ async def mistral_ocr(service: OCRService, body: MistralOCRRequest,
     return MistralOCRResponse(
         pages=[mistral_page(p, run, links.get(p.index, [])) for p in answer.pages or []],
         model=answer.model,
-        usage_info=MistralUsage(pages_processed=answer.page_count, doc_size_bytes=len(data)),
+        usage_info=MistralUsage(pages_processed=answer.page_count, doc_size_bytes=opened.input_bytes),
         resolution=answer.resolution)

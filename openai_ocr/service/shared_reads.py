@@ -89,6 +89,11 @@ class SharedReads:
                 raise held.failed  # the first reader's error (a 404, a 413) is this one's too
         return held, lambda: self._release(key, held)
 
+    def readers(self, key: tuple[str, str]) -> int:
+        """How many readers hold `key`'s copy now (0: none is held)."""
+        held = self._held.get(key)
+        return held.readers if held is not None else 0
+
     def _release(self, key: tuple[str, str], held: Held) -> None:
         held.readers -= 1
         if held.readers <= 0:
