@@ -15,6 +15,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 from openai.types import Model
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from openai_ocr.engines.base import ChatEngine, EngineStatus
 from openai_ocr.errors import BadRequest, InternalError, OCRError, Unavailable, error_for_status, validation_message
+from openai_ocr.telemetry import with_traceparent
 
 logger = logging.getLogger(__name__)
 
@@ -120,10 +122,7 @@ class VLLMEngine(ChatEngine):
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 
         try:
-            # raw_request=None is supported by vLLM: no header-derived options (request id,
-            # priority, data-parallel rank, trace headers), which the compat routes do not
-            # forward anyway.
-            result = await self.serving_chat.create_chat_completion(request, None)
+            result = await self.serving_chat.create_chat_completion(request, _trace_carrier())
         except OCRError:
             raise
         except Exception as exc:
@@ -194,6 +193,24 @@ class VLLMEngine(ChatEngine):
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             return EngineStatus(ready=False, detail=f"vLLM engine unhealthy: {exc}")
         return EngineStatus(ready=True, detail=f"vLLM in-process engine serves {self.model}")
+
+
+class _TraceCarrier:
+    """What vLLM's chat handler reads of an HTTP request, holding only the trace context of
+    the current span (our `engine call`): vLLM's own `llm_request` span, where vLLM exports
+    traces (`--otlp-traces-endpoint`), becomes its child. No request id, priority or
+    data-parallel rank header: those stay vLLM's defaults, as without a request."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+        self.state = SimpleNamespace()  # vLLM leaves its request metadata there
+
+
+def _trace_carrier() -> _TraceCarrier | None:
+    """The carrier inside a traced request; None otherwise (vLLM's handler accepts no
+    request at all)."""
+    headers = with_traceparent({})
+    return _TraceCarrier(headers) if headers else None
 
 
 def _sse_data(event: str) -> list[str]:

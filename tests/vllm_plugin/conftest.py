@@ -32,6 +32,7 @@ from tests.helpers import (
     free_port,
     require,
 )
+from tests.otlp_receiver import OTLPReceiver, otlp_receiver
 from tests.vllm_plugin.tiny_checkpoint import make_tiny_checkpoint
 
 START_TIMEOUT_S = float(os.environ.get("OPENAI_OCR_ENGINE_START_TIMEOUT", "600"))
@@ -50,12 +51,17 @@ def tiny_ocr2_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def running_vllm(checkpoint: Path, served_name: str, tmp_path_factory: pytest.TempPathFactory,
-                 extra_flags: tuple[str, ...] = ()) -> Iterator[str]:
+                 extra_flags: tuple[str, ...] = (), traces: OTLPReceiver | None = None) -> Iterator[str]:
     """Start the launcher on `checkpoint`; yield its base URL; stop it (and its engine: vLLM
-    shuts its engine processes down on SIGTERM)."""
+    shuts its engine processes down on SIGTERM). With `traces`, vLLM and our plugin both
+    export their spans there (OTLP over HTTP)."""
     require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
     port = free_port()
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    if traces is not None:
+        env.update({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                    "OPENAI_OCR_TELEMETRY__OTLP_ENDPOINT": traces.url})
+        extra_flags = (*extra_flags, "--otlp-traces-endpoint", f"{traces.url}/v1/traces")
     cmd = [sys.executable, "-m", "openai_ocr.vllm_plugin.launcher", str(checkpoint),
            *ENGINE_FLAGS, *extra_flags, "--host", "127.0.0.1", "--port", str(port),
            "--served-model-name", served_name, "--api-key", ENGINE_API_KEY]
@@ -70,9 +76,17 @@ def running_vllm(checkpoint: Path, served_name: str, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin)."""
-    with running_vllm(tiny_checkpoint, SERVED_NAME, tmp_path_factory) as url:
+def vllm_traces() -> Iterator[OTLPReceiver]:
+    """Where the session's vLLM server exports its traces (vLLM's spans and ours)."""
+    with otlp_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_checkpoint: Path, vllm_traces: OTLPReceiver,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of the session's vLLM server (openai-ocr's launcher and plugin), tracing on."""
+    with running_vllm(tiny_checkpoint, SERVED_NAME, tmp_path_factory, traces=vllm_traces) as url:
         yield url
 
 
