@@ -12,7 +12,8 @@ until its answer has been sent), and counts the request in the caller's usage:
   (`DocumentChat`: one engine request a page, joined with the page separator), which charges
   what it read;
 - any other goes on to vLLM, its body replayed as received; its images are counted as pages
-  and its tokens read from vLLM's answer as it passes (`answer_usage`).
+  and its tokens read from vLLM's answer as it passes (`answer_usage`); where we trace, vLLM
+  gets our server span's trace context instead of the client's (its span joins ours).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from openai_ocr.protocol.openai import ChatCompletionBody
 from openai_ocr.runtime import Runtime, runtime_of
 from openai_ocr.service.chat_documents import file_part_location, image_parts
 from openai_ocr.service.usage import charge
+from openai_ocr.telemetry import with_traceparent
 
 CHAT_PATH = "/v1/chat/completions"
 
@@ -86,6 +88,7 @@ class VLLMChatMiddleware:
         without a file part (`plain_complete`): its images as pages, its tokens."""
         answer = ChatAnswerUsage()
         started = time.perf_counter()
+        _hand_over_trace(scope)
 
         async def watched(message: Any) -> None:
             answer.see(message)
@@ -100,6 +103,17 @@ class VLLMChatMiddleware:
                 model = answer.model or str(payload.get("model") or runtime.service.engine.model)
                 charge(model, answer.usage, pages=images, images=images,
                        engine_seconds=time.perf_counter() - started)
+
+
+def _hand_over_trace(scope: Scope) -> None:
+    """Where we trace, the request's trace context becomes ours (its server span), so the
+    `llm_request` span vLLM makes from the headers (where it exports traces) is that span's
+    child. The scope is changed in place: the router records the route in it for the outer
+    middleware."""
+    ours = with_traceparent({})
+    if ours:
+        kept = [(k, v) for k, v in scope["headers"] if k not in (b"traceparent", b"tracestate")]
+        scope["headers"] = [*kept, *((k.encode("latin-1"), v.encode("latin-1")) for k, v in ours.items())]
 
 
 async def _answered_here(scope: Scope, parsed: dict[str, Any], receive: Any, send: Any,
