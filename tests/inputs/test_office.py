@@ -45,6 +45,32 @@ def make_docx(paragraphs: list[str], pages: int = 1) -> bytes:
     return out.getvalue()
 
 
+def slow_docx(rows: int = 6000) -> bytes:
+    """A document LibreOffice takes far longer to lay out than the time limits of the tests
+    below (a table of `rows` rows: about 5 s for 2,000 rows on 2 cores, growing faster than
+    the rows), made in milliseconds: one row of python-docx's table, repeated in the XML."""
+    import zipfile
+
+    document = docx.Document()
+    table = document.add_table(rows=1, cols=4)
+    for column, cell in enumerate(table.rows[0].cells):
+        cell.text = f"cell {column}"
+    out = io.BytesIO()
+    document.save(out)
+    grown = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(out.getvalue())) as source, \
+            zipfile.ZipFile(grown, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "word/document.xml":
+                text = data.decode()
+                start = text.index("<w:tr>") if "<w:tr>" in text else text.index("<w:tr ")
+                end = text.index("</w:tr>") + len("</w:tr>")
+                data = (text[:start] + text[start:end] * rows + text[end:]).encode()
+            target.writestr(item, data)
+    return grown.getvalue()
+
+
 def make_pptx(title: str, body: str) -> bytes:
     deck = pptx.Presentation()
     slide = deck.slides.add_slide(deck.slide_layouts[1])
@@ -115,8 +141,7 @@ def office_processes(marker: str) -> list[str]:
 def test_a_conversion_past_its_time_is_stopped_with_its_processes() -> None:
     started = time.monotonic()
     with pytest.raises(EngineTimeout):
-        convert_to_pdf(make_docx(["Slow", "text"], pages=40), OfficeFormat("writer", "docx"),
-                       last_page=100, time_left=0.5)
+        convert_to_pdf(slow_docx(), OfficeFormat("writer", "docx"), last_page=10_000, time_left=0.5)
     assert time.monotonic() - started < 15
     wait_until(lambda: not office_processes("openai-ocr-office-"), 10, "LibreOffice gone")
 
@@ -125,7 +150,7 @@ def test_a_worker_that_dies_takes_its_libreoffice_along(tmp_path: Path) -> None:
     """A request cancelled mid-conversion has its decoder process killed: the LibreOffice it
     started ends too (its timeout wrapper gets the parent-death signal)."""
     source = tmp_path / "big.docx"
-    source.write_bytes(make_docx(["Big", "text " * 200], pages=60))
+    source.write_bytes(slow_docx())
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; from openai_ocr.inputs.office import *; "
          "convert_to_pdf(open(sys.argv[1], 'rb').read(), OfficeFormat('writer', 'docx'), last_page=60, time_left=120)",
