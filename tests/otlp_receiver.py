@@ -69,6 +69,10 @@ class OTLPReceiver:
         with self.lock:
             return [s for s in self.spans if s.name == name]
 
+    def in_trace(self, trace_id: str) -> list[ReceivedSpan]:
+        with self.lock:
+            return [s for s in self.spans if s.trace_id == trace_id]
+
 
 @contextmanager
 def otlp_receiver() -> Iterator[OTLPReceiver]:

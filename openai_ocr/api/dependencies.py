@@ -127,14 +127,8 @@ async def within_quota(request: Request, runtime: RuntimeDep,
     429 with `Retry-After` when a pages quota of the day or month is used up, or when the key
     has `max_concurrent` requests in flight; the request holds its slot until its answer
     (a stream included) has been sent."""
-    caller = getattr(request.state, "caller", None) or "anonymous"
-    quotas = runtime.quotas
-    await quotas.check_pages(caller)
-    quotas.enter(caller)
-    try:
+    async with runtime.quotas.admitted(getattr(request.state, "caller", None) or "anonymous"):
         yield
-    finally:
-        quotas.leave(caller)
 
 
 QuotaDep = Depends(within_quota)

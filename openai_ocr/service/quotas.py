@@ -13,8 +13,10 @@ process only: with N workers a key may have N times as many in flight.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from openai_ocr.errors import QuotaExceeded
@@ -134,6 +136,18 @@ class Quotas:
                                 f"({held} of {limit} requests in flight on this server process); "
                                 "retry when one has ended", 1)
         self._in_flight[key_id] = held + 1
+
+    @contextlib.asynccontextmanager
+    async def admitted(self, key_id: str) -> AsyncIterator[None]:
+        """One request of `key_id` under its quotas for the block: QuotaExceeded when a pages
+        quota is used up (`check_pages`) or it has `max_concurrent` in flight (`enter`); the
+        slot is held until the block ends."""
+        await self.check_pages(key_id)
+        self.enter(key_id)
+        try:
+            yield
+        finally:
+            self.leave(key_id)
 
     def in_flight(self, key_id: str) -> int:
         """Requests of `key_id` in flight in this process (counted against `max_concurrent`)."""

@@ -42,7 +42,7 @@ def trace_of(receiver: OTLPReceiver, telemetry: Telemetry, trace_id: str, server
         return any(s.trace_id == trace_id for s in receiver.named(server_name))
 
     wait_until(arrived, timeout_s=20, what="the request's server span at the receiver")
-    return [s for s in receiver.spans if s.trace_id == trace_id]
+    return receiver.in_trace(trace_id)
 
 
 def access_line(caplog: pytest.LogCaptureFixture, request_id: str) -> dict:

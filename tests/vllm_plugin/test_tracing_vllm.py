@@ -12,16 +12,11 @@ import secrets
 import httpx
 
 from tests.helpers import ENGINE_AUTH, SERVED_NAME, image_messages, png_bytes, require, wait_until
-from tests.otlp_receiver import OTLPReceiver, ReceivedSpan
+from tests.otlp_receiver import OTLPReceiver
 
 require("vllm", "pip install -e '.[cpu]' or '.[vllm]'")
 
 TOKENS = 2
-
-
-def spans_of(receiver: OTLPReceiver, trace_id: str) -> list[ReceivedSpan]:
-    with receiver.lock:
-        return [s for s in receiver.spans if s.trace_id == trace_id]
 
 
 def test_vllms_request_span_is_the_child_of_our_engine_call(vllm_server: str, vllm_traces: OTLPReceiver) -> None:
@@ -32,9 +27,9 @@ def test_vllms_request_span_is_the_child_of_our_engine_call(vllm_server: str, vl
                          "mode": "free_ocr", "max_tokens": TOKENS, "resolution": "tiny"})
     assert r.status_code == 200, r.text
     assert r.headers["traceparent"].split("-")[1] == trace_id
-    wait_until(lambda: {"engine call", "llm_request"} <= {s.name for s in spans_of(vllm_traces, trace_id)},
+    wait_until(lambda: {"engine call", "llm_request"} <= {s.name for s in vllm_traces.in_trace(trace_id)},
                60, "our spans and vLLM's exported")
-    spans = spans_of(vllm_traces, trace_id)
+    spans = vllm_traces.in_trace(trace_id)
     [server] = [s for s in spans if s.name == "POST /ocr"]
     assert server.parent_id == client_span
     [call] = [s for s in spans if s.name == "engine call"]
@@ -53,8 +48,8 @@ def test_a_chat_vllm_answers_itself_is_traced_under_our_server_span(
                          "messages": image_messages(png_bytes(320, 200, "Invoice 42"))})
     assert r.status_code == 200, r.text
     wait_until(lambda: {"POST /v1/chat/completions", "llm_request"}
-               <= {s.name for s in spans_of(vllm_traces, trace_id)}, 60, "our span and vLLM's exported")
-    spans = spans_of(vllm_traces, trace_id)
+               <= {s.name for s in vllm_traces.in_trace(trace_id)}, 60, "our span and vLLM's exported")
+    spans = vllm_traces.in_trace(trace_id)
     [server] = [s for s in spans if s.name == "POST /v1/chat/completions"]
     [request] = [s for s in spans if s.name == "llm_request"]
     assert server.parent_id == client_span and request.parent_id == server.span_id

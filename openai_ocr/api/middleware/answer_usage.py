@@ -11,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from openai.types import CompletionUsage
+from pydantic import ValidationError
 
 from openai_ocr.ocr.models import Usage
+from openai_ocr.ocr.translation import usage_of
 
 MAX_JSON_ANSWER = 64 * 1024 * 1024
 """A JSON answer longer than this is passed on unread (its tokens are not counted)."""
@@ -68,11 +71,8 @@ class ChatAnswerUsage:
             return
         if isinstance(doc.get("model"), str):
             self.model = doc["model"]
-        counts = doc.get("usage")
-        if isinstance(counts, dict):
-            self.usage = Usage(**{name: _count(counts.get(name)) for name in
-                                  ("prompt_tokens", "completion_tokens", "total_tokens")})
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value >= 0 else 0
+        if isinstance(counts := doc.get("usage"), dict):
+            try:  # read as the engines' answers are (`usage_of`)
+                self.usage = usage_of(CompletionUsage.model_validate(counts))
+            except ValidationError:
+                pass

@@ -18,6 +18,7 @@ until its answer has been sent), and counts the request in the caller's usage:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -64,23 +65,19 @@ class VLLMChatMiddleware:
         if runtime is None:  # our routes not bound yet: vLLM answers as it would without us
             await self.app(scope, replayed, send)
             return
-        quotas = runtime.quotas
-        try:
-            caller = authenticated_caller(Headers(scope=scope), runtime.keys)
-            await quotas.check_pages(caller)
-            quotas.enter(caller)
-        except OCRError as exc:
-            await error_response(exc)(scope, replayed, send)
-            return
-        scope.setdefault("state", {})["caller"] = caller
-        try:
+        async with contextlib.AsyncExitStack() as admitted:
+            try:
+                caller = authenticated_caller(Headers(scope=scope), runtime.keys)
+                await admitted.enter_async_context(runtime.quotas.admitted(caller))
+            except OCRError as exc:
+                await error_response(exc)(scope, replayed, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller
             parsed = _file_chat(body) if b'"file"' in body else None
             if parsed is None:
                 await self._answered_by_vllm(scope, body, replayed, send, runtime)
             else:
                 await _answered_here(scope, parsed, replayed, send, runtime)
-        finally:
-            quotas.leave(caller)
 
     async def _answered_by_vllm(self, scope: Scope, body: bytes, receive: Any, send: Any,
                                 runtime: Runtime) -> None:
