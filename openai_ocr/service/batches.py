@@ -378,7 +378,9 @@ class BatchService:
 
     async def _run(self, batch: StoredBatch) -> bool:
         """Run the pending lines of one batch, then write its output and error files; False
-        (nothing written) while it waits for its owner's pages quota to reset."""
+        (nothing written) while it waits for its owner's pages quota to reset or, cancelled,
+        for other replicas to end the lines they hold (so none starts after it is published;
+        answers arriving after the cancel are not recorded, as with one replica)."""
         await self._publish_metrics()
         errors: builtins.list[BatchLineError] | None = None
         if batch.status in ("in_progress", "validating"):
@@ -392,6 +394,10 @@ class BatchService:
             final = "cancelled"
         else:  # finalizing when the last server stopped: the end it had decided
             final = str(batch.data.get("final") or "completed")
+        if final == "cancelled" and isinstance(self.store, LeasedLines):
+            held: int = await asyncio.to_thread(self.store.leased_lines, batch.id)
+            if held:  # other replicas finish the lines they hold first; a later pass ends it
+                return False
         return await self._finalize(batch.id, final, errors)
 
     async def _quota_hold(self, batch: StoredBatch, expires_at: float) -> tuple[str | None, Exhausted | None]:

@@ -77,7 +77,8 @@ class LeasedLines(Protocol):
     runs them; a line whose lease ran out (its replica died) is claimed again by another."""
 
     def claim_lines(self, batch_id: str, limit: int) -> list[PendingLine]:
-        """Up to `limit` pending lines of the batch that nobody holds, leased to this store."""
+        """Up to `limit` pending lines of the batch that nobody holds, leased to this store;
+        none once the batch is no longer running (a cancel stops every replica's claims)."""
 
     def renew_leases(self, batch_id: str) -> int:
         """Extend the leases this store holds on the batch's unfinished lines; how many."""
@@ -87,6 +88,9 @@ class LeasedLines(Protocol):
 
     def unfinished_lines(self, batch_id: str) -> int:
         """Lines of the batch without a recorded answer (leased by anyone, or not)."""
+
+    def leased_lines(self, batch_id: str) -> int:
+        """Unfinished lines of the batch that a replica holds now (its lease not run out)."""
 
 
 def make_store(settings: StorageSettings) -> StateStore:

@@ -555,9 +555,10 @@ class PostgresStore:
             rows = cur.execute(
                 "UPDATE lines SET leased_by = %s, lease_until = now() + make_interval(secs => %s) "
                 "WHERE batch_id = %s AND idx IN (SELECT idx FROM lines WHERE batch_id = %s AND "
-                "status_code IS NULL AND (lease_until IS NULL OR lease_until < now()) ORDER BY idx "
-                "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING idx, custom_id, byte_offset, length",
-                (self.worker, self.lease_s, batch_id, batch_id, limit)).fetchall()
+                "status_code IS NULL AND (lease_until IS NULL OR lease_until < now()) AND EXISTS "
+                "(SELECT 1 FROM batches WHERE id = %s AND status IN ('validating', 'in_progress')) "
+                "ORDER BY idx LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING idx, custom_id, byte_offset, length",
+                (self.worker, self.lease_s, batch_id, batch_id, batch_id, limit)).fetchall()
         return sorted((PendingLine(r["idx"], r["custom_id"], r["byte_offset"], r["length"]) for r in rows),
                       key=lambda line: line.idx)
 
@@ -574,6 +575,12 @@ class PostgresStore:
             query, args = query + " AND batch_id = %s", [*args, batch_id]
         with self._tx() as cur:
             return int(cur.execute(query, args).rowcount)
+
+    def leased_lines(self, batch_id: str) -> int:
+        with self._read() as cur:
+            row = cur.execute("SELECT COUNT(*) AS n FROM lines WHERE batch_id = %s AND status_code IS NULL "
+                              "AND lease_until > now()", (batch_id,)).fetchone()
+        return int(row["n"]) if row else 0
 
     def unfinished_lines(self, batch_id: str) -> int:
         with self._read() as cur:
