@@ -390,6 +390,17 @@ def test_no_answer_is_added_once_a_batch_stops_running(shared: Callable[..., Any
     assert a.get_batch(batch_id).completed == 1
 
 
+def test_a_cancel_stops_every_replicas_claims_and_live_leases_are_counted(shared: Callable[..., Any]) -> None:
+    a, b = shared("a"), shared("b")
+    batch_id = add_batch(a, lines=4)
+    held = a.claim_lines(batch_id, 2)
+    assert len(held) == 2 and b.leased_lines(batch_id) == 2
+    b.update_batch(batch_id, "cancelling", only_from=("in_progress",))
+    assert b.claim_lines(batch_id, 10) == []  # two lines were free: a cancel leaves them unclaimed
+    assert a.release_leases(batch_id) == 2
+    assert b.leased_lines(batch_id) == 0 and b.unfinished_lines(batch_id) == 4
+
+
 def test_one_replica_finalizes_a_batch(shared: Callable[..., Any]) -> None:
     a, b = shared("a"), shared("b")
     batch_id = add_batch(a, lines=1)
